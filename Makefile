@@ -1,0 +1,34 @@
+# attune developer targets. `make help` lists them.
+PY ?= .venv/bin/python
+
+.PHONY: help setup serve test test-fast lint bench simulate kafka-start kafka-stop
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup:  ## create .venv and install attune with its dev tools
+	bash scripts/setup.sh
+
+serve: setup  ## run attune on the embedded default (SQLite, no services)
+	.venv/bin/attune serve
+
+test: setup  ## the full suite, with a real Kafka broker (what CI runs)
+	bash scripts/test.sh
+
+test-fast: setup  ## unit tests only, no broker
+	$(PY) -m pytest -q -m "not kafka and not slow"
+
+lint:  ## ruff and mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy bandit collab streaming api simulations
+
+bench:  ## core benchmark, numbers side by side with the NumPy reference
+	$(PY) benchmarks/bench_core.py
+
+simulate:  ## the default scenario, all policies
+	.venv/bin/attune simulate --scenario default --out out/simulate
+
+kafka-start:  ## start the local single-node Kafka broker
+	bash scripts/kafka.sh start
+
+kafka-stop:  ## stop it
+	bash scripts/kafka.sh stop

@@ -1,0 +1,443 @@
+"""numba kernels of the linear reward model and the selection rules.
+
+Private: the public functions in ``bandit.model`` and ``bandit.policies`` validate and convert,
+then call these. Every kernel takes contiguous arrays and scalars only, and each has a plain
+NumPy twin in ``tests/bandit/naive.py``.
+
+Per-user state is stored compactly: the posterior precision ``A`` (d x d, symmetric) as its
+packed lower triangle in float32, row-major (entry (i, j), j <= i, at ``i*(i+1)//2 + j``), and
+the natural mean ``b = A @ mu`` in float32. The arithmetic runs in float64.
+
+Randomness: a decision's seed is hashed with splitmix64 into an offset into a pool of standard
+normal draws (made once by the engine's ``numpy.random.Generator``) and one uniform, so a seed
+reproduces its decision exactly, at the cost of one integer per decision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from bandit._config import parallel, serial
+
+POLICY_UNIFORM = 0
+POLICY_EGREEDY = 1
+POLICY_SOFTMAX = 2
+POLICY_SQUARECB = 3
+POLICY_LINUCB = 4
+POLICY_LINTS = 5
+
+_MASK64 = (1 << 64) - 1
+
+
+# --------------------------------------------------------------------------- small pieces
+@serial
+def splitmix64(x: np.uint64) -> np.uint64:
+    """One step of splitmix64: a well-mixed 64-bit hash of ``x``."""
+    z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@serial
+def seed_draws(seed: np.int64, pool_rows: np.int64) -> tuple[np.int64, float]:
+    """The pool offset and the uniform in [0, 1) that a decision seed stands for."""
+    h1 = splitmix64(np.uint64(seed))
+    h2 = splitmix64(h1)
+    offset = np.int64(h1 % np.uint64(pool_rows))
+    u = float(h2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return offset, u
+
+
+@serial
+def chol_from_packed(ap: np.ndarray, out: np.ndarray) -> None:
+    """Cholesky factor L (lower, in ``out``) of the packed symmetric matrix ``ap``.
+
+    A pivot that is not positive (round-off on a near-singular matrix) is replaced by a tiny
+    positive number, so the factor always exists; the posterior it describes is then very wide
+    in that direction, which is the safe side for exploration.
+    """
+    d = out.shape[0]
+    for i in range(d):
+        base = i * (i + 1) // 2
+        for j in range(i + 1):
+            out[i, j] = ap[base + j]
+        for j in range(i + 1, d):
+            out[i, j] = 0.0
+    for j in range(d):
+        s = out[j, j]
+        for k in range(j):
+            s -= out[j, k] * out[j, k]
+        if s <= 1e-12:
+            s = 1e-12
+        ljj = math.sqrt(s)
+        out[j, j] = ljj
+        for i in range(j + 1, d):
+            t = out[i, j]
+            for k in range(j):
+                t -= out[i, k] * out[j, k]
+            out[i, j] = t / ljj
+
+
+@serial
+def inverse_lower(L: np.ndarray, out: np.ndarray) -> None:
+    """``out = L^-1`` for lower-triangular L, built row by row from earlier rows (each step a
+    contiguous axpy, which vectorizes; the textbook column loop does not)."""
+    d = L.shape[0]
+    for i in range(d):
+        row = out[i]
+        for j in range(d):
+            row[j] = 0.0
+        for k in range(i):
+            c = L[i, k]
+            prev = out[k]
+            for j in range(k + 1):
+                row[j] -= c * prev[j]
+        inv = 1.0 / L[i, i]
+        for j in range(i):
+            row[j] *= inv
+        row[i] = inv
+
+
+@serial
+def posterior(ap: np.ndarray, b: np.ndarray, L: np.ndarray, Linv: np.ndarray,
+              mu: np.ndarray) -> None:
+    """Cholesky factor ``L`` of the precision, its inverse ``Linv`` and the posterior mean
+    ``mu = Linv.T @ Linv @ b``."""
+    d = mu.shape[0]
+    chol_from_packed(ap, L)
+    inverse_lower(L, Linv)
+    for j in range(d):
+        mu[j] = 0.0
+    for i in range(d):
+        y = 0.0
+        row = Linv[i]
+        for k in range(i + 1):
+            y += row[k] * b[k]
+        for j in range(i + 1):
+            mu[j] += y * row[j]
+
+
+@serial
+def mean_scores(X: np.ndarray, mu: np.ndarray, shared: np.ndarray, out: np.ndarray) -> None:
+    """``out[a] = X[a] @ mu + shared[a]`` for every arm."""
+    for a in range(X.shape[0]):
+        s = shared[a]
+        for j in range(X.shape[1]):
+            s += X[a, j] * mu[j]
+        out[a] = s
+
+
+@serial
+def argmax_masked(scores: np.ndarray, mask: np.ndarray) -> np.int64:
+    best = np.int64(-1)
+    best_score = -np.inf
+    for a in range(scores.shape[0]):
+        if mask[a] and (best < 0 or scores[a] > best_score):
+            best = a
+            best_score = scores[a]
+    return best
+
+
+# --------------------------------------------------------------------------- selection rules
+@serial
+def greedy_family(code: np.int64, param: float, m: np.ndarray, mask: np.ndarray,
+                  out: np.ndarray) -> None:
+    """Action distribution of the rules that use only the mean scores ``m``."""
+    k = 0
+    for a in range(m.shape[0]):
+        out[a] = 0.0
+        if mask[a]:
+            k += 1
+    if code == POLICY_UNIFORM:
+        for a in range(m.shape[0]):
+            if mask[a]:
+                out[a] = 1.0 / k
+        return
+    best = argmax_masked(m, mask)
+    if code == POLICY_EGREEDY:
+        for a in range(m.shape[0]):
+            if mask[a]:
+                out[a] = param / k
+        out[best] += 1.0 - param
+    elif code == POLICY_SOFTMAX:
+        total = 0.0
+        for a in range(m.shape[0]):
+            if mask[a]:
+                out[a] = math.exp((m[a] - m[best]) / param)
+                total += out[a]
+        for a in range(m.shape[0]):
+            out[a] /= total
+    else:  # SquareCB (Foster & Rakhlin 2020): p_a = 1 / (K + gamma * gap_a)
+        rest = 0.0
+        for a in range(m.shape[0]):
+            if mask[a] and a != best:
+                out[a] = 1.0 / (k + param * (m[best] - m[a]))
+                rest += out[a]
+        out[best] = 1.0 - rest
+
+
+@serial
+def ucb_distribution(Linv: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float,
+                     mask: np.ndarray, out: np.ndarray) -> None:
+    """LinUCB: all mass on the arm with the highest ``m + alpha * ||L^-1 x_a||``."""
+    d = X.shape[1]
+    ucb = np.empty(X.shape[0])
+    for a in range(X.shape[0]):
+        out[a] = 0.0
+        if not mask[a]:
+            ucb[a] = -np.inf
+            continue
+        s = 0.0
+        for i in range(d):
+            w = 0.0
+            for k in range(i + 1):
+                w += Linv[i, k] * X[a, k]
+            s += w * w
+        ucb[a] = m[a] + alpha * math.sqrt(s)
+    out[argmax_masked(ucb, mask)] = 1.0
+
+
+@serial
+def ts_distribution(Linv: np.ndarray, mu: np.ndarray, X: np.ndarray, shared: np.ndarray,
+                    scale: float, mask: np.ndarray, pool: np.ndarray, offset: np.int64,
+                    n_min: np.int64, n_max: np.int64, out: np.ndarray) -> np.int64:
+    """Monte-Carlo estimate of the Thompson-sampling action distribution.
+
+    Draws ``theta = mu + scale * L^-T z`` for consecutive rows ``z`` of ``pool`` starting at
+    ``offset``, and counts each draw's best allowed arm. ``L^-T`` is upper triangular, so a
+    draw is one contiguous triangular mat-vec. (The accumulators stay float64: with float32
+    ones LLVM stops vectorizing the reductions, and a draw takes three times as long.) Draws come in blocks of ``n_min``
+    (``n_max`` is a multiple of it) and stop once a block adds no arm the earlier draws had not
+    chosen (a first block that agrees on one arm stops at once), or at ``n_max``. Returns the
+    number of draws used. The caller then picks the arm *from this distribution*, so the logged
+    propensity is exact for the policy that ran.
+    """
+    n_arms, d = X.shape
+    upper = np.empty((d, d))  # scale * L^-T, rows contiguous
+    for i in range(d):
+        for j in range(d):
+            upper[i, j] = scale * Linv[j, i]
+    theta = np.empty(d)
+    scores = np.empty(n_arms)
+    for a in range(n_arms):
+        out[a] = 0.0
+    used = np.int64(0)
+    distinct = 0
+    while used < n_max:
+        before = max(distinct, 1)  # a first block that agrees on one arm is enough
+        for _ in range(n_min):
+            z = pool[offset + used]
+            for i in range(d):
+                t = 0.0
+                for k in range(i, d):
+                    t += upper[i, k] * z[k]
+                theta[i] = mu[i] + t
+            for a in range(n_arms):
+                s = 0.0
+                row = X[a]
+                for j in range(d):
+                    s += row[j] * theta[j]
+                scores[a] = s + shared[a]
+            best = argmax_masked(scores, mask)
+            if out[best] == 0.0:
+                distinct += 1
+            out[best] += 1.0
+            used += 1
+        if distinct <= before:
+            break
+    for a in range(n_arms):
+        out[a] /= used
+    return used
+
+
+@serial
+def apply_floor_and_pick(dist: np.ndarray, mask: np.ndarray, floor: float, u: float) -> np.int64:
+    """Mix ``dist`` with the exploration floor over allowed arms and draw an arm with ``u``.
+
+    ``floor`` (in [0, 1)) is the probability mass spread evenly over the ``k`` allowed arms, so
+    every allowed arm ends with probability at least ``floor / k``; masked arms get 0.
+    """
+    k = 0
+    total = 0.0
+    for a in range(dist.shape[0]):
+        if mask[a]:
+            k += 1
+            total += dist[a]
+        else:
+            dist[a] = 0.0
+    f = floor / k
+    keep = 1.0 - floor
+    for a in range(dist.shape[0]):
+        if mask[a]:
+            dist[a] = f + keep * dist[a] / total
+    acc = 0.0
+    last = np.int64(-1)
+    for a in range(dist.shape[0]):
+        if mask[a]:
+            last = a
+            acc += dist[a]
+            if u < acc:
+                return a
+    return last  # u landed past the rounding error of the cumulative sum
+
+
+# --------------------------------------------------------------------------- batch decide
+def _decide(code, param, n_min, n_max, floor, rows, A, B, X, attributes, W, contexts,
+            mask, pool, seeds, dist_out, arms_out, mu_out):
+    n = rows.shape[0]
+    n_arms, d = X.shape
+    pool_rows = pool.shape[0] - n_max
+    for i in prange(n):
+        L = np.empty((d, d))
+        Linv = np.empty((d, d))
+        shared = np.empty(n_arms)
+        m = np.empty(n_arms)
+        mu = mu_out[i]
+        offset, u = seed_draws(seeds[i], pool_rows)
+        shared_row(W, attributes, contexts[i], shared)
+        if code == POLICY_UNIFORM:
+            greedy_family(code, param, shared, mask[i], dist_out[i])
+            for j in range(d):
+                mu[j] = np.nan  # the uniform policy never looks at the posterior
+        else:
+            posterior(A[rows[i]], B[rows[i]], L, Linv, mu)
+            if code == POLICY_LINTS:
+                ts_distribution(Linv, mu, X, shared, param, mask[i], pool, offset, n_min,
+                                n_max, dist_out[i])
+            else:
+                mean_scores(X, mu, shared, m)
+                if code == POLICY_LINUCB:
+                    ucb_distribution(Linv, X, m, param, mask[i], dist_out[i])
+                else:
+                    greedy_family(code, param, m, mask[i], dist_out[i])
+        arms_out[i] = apply_floor_and_pick(dist_out[i], mask[i], floor, u)
+
+
+decide_serial = serial(_decide)
+decide_parallel = parallel(_decide)
+
+
+def _mean_batch(rows, A, B, X, attributes, W, contexts, out):
+    """Posterior-mean reward of every arm, shape (n, n_arms): the model's own prediction."""
+    d = X.shape[1]
+    for i in prange(rows.shape[0]):
+        L = np.empty((d, d))
+        Linv = np.empty((d, d))
+        mu = np.empty(d)
+        shared = np.empty(X.shape[0])
+        shared_row(W, attributes, contexts[i], shared)
+        posterior(A[rows[i]], B[rows[i]], L, Linv, mu)
+        mean_scores(X, mu, shared, out[i])
+
+
+mean_batch_serial = serial(_mean_batch)
+mean_batch_parallel = parallel(_mean_batch)
+
+
+@serial
+def posterior_batch(rows, A, B, mu_out, var_out):
+    """Posterior mean (n, d) and marginal variances (n, d) of the given users."""
+    d = mu_out.shape[1]
+    L = np.empty((d, d))
+    Linv = np.empty((d, d))
+    for i in range(rows.shape[0]):
+        posterior(A[rows[i]], B[rows[i]], L, Linv, mu_out[i])
+        for j in range(d):  # diag(A^-1) = column sums of Linv**2
+            var_out[i, j] = 0.0
+        for r in range(d):
+            for j in range(r + 1):
+                var_out[i, j] += Linv[r, j] * Linv[r, j]
+
+
+# --------------------------------------------------------------------------- learning
+@serial
+def shared_row(W: np.ndarray, attributes: np.ndarray, c: np.ndarray, out: np.ndarray) -> None:
+    """``out[a] = attributes[a] @ W @ c``: the population's interaction term for one request."""
+    p = W.shape[0]
+    wc = np.empty(p)
+    for r in range(p):
+        s = 0.0
+        for q in range(W.shape[1]):
+            s += W[r, q] * c[q]
+        wc[r] = s
+    for a in range(attributes.shape[0]):
+        s = 0.0
+        for r in range(p):
+            s += attributes[a, r] * wc[r]
+        out[a] = s
+
+
+@serial
+def learn_batch(rows, arms, contexts, rewards, weights, A, B, prior_mean, prior_prec, n_obs,
+                X, attributes, W, gamma, lr):
+    """Apply feedback in order: user posteriors (rank one, with forgetting) and shared weights.
+
+    The shared model ``W`` (arm attributes x request features) is fit by a normalised SGD step
+    to the reward; each user's posterior is fit to what ``W`` leaves unexplained. ``weights``
+    scales each observation's precision (1 for a plain reward).
+    """
+    d = X.shape[1]
+    for i in range(rows.shape[0]):
+        u, a = rows[i], arms[i]
+        x = X[a]
+        c = contexts[i]
+        z_norm = 0.0
+        pred = 0.0
+        for r in range(attributes.shape[1]):
+            if attributes[a, r] != 0.0:
+                for q in range(c.shape[0]):
+                    pred += attributes[a, r] * W[r, q] * c[q]
+                    z_norm += (attributes[a, r] * c[q]) ** 2
+        y = rewards[i] - pred
+        step = lr / (1.0 + z_norm)
+        for r in range(attributes.shape[1]):
+            if attributes[a, r] != 0.0:
+                for q in range(c.shape[0]):
+                    W[r, q] += step * y * attributes[a, r] * c[q]
+        w = weights[i]
+        lam = prior_prec[u]
+        for j in range(d):
+            base = j * (j + 1) // 2
+            for k in range(j + 1):
+                v = gamma * A[u, base + k] + w * x[j] * x[k]
+                if j == k:
+                    v += (1.0 - gamma) * lam
+                A[u, base + k] = v
+            B[u, j] = gamma * B[u, j] + (1.0 - gamma) * lam * prior_mean[u, j] + w * y * x[j]
+        n_obs[u] += 1
+
+
+@serial
+def learn_pairwise(rows, x_diff, A, B, prior_mean, prior_prec, n_obs, gamma):
+    """Bradley-Terry preference updates: the user preferred the response with features ``x_w``
+    over the one with ``x_l``; ``x_diff = x_w - x_l``. One Newton step of the logistic
+    likelihood in natural parameters: with ``m = x_diff @ mu`` and ``s = sigmoid(m)``,
+    ``A += s(1-s) x x^T`` and ``b += (s(1-s) m + 1 - s) x``."""
+    d = x_diff.shape[1]
+    L = np.empty((d, d))
+    Linv = np.empty((d, d))
+    mu = np.empty(d)
+    for i in range(rows.shape[0]):
+        u = rows[i]
+        x = x_diff[i]
+        posterior(A[u], B[u], L, Linv, mu)
+        m = 0.0
+        for j in range(d):
+            m += x[j] * mu[j]
+        s = 1.0 / (1.0 + math.exp(-m))
+        h = max(s * (1.0 - s), 1e-3)
+        g = h * m + 1.0 - s
+        lam = prior_prec[u]
+        for j in range(d):
+            base = j * (j + 1) // 2
+            for k in range(j + 1):
+                v = gamma * A[u, base + k] + h * x[j] * x[k]
+                if j == k:
+                    v += (1.0 - gamma) * lam
+                A[u, base + k] = v
+            B[u, j] = gamma * B[u, j] + (1.0 - gamma) * lam * prior_mean[u, j] + g * x[j]
+        n_obs[u] += 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,6 +37,7 @@ from bandit.random import check_random_state
 from bandit.records import Decision, DecisionRequest, Feedback
 from bandit.state import SchemaError, UserState, save_npz
 
+ColdStart = Callable[[np.ndarray], tuple[np.ndarray, "float | np.ndarray"]]
 ENGINE_SCHEMA_VERSION = 1
 POOL_ROWS = 4096
 _SEED_BLOCK = 4096
@@ -133,6 +134,7 @@ class Engine:
         self._kernel_args = (*self.policy.kernel_args(), self.config["floor"])
         self._levels = [self.catalog.levels_of(a) for a in range(self.catalog.n_arms)]
         self._lock = threading.RLock()
+        self.cold_start: ColdStart | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -160,7 +162,7 @@ class Engine:
         masks = self._masks(requests)
         locales = [self._locale(r.locale) for r in requests]
         with self._lock:
-            rows = self.users.rows([r.user_id for r in requests])
+            rows = self._rows_with_cold_start([r.user_id for r in requests], contexts)
             mu = np.empty((n, self.n_features))
             sel = self._select(rows, contexts, masks, seeds, mu)
             now = time.time()
@@ -235,6 +237,28 @@ class Engine:
                self.catalog.attributes, self.W, contexts, masks, self._pool, seeds, dist, arms,
                mu_out)
         return Selection(arms, dist[np.arange(n), arms], dist, seeds)
+
+    def _rows_with_cold_start(self, user_ids: list[str], contexts: np.ndarray) -> np.ndarray:
+        """Rows of the users; users seen for the first time get the cold-start prior, chosen
+        from the features of their first request."""
+        if self.cold_start is None:
+            return self.users.rows(user_ids)
+        new = [i for i, u in enumerate(user_ids) if u not in self.users.ids]
+        rows = self.users.rows(user_ids)
+        if new:
+            mean, precision = self.cold_start(contexts[new])
+            self.users.set_prior(rows[new], mean, precision, reset=True)
+        return rows
+
+    def set_cold_start(self, prior: ColdStart | None) -> None:
+        """Install (or remove, with None) the prior for users seen for the first time.
+
+        ``prior(contexts)`` takes the first requests' features, shape (m, N_FEATURES), and
+        returns ``(mean, precision)``: means of shape (m, d' <= n_features) over the arm
+        features, and a scalar or (m,) precision. collab installs a cluster prior here.
+        """
+        with self._lock:
+            self.cold_start = prior
 
     def _draw_seeds(self, n: int) -> np.ndarray:
         """Decision seeds from the engine's Generator, drawn in blocks: one draw of a block costs

@@ -1,22 +1,25 @@
 """Compilation flags for every numba kernel, in one place.
 
 ``fastmath`` lets LLVM vectorize the dot-product reductions; the kernels never rely on NaN or
-infinity semantics. ``cache`` keeps compiled kernels on disk between processes.
+infinity semantics (a NaN check would be compiled away, so the kernels take flags instead).
+``cache`` keeps compiled kernels on disk between processes.
 """
 
-import numba
+from collections.abc import Callable
+from typing import Any
 
-SERIAL = {"cache": True, "fastmath": True, "nogil": True, "error_model": "numpy"}
-PARALLEL = {"cache": True, "fastmath": True, "parallel": True, "error_model": "numpy"}
+import numba
 
 # A batch of at least this many requests takes the parallel kernel; fewer take the serial one,
 # because waking the thread pool costs more than a handful of decisions.
 PARALLEL_MIN_BATCH = 64
 
 
-def serial(func):  # type: ignore[no-untyped-def]
-    return numba.njit(**SERIAL)(func)
+def serial(func: Callable[..., Any]) -> Any:
+    """Per-request kernels: single-threaded and releasing the GIL."""
+    return numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")(func)
 
 
-def parallel(func):  # type: ignore[no-untyped-def]
-    return numba.njit(**PARALLEL)(func)
+def parallel(func: Callable[..., Any]) -> Any:
+    """Batch kernels (training, simulation): ``prange`` loops across both cores."""
+    return numba.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")(func)

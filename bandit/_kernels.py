@@ -43,11 +43,11 @@ def splitmix64(x: np.uint64) -> np.uint64:
 
 
 @serial
-def seed_draws(seed: np.int64, pool_rows: np.int64) -> tuple[np.int64, float]:
+def seed_draws(seed: int, pool_rows: int) -> tuple[int, float]:
     """The pool offset and the uniform in [0, 1) that a decision seed stands for."""
     h1 = splitmix64(np.uint64(seed))
     h2 = splitmix64(h1)
-    offset = np.int64(h1 % np.uint64(pool_rows))
+    offset = int(h1 % np.uint64(pool_rows))
     u = float(h2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)
     return offset, u
 
@@ -103,8 +103,9 @@ def inverse_lower(L: np.ndarray, out: np.ndarray) -> None:
 
 
 @serial
-def posterior(ap: np.ndarray, b: np.ndarray, L: np.ndarray, Linv: np.ndarray,
-              mu: np.ndarray) -> None:
+def posterior(
+    ap: np.ndarray, b: np.ndarray, L: np.ndarray, Linv: np.ndarray, mu: np.ndarray
+) -> None:
     """Cholesky factor ``L`` of the precision, its inverse ``Linv`` and the posterior mean
     ``mu = Linv.T @ Linv @ b``."""
     d = mu.shape[0]
@@ -132,8 +133,8 @@ def mean_scores(X: np.ndarray, mu: np.ndarray, shared: np.ndarray, out: np.ndarr
 
 
 @serial
-def argmax_masked(scores: np.ndarray, mask: np.ndarray) -> np.int64:
-    best = np.int64(-1)
+def argmax_masked(scores: np.ndarray, mask: np.ndarray) -> int:
+    best = -1
     best_score = -np.inf
     for a in range(scores.shape[0]):
         if mask[a] and (best < 0 or scores[a] > best_score):
@@ -144,8 +145,9 @@ def argmax_masked(scores: np.ndarray, mask: np.ndarray) -> np.int64:
 
 # --------------------------------------------------------------------------- selection rules
 @serial
-def greedy_family(code: np.int64, param: float, m: np.ndarray, mask: np.ndarray,
-                  out: np.ndarray) -> None:
+def greedy_family(
+    code: int, param: float, m: np.ndarray, mask: np.ndarray, out: np.ndarray
+) -> None:
     """Action distribution of the rules that use only the mean scores ``m``."""
     k = 0
     for a in range(m.shape[0]):
@@ -181,8 +183,9 @@ def greedy_family(code: np.int64, param: float, m: np.ndarray, mask: np.ndarray,
 
 
 @serial
-def ucb_distribution(Linv: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float,
-                     mask: np.ndarray, out: np.ndarray) -> None:
+def ucb_distribution(
+    Linv: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray, out: np.ndarray
+) -> None:
     """LinUCB: all mass on the arm with the highest ``m + alpha * ||L^-1 x_a||``."""
     d = X.shape[1]
     ucb = np.empty(X.shape[0])
@@ -202,17 +205,28 @@ def ucb_distribution(Linv: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: floa
 
 
 @serial
-def ts_distribution(Linv: np.ndarray, mu: np.ndarray, X: np.ndarray, shared: np.ndarray,
-                    scale: float, mask: np.ndarray, pool: np.ndarray, offset: np.int64,
-                    n_min: np.int64, n_max: np.int64, out: np.ndarray) -> np.int64:
+def ts_distribution(
+    Linv: np.ndarray,
+    mu: np.ndarray,
+    X: np.ndarray,
+    shared: np.ndarray,
+    scale: float,
+    mask: np.ndarray,
+    pool: np.ndarray,
+    offset: int,
+    n_min: int,
+    n_max: int,
+    out: np.ndarray,
+) -> int:
     """Monte-Carlo estimate of the Thompson-sampling action distribution.
 
     Draws ``theta = mu + scale * L^-T z`` for consecutive rows ``z`` of ``pool`` starting at
     ``offset``, and counts each draw's best allowed arm. ``L^-T`` is upper triangular, so a
     draw is one contiguous triangular mat-vec. (The accumulators stay float64: with float32
-    ones LLVM stops vectorizing the reductions, and a draw takes three times as long.) Draws come in blocks of ``n_min``
-    (``n_max`` is a multiple of it) and stop once a block adds no arm the earlier draws had not
-    chosen (a first block that agrees on one arm stops at once), or at ``n_max``. Returns the
+    ones LLVM stops vectorizing the reductions, and a draw takes three times as long.)
+    Draws come in blocks of ``n_min`` (``n_max`` is a multiple of it) and stop once a block
+    adds no arm the earlier draws had not chosen (a first block that agrees on one arm stops at
+    once), or at ``n_max``. Returns the
     number of draws used. The caller then picks the arm *from this distribution*, so the logged
     propensity is exact for the policy that ran.
     """
@@ -225,7 +239,7 @@ def ts_distribution(Linv: np.ndarray, mu: np.ndarray, X: np.ndarray, shared: np.
     scores = np.empty(n_arms)
     for a in range(n_arms):
         out[a] = 0.0
-    used = np.int64(0)
+    used = 0
     distinct = 0
     while used < n_max:
         before = max(distinct, 1)  # a first block that agrees on one arm is enough
@@ -255,7 +269,7 @@ def ts_distribution(Linv: np.ndarray, mu: np.ndarray, X: np.ndarray, shared: np.
 
 
 @serial
-def apply_floor_and_pick(dist: np.ndarray, mask: np.ndarray, floor: float, u: float) -> np.int64:
+def apply_floor_and_pick(dist: np.ndarray, mask: np.ndarray, floor: float, u: float) -> int:
     """Mix ``dist`` with the exploration floor over allowed arms and draw an arm with ``u``.
 
     ``floor`` (in [0, 1)) is the probability mass spread evenly over the ``k`` allowed arms, so
@@ -275,7 +289,7 @@ def apply_floor_and_pick(dist: np.ndarray, mask: np.ndarray, floor: float, u: fl
         if mask[a]:
             dist[a] = f + keep * dist[a] / total
     acc = 0.0
-    last = np.int64(-1)
+    last = -1
     for a in range(dist.shape[0]):
         if mask[a]:
             last = a
@@ -286,8 +300,26 @@ def apply_floor_and_pick(dist: np.ndarray, mask: np.ndarray, floor: float, u: fl
 
 
 # --------------------------------------------------------------------------- batch decide
-def _decide(code, param, n_min, n_max, floor, rows, A, B, X, attributes, W, contexts,
-            mask, pool, seeds, dist_out, arms_out, mu_out):
+def _decide(
+    code,
+    param,
+    n_min,
+    n_max,
+    floor,
+    rows,
+    A,
+    B,
+    X,
+    attributes,
+    W,
+    contexts,
+    mask,
+    pool,
+    seeds,
+    dist_out,
+    arms_out,
+    mu_out,
+):
     n = rows.shape[0]
     n_arms, d = X.shape
     pool_rows = pool.shape[0] - n_max
@@ -302,12 +334,13 @@ def _decide(code, param, n_min, n_max, floor, rows, A, B, X, attributes, W, cont
         if code == POLICY_UNIFORM:
             greedy_family(code, param, shared, mask[i], dist_out[i])
             for j in range(d):
-                mu[j] = np.nan  # the uniform policy never looks at the posterior
+                mu[j] = 0.0  # the uniform policy never looks at the posterior
         else:
             posterior(A[rows[i]], B[rows[i]], L, Linv, mu)
             if code == POLICY_LINTS:
-                ts_distribution(Linv, mu, X, shared, param, mask[i], pool, offset, n_min,
-                                n_max, dist_out[i])
+                ts_distribution(
+                    Linv, mu, X, shared, param, mask[i], pool, offset, n_min, n_max, dist_out[i]
+                )
             else:
                 mean_scores(X, mu, shared, m)
                 if code == POLICY_LINUCB:
@@ -372,19 +405,67 @@ def shared_row(W: np.ndarray, attributes: np.ndarray, c: np.ndarray, out: np.nda
 
 
 @serial
-def learn_batch(rows, arms, contexts, rewards, weights, A, B, prior_mean, prior_prec, n_obs,
-                X, attributes, W, gamma, lr):
+def user_score(
+    ap: np.ndarray, b: np.ndarray, x: np.ndarray, L: np.ndarray, tmp: np.ndarray
+) -> float:
+    """``x @ mu`` for the posterior mean ``mu = A^-1 b``, by ``x @ A^-1 b = (L^-1 x).(L^-1 b)``:
+    one factorization and two forward solves, no inverse."""
+    d = x.shape[0]
+    chol_from_packed(ap, L)
+    s = 0.0
+    for i in range(d):  # tmp = L^-1 x
+        t = x[i]
+        for k in range(i):
+            t -= L[i, k] * tmp[k]
+        tmp[i] = t / L[i, i]
+    w = np.empty(d)
+    for i in range(d):  # w = L^-1 b
+        t = b[i]
+        for k in range(i):
+            t -= L[i, k] * w[k]
+        w[i] = t / L[i, i]
+        s += tmp[i] * w[i]
+    return s
+
+
+@serial
+def learn_batch(
+    rows,
+    arms,
+    contexts,
+    rewards,
+    weights,
+    user_scores,
+    known,
+    A,
+    B,
+    prior_mean,
+    prior_prec,
+    n_obs,
+    X,
+    attributes,
+    W,
+    gamma,
+    lr,
+):
     """Apply feedback in order: user posteriors (rank one, with forgetting) and shared weights.
 
-    The shared model ``W`` (arm attributes x request features) is fit by a normalised SGD step
-    to the reward; each user's posterior is fit to what ``W`` leaves unexplained. ``weights``
-    scales each observation's precision (1 for a plain reward).
+    Backfitting: each user's posterior is fit to what the shared model ``W`` (arm attributes x
+    request features) leaves unexplained, and ``W`` takes a normalised SGD step on what the
+    user's posterior mean leaves unexplained, so the two never compete for the same signal
+    (without it, ``W`` absorbs a lone user's taste and their profile shows nothing).
+    ``user_scores[i]`` is the user's predicted score ``x_a . mu`` at decision time, used where
+    ``known[i]``, else computed now (a flag, not NaN: fastmath compiles NaN checks away).
+    ``weights`` scales each observation's precision (1 for a plain reward).
     """
     d = X.shape[1]
+    L = np.empty((d, d))
+    tmp = np.empty(d)
     for i in range(rows.shape[0]):
         u, a = rows[i], arms[i]
         x = X[a]
         c = contexts[i]
+        mine = user_scores[i] if known[i] else user_score(A[u], B[u], x, L, tmp)
         z_norm = 0.0
         pred = 0.0
         for r in range(attributes.shape[1]):
@@ -393,11 +474,11 @@ def learn_batch(rows, arms, contexts, rewards, weights, A, B, prior_mean, prior_
                     pred += attributes[a, r] * W[r, q] * c[q]
                     z_norm += (attributes[a, r] * c[q]) ** 2
         y = rewards[i] - pred
-        step = lr / (1.0 + z_norm)
+        step = lr * (y - mine) / (1.0 + z_norm)
         for r in range(attributes.shape[1]):
             if attributes[a, r] != 0.0:
                 for q in range(c.shape[0]):
-                    W[r, q] += step * y * attributes[a, r] * c[q]
+                    W[r, q] += step * attributes[a, r] * c[q]
         w = weights[i]
         lam = prior_prec[u]
         for j in range(d):

@@ -25,7 +25,8 @@ A catalog is a TOML file::
     reason = "research-depth answers need room"
 
 Arms are the cartesian product of all levels minus the forbidden combinations, in the order the
-levels are declared. An arm's id joins its level names with dots: ``"expert.neutral.bullets.brief"``.
+levels are declared. An arm's id joins its level names with dots:
+``"expert.neutral.bullets.brief"``.
 """
 
 from __future__ import annotations
@@ -291,18 +292,16 @@ def _check_rules(catalog: Catalog) -> None:
                     f"{catalog.source}: rules[{i}] names unknown level {level!r} of dimension "
                     f"{dim_name!r}; allowed: {', '.join(allowed)}"
                 )
-    for combo in itertools.product(*(d.levels for d in catalog.dimensions)):
-        seen: dict[str, str] = {}
-        for dim, level in zip(catalog.dimensions, combo, strict=True):
-            for key in level.params:
-                if key in seen and seen[key] != dim.name:
-                    raise CatalogError(
-                        f"{catalog.source}: generation parameter {key!r} is set by both "
-                        f"dimension {seen[key]!r} and dimension {dim.name!r}; "
-                        "give each parameter to one dimension"
-                    )
-                seen[key] = dim.name
-        break  # parameter ownership is per dimension, so one combination checks them all
+    owner: dict[str, str] = {}  # a generation parameter belongs to one dimension
+    for dim in catalog.dimensions:
+        for key in sorted({k for level in dim.levels for k in level.params}):
+            if key in owner:
+                raise CatalogError(
+                    f"{catalog.source}: generation parameter {key!r} is set by both "
+                    f"dimension {owner[key]!r} and dimension {dim.name!r}; "
+                    "give each parameter to one dimension"
+                )
+            owner[key] = dim.name
 
 
 def _enumerate_arms(dims: tuple[Dimension, ...], rules: tuple[Rule, ...]) -> np.ndarray:
@@ -337,9 +336,7 @@ def _texts(value: Any, locales: list[str], where: str) -> dict[str, str]:
     table = _table(value, where)
     for loc in locales:
         if loc not in table:
-            raise CatalogError(
-                f"{where}: missing locale {loc!r} (required: {', '.join(locales)})"
-            )
+            raise CatalogError(f"{where}: missing locale {loc!r} (required: {', '.join(locales)})")
         _string(table[loc], f"{where}.{loc}")
     extra = sorted(set(table) - set(locales))
     if extra:
@@ -361,7 +358,9 @@ def _params(value: Any, where: str) -> dict[str, float | int]:
             )
         kind, lo, hi = GENERATION_PARAMS[key]
         if isinstance(val, bool) or not isinstance(val, int | float) or not lo <= val <= hi:
-            raise CatalogError(f"{where}: params.{key} must be a number in [{lo}, {hi}], got {val!r}")
+            raise CatalogError(
+                f"{where}: params.{key} must be a number in [{lo}, {hi}], got {val!r}"
+            )
         out[key] = kind(val)
     return out
 

@@ -59,8 +59,7 @@ class Directives:
         if notes:
             heading = _NOTES_HEADING.get(self.locale, _NOTES_HEADING["en"])
             prompt = base + "\n" + heading + "\n" + "\n".join(f"- {n}" for n in notes)
-        return replace(self, system_prompt=prompt, notes=notes, adapter=adapter,
-                       _base_prompt=base)
+        return replace(self, system_prompt=prompt, notes=notes, adapter=adapter, _base_prompt=base)
 
     def to_dict(self) -> dict[str, Any]:
         return {

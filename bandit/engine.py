@@ -53,12 +53,16 @@ class Selection:
     propensities : ndarray of float64, shape (n,)
     action_dist : ndarray of float64, shape (n, n_arms)
     seeds : ndarray of int64, shape (n,)
+    user_scores : ndarray of float64, shape (n,)
+        Each user's posterior-mean score of the chosen arm (NaN where the policy did not look at
+        the posterior); hand it back to ``learn_arrays`` to save a factorization per update.
     """
 
     arms: np.ndarray
     propensities: np.ndarray
     action_dist: np.ndarray
     seeds: np.ndarray
+    user_scores: np.ndarray
 
 
 class Engine:
@@ -95,10 +99,19 @@ class Engine:
     >>> engine.learn([Feedback("ana", d.arm, 1.0, d.context)])
     """
 
-    def __init__(self, catalog: Catalog | None = None, *, policy: str | Policy = "lints",
-                 policy_params: Mapping[str, Any] | None = None, n_features: int = 32,
-                 prior_precision: float = 1.0, forgetting: float = 0.998, floor: float = 0.05,
-                 shared_lr: float = 0.1, random_state: Any = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        policy: str | Policy = "lints",
+        policy_params: Mapping[str, Any] | None = None,
+        n_features: int = 32,
+        prior_precision: float = 1.0,
+        forgetting: float = 0.998,
+        floor: float = 0.05,
+        shared_lr: float = 0.1,
+        random_state: Any = None,
+    ) -> None:
         self.catalog = catalog or Catalog.default()
         self.policy = make_policy(policy, **dict(policy_params or {}))
         width = self.catalog.attributes.shape[1]
@@ -113,9 +126,12 @@ class Engine:
             raise ValueError(f"floor must be in [0, 1), got {floor}")
         if not 0.0 <= shared_lr <= 10.0:
             raise ValueError(f"shared_lr must be in [0, 10], got {shared_lr}")
-        self.config = {
-            "n_features": n_features, "prior_precision": float(prior_precision),
-            "forgetting": float(forgetting), "floor": float(floor), "shared_lr": float(shared_lr),
+        self.config: dict[str, Any] = {
+            "n_features": n_features,
+            "prior_precision": float(prior_precision),
+            "forgetting": float(forgetting),
+            "floor": float(floor),
+            "shared_lr": float(shared_lr),
         }
         self.rng = check_random_state(random_state)
         self.users = UserState(n_features, prior_precision=prior_precision)
@@ -149,8 +165,9 @@ class Engine:
         return len(self.users)
 
     # ------------------------------------------------------------------ deciding
-    def decide(self, requests: Sequence[DecisionRequest], *,
-               seeds: Sequence[int] | None = None) -> list[Decision]:
+    def decide(
+        self, requests: Sequence[DecisionRequest], *, seeds: Sequence[int] | None = None
+    ) -> list[Decision]:
         """Decide a strategy for each request.
 
         Returns one ``Decision`` per request, in order. Constraints and the user's pins narrow
@@ -172,20 +189,36 @@ class Engine:
                 last_seen[row] = now
         ids, levels, compile_ = self.catalog.arm_ids, self._levels, self.directives.compile
         out = []
-        for i, (r, a, s) in enumerate(zip(requests, sel.arms.tolist(), sel.seeds.tolist(),
-                                          strict=True)):
+        scores = sel.user_scores.tolist()
+        for i, (r, a, s) in enumerate(
+            zip(requests, sel.arms.tolist(), sel.seeds.tolist(), strict=True)
+        ):
             dist = sel.action_dist[i]
-            out.append(Decision(
-                user_id=r.user_id, arm=a, strategy_id=ids[a], levels=levels[a],
-                propensity=float(dist[a]), action_dist=dist, seed=s, context=contexts[i],
-                directives=compile_(a, locales[i]), policy=self.policy.name,
-                _explain=partial(explain, self.catalog, a, mu[i], self.W, contexts[i], dist),
-            ))
+            out.append(
+                Decision(
+                    user_id=r.user_id,
+                    arm=a,
+                    strategy_id=ids[a],
+                    levels=levels[a],
+                    propensity=float(dist[a]),
+                    action_dist=dist,
+                    seed=s,
+                    context=contexts[i],
+                    user_score=scores[i],
+                    directives=compile_(a, locales[i]),
+                    policy=self.policy.name,
+                    _explain=partial(explain, self.catalog, a, mu[i], self.W, contexts[i], dist),
+                )
+            )
         return out
 
-    def decide_arrays(self, rows: np.ndarray, contexts: np.ndarray,
-                      masks: np.ndarray | None = None,
-                      seeds: np.ndarray | None = None) -> Selection:
+    def decide_arrays(
+        self,
+        rows: np.ndarray,
+        contexts: np.ndarray,
+        masks: np.ndarray | None = None,
+        seeds: np.ndarray | None = None,
+    ) -> Selection:
         """The batch path: decide for user rows (see ``users.rows``) and request features.
 
         Parameters
@@ -217,15 +250,28 @@ class Engine:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         contexts = np.ascontiguousarray(contexts, dtype=np.float64)
         out = np.empty((len(rows), self.n_arms))
-        kernel = (K.mean_batch_parallel if len(rows) >= PARALLEL_MIN_BATCH
-                  else K.mean_batch_serial)
+        kernel = K.mean_batch_parallel if len(rows) >= PARALLEL_MIN_BATCH else K.mean_batch_serial
         with self._lock:
-            kernel(rows, self.users.A, self.users.B, self.X, self.catalog.attributes, self.W,
-                   contexts, out)
+            kernel(
+                rows,
+                self.users.A,
+                self.users.B,
+                self.X,
+                self.catalog.attributes,
+                self.W,
+                contexts,
+                out,
+            )
         return out
 
-    def _select(self, rows: np.ndarray, contexts: np.ndarray, masks: np.ndarray,
-                seeds: Any, mu_out: np.ndarray) -> Selection:
+    def _select(
+        self,
+        rows: np.ndarray,
+        contexts: np.ndarray,
+        masks: np.ndarray,
+        seeds: Any,
+        mu_out: np.ndarray,
+    ) -> Selection:
         n = len(rows)
         seeds = self._draw_seeds(n) if seeds is None else np.ascontiguousarray(seeds, np.int64)
         if seeds.shape != (n,):
@@ -233,10 +279,26 @@ class Engine:
         dist = np.empty((n, self.n_arms))
         arms = np.empty(n, dtype=np.int64)
         kernel = K.decide_parallel if n >= PARALLEL_MIN_BATCH else K.decide_serial
-        kernel(*self._kernel_args, rows, self.users.A, self.users.B, self.X,
-               self.catalog.attributes, self.W, contexts, masks, self._pool, seeds, dist, arms,
-               mu_out)
-        return Selection(arms, dist[np.arange(n), arms], dist, seeds)
+        kernel(
+            *self._kernel_args,
+            rows,
+            self.users.A,
+            self.users.B,
+            self.X,
+            self.catalog.attributes,
+            self.W,
+            contexts,
+            masks,
+            self._pool,
+            seeds,
+            dist,
+            arms,
+            mu_out,
+        )
+        scores = np.einsum("ij,ij->i", self.X[arms], mu_out)
+        if self.policy.code == K.POLICY_UNIFORM:
+            scores[:] = np.nan  # the uniform kernel never computes the posterior
+        return Selection(arms, dist[np.arange(n), arms], dist, seeds, scores)
 
     def _rows_with_cold_start(self, user_ids: list[str], contexts: np.ndarray) -> np.ndarray:
         """Rows of the users; users seen for the first time get the cold-start prior, chosen
@@ -273,13 +335,16 @@ class Engine:
 
     def _masks(self, requests: Sequence[DecisionRequest]) -> np.ndarray:
         pins = self.pins
-        if not pins or not any(r.user_id in pins for r in requests):
-            if not any(r.constraints for r in requests):
-                if len(requests) > len(self._all_masks):
-                    self._all_masks = np.ones((len(requests), self.n_arms), dtype=bool)
-                return self._all_masks[: len(requests)]
-        return np.stack([self._mask(r) for r in requests]) if requests else np.zeros(
-            (0, self.n_arms), dtype=bool)
+        unpinned = not pins or not any(r.user_id in pins for r in requests)
+        if unpinned and not any(r.constraints for r in requests):
+            if len(requests) > len(self._all_masks):
+                self._all_masks = np.ones((len(requests), self.n_arms), dtype=bool)
+            return self._all_masks[: len(requests)]
+        return (
+            np.stack([self._mask(r) for r in requests])
+            if requests
+            else np.zeros((0, self.n_arms), dtype=bool)
+        )
 
     def _locale(self, locale: str) -> str:
         resolved = self._locales.get(locale)
@@ -313,22 +378,40 @@ class Engine:
         with self._lock:
             rows = self.users.rows([f.user_id for f in feedback])
             self.learn_arrays(
-                rows, np.array([f.arm for f in feedback]), np.stack([f.context for f in feedback]),
+                rows,
+                np.array([f.arm for f in feedback]),
+                np.stack([f.context for f in feedback]),
                 np.array([f.reward for f in feedback], dtype=np.float64),
                 np.array([f.weight for f in feedback], dtype=np.float64),
+                np.array([np.nan if f.user_score is None else f.user_score for f in feedback]),
             )
 
-    def learn_arrays(self, rows: np.ndarray, arms: np.ndarray, contexts: np.ndarray,
-                     rewards: np.ndarray, weights: np.ndarray | None = None) -> None:
-        """The batch path of ``learn``: arrays of shape (n,), (n,), (n, N_FEATURES), (n,)."""
+    def learn_arrays(
+        self,
+        rows: np.ndarray,
+        arms: np.ndarray,
+        contexts: np.ndarray,
+        rewards: np.ndarray,
+        weights: np.ndarray | None = None,
+        user_scores: np.ndarray | None = None,
+    ) -> None:
+        """The batch path of ``learn``: arrays of shape (n,), (n,), (n, N_FEATURES), (n,).
+
+        ``weights`` (n,) scale each observation; ``user_scores`` (n,) are the decision-time
+        scores from ``Selection.user_scores`` (NaN or omitted: computed from the posterior).
+        """
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         arms = np.ascontiguousarray(arms, dtype=np.int64)
         contexts = np.ascontiguousarray(contexts, dtype=np.float64)
         rewards = np.ascontiguousarray(rewards, dtype=np.float64)
         n = len(rows)
-        weights = (np.ones(n) if weights is None
-                   else np.ascontiguousarray(weights, dtype=np.float64))
-        _check_shapes(n, arms=arms, rewards=rewards, weights=weights)
+        weights = np.ones(n) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+        user_scores = (
+            np.full(n, np.nan)
+            if user_scores is None
+            else np.ascontiguousarray(user_scores, dtype=np.float64)
+        )
+        _check_shapes(n, arms=arms, rewards=rewards, weights=weights, user_scores=user_scores)
         if contexts.shape != (n, N_FEATURES):
             raise ValueError(f"contexts: expected shape ({n}, {N_FEATURES}), got {contexts.shape}")
         if n and (arms.min() < 0 or arms.max() >= self.n_arms):
@@ -339,12 +422,30 @@ class Engine:
             if n and (rows.min() < 0 or rows.max() >= len(self.users._row_ids)):
                 raise ValueError("rows: unknown user row")
             u = self.users
-            K.learn_batch(rows, arms, contexts, rewards, weights, u.A, u.B, u.prior_mean,
-                          u.prior_prec, u.n_feedback, self.X, self.catalog.attributes, self.W,
-                          self.config["forgetting"], self.config["shared_lr"])
+            known = ~np.isnan(user_scores)
+            K.learn_batch(
+                rows,
+                arms,
+                contexts,
+                rewards,
+                weights,
+                np.where(known, user_scores, 0.0),
+                known,
+                u.A,
+                u.B,
+                u.prior_mean,
+                u.prior_prec,
+                u.n_feedback,
+                self.X,
+                self.catalog.attributes,
+                self.W,
+                self.config["forgetting"],
+                self.config["shared_lr"],
+            )
 
-    def learn_pairwise(self, user_ids: Sequence[str], winners: Sequence[int],
-                       losers: Sequence[int]) -> None:
+    def learn_pairwise(
+        self, user_ids: Sequence[str], winners: Sequence[int], losers: Sequence[int]
+    ) -> None:
         """Learn that each user preferred the response of arm ``winners[i]`` to ``losers[i]``
         (a Bradley-Terry update on the feature difference)."""
         winners_a = np.asarray(winners, dtype=np.int64)
@@ -357,12 +458,26 @@ class Engine:
             rows = self.users.rows(list(user_ids))
             diff = np.ascontiguousarray(self.X[winners_a] - self.X[losers_a])
             u = self.users
-            K.learn_pairwise(rows, diff, u.A, u.B, u.prior_mean, u.prior_prec, u.n_feedback,
-                             self.config["forgetting"])
+            K.learn_pairwise(
+                rows,
+                diff,
+                u.A,
+                u.B,
+                u.prior_mean,
+                u.prior_prec,
+                u.n_feedback,
+                self.config["forgetting"],
+            )
 
     # ------------------------------------------------------------------ priors and arms
-    def set_prior(self, user_ids: Sequence[str], mean: np.ndarray,
-                  precision: float | np.ndarray, *, reset: bool = True) -> None:
+    def set_prior(
+        self,
+        user_ids: Sequence[str],
+        mean: np.ndarray,
+        precision: float | np.ndarray,
+        *,
+        reset: bool = True,
+    ) -> None:
         """Start users from ``N(mean, (precision I)^-1)`` over the arm features (collab's
         warm start); ``reset`` drops the evidence they had, so it is not counted twice."""
         with self._lock:
@@ -380,7 +495,7 @@ class Engine:
         with self._lock:
             self.X[:, width:] = 0.0
             self.X[:, width : width + emb.shape[1]] = emb
-    
+
     # ------------------------------------------------------------------ profiles
     def pin(self, user_id: str, pins: Mapping[str, str | None]) -> dict[str, str]:
         """Set (level) or clear (None) pins per dimension; returns the user's pins."""
@@ -425,11 +540,15 @@ class Engine:
             prefs[dim.name] = {
                 "preferred": dim.levels[int(np.argmax(lift))].name,
                 "confidence": float(np.clip(1.0 - sd.mean() / prior_sd, 0.0, 1.0)),
-                "levels": {lv.name: {"score": float(s), "sd": float(e)}
-                           for lv, s, e in zip(dim.levels, lift, sd, strict=True)},
+                "levels": {
+                    lv.name: {"score": float(s), "sd": float(e)}
+                    for lv, s, e in zip(dim.levels, lift, sd, strict=True)
+                },
             }
         return {
-            "user_id": user_id, "preferences": prefs, "pins": dict(self.pins.get(user_id, {})),
+            "user_id": user_id,
+            "preferences": prefs,
+            "pins": dict(self.pins.get(user_id, {})),
             "evidence": {"feedback_events": counts[0], "decisions": counts[1]},
             "last_seen": last_seen or None,
         }
@@ -443,9 +562,13 @@ class Engine:
         with self._lock:
             arrays = {f"users.{k}": v for k, v in self.users.to_arrays().items()}
             meta = {
-                "schema_version": ENGINE_SCHEMA_VERSION, "catalog": self.catalog.raw,
-                "policy": self.policy.name, "policy_params": self.policy.params,
-                "config": self.config, "pins": self.pins, "pool_seed": self._pool_seed,
+                "schema_version": ENGINE_SCHEMA_VERSION,
+                "catalog": self.catalog.raw,
+                "policy": self.policy.name,
+                "policy_params": self.policy.params,
+                "config": self.config,
+                "pins": self.pins,
+                "pool_seed": self._pool_seed,
                 "rng": self.rng.bit_generator.state,
             }
             arrays["seed_buffer"] = self._seed_buffer[self._seed_pos :]
@@ -463,10 +586,12 @@ class Engine:
                 f"(this attune reads version {ENGINE_SCHEMA_VERSION})"
             )
         catalog = Catalog.from_dict(meta["catalog"], source=f"{path}:catalog")
-        engine = cls(catalog, policy=meta["policy"], policy_params=meta["policy_params"],
-                     **meta["config"])
+        engine = cls(
+            catalog, policy=meta["policy"], policy_params=meta["policy_params"], **meta["config"]
+        )
         engine.users = UserState.from_arrays(
-            {k.removeprefix("users."): v for k, v in arrays.items() if k.startswith("users.")})
+            {k.removeprefix("users."): v for k, v in arrays.items() if k.startswith("users.")}
+        )
         engine.X[:] = arrays["X"]
         engine.W[:] = arrays["W"]
         engine.pins = meta["pins"]

@@ -29,8 +29,17 @@ class Reason:
         return asdict(self)
 
 
-def explain(catalog: Catalog, arm: int, mu: np.ndarray, W: np.ndarray, context: np.ndarray,
-            dist: np.ndarray, *, top: int = 3, min_weight: float = 0.01) -> tuple[Reason, ...]:
+def explain(
+    catalog: Catalog,
+    arm: int,
+    mu: np.ndarray,
+    W: np.ndarray,
+    context: np.ndarray,
+    dist: np.ndarray,
+    *,
+    top: int = 3,
+    min_weight: float = 0.01,
+) -> tuple[Reason, ...]:
     """Up to ``top`` reasons for choosing ``arm``, strongest first.
 
     Parameters
@@ -49,27 +58,40 @@ def explain(catalog: Catalog, arm: int, mu: np.ndarray, W: np.ndarray, context: 
         block = mu[off : off + len(dim.levels)]
         lift = float(block[idx] - block.mean())
         level = dim.levels[idx]
-        reasons.append(Reason(
-            "preference", f"you have responded well to {dim.name} '{level.label}'", lift,
-            dimension=dim.name, level=level.name,
-        ))
+        reasons.append(
+            Reason(
+                "preference",
+                f"you have responded well to {dim.name} '{level.label}'",
+                lift,
+                dimension=dim.name,
+                level=level.name,
+            )
+        )
         # Request features: this level's interaction weights against its dimension's average.
         rows = W[off : off + len(dim.levels)]
         contrib = (rows[idx] - rows.mean(axis=0)) * context
         for q in np.argsort(-contrib)[:2]:
             name = FEATURE_NAMES[q]
             if name in FEATURE_PHRASES:
-                reasons.append(Reason(
-                    "request", f"{FEATURE_PHRASES[name]}, which favours {dim.name} "
-                    f"'{level.label}'", float(contrib[q]),
-                    dimension=dim.name, level=level.name, feature=name,
-                ))
+                reasons.append(
+                    Reason(
+                        "request",
+                        f"{FEATURE_PHRASES[name]}, which favours {dim.name} '{level.label}'",
+                        float(contrib[q]),
+                        dimension=dim.name,
+                        level=level.name,
+                        feature=name,
+                    )
+                )
     best = sorted((r for r in reasons if r.weight >= min_weight), key=lambda r: -r.weight)[:top]
     if dist[arm] < dist.max() or not best:
-        best.append(Reason(
-            "exploration",
-            "attune is still trying strategies to learn what works for you"
-            if not best else "attune sometimes tries a different strategy to keep learning",
-            float(dist.max() - dist[arm]),
-        ))
+        best.append(
+            Reason(
+                "exploration",
+                "attune is still trying strategies to learn what works for you"
+                if not best
+                else "attune sometimes tries a different strategy to keep learning",
+                float(dist.max() - dist[arm]),
+            )
+        )
     return tuple(best)

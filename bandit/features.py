@@ -28,7 +28,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "script_han",
     "script_kana",
     "script_hangul",
-) + tuple(f"topic_{i}" for i in range(N_TOPIC_BUCKETS))
+    *(f"topic_{i}" for i in range(N_TOPIC_BUCKETS)),
+)
 N_FEATURES = len(FEATURE_NAMES)
 
 # What each feature means in a sentence a user could read (used by explanations).
@@ -52,19 +53,93 @@ _CODE = re.compile(
     re.MULTILINE,
 )
 _TECH = frozenset(
-    "algorithm gradient matrix tensor function api database latency complexity theorem proof "
-    "derivative integral regression kernel compiler thread async memory protocol probability "
-    "variance eigenvalue eigenvector optimize optimise optimization optimisation neural model "
-    "vector query schema docker kubernetes sql python rust java javascript typescript numpy "
-    "pytorch http json regex linux bash git server cache index hash loop array pointer "
-    "recursion inference training dataset statistics calculus equation".split()
+    [
+        "algorithm",
+        "gradient",
+        "matrix",
+        "tensor",
+        "function",
+        "api",
+        "database",
+        "latency",
+        "complexity",
+        "theorem",
+        "proof",
+        "derivative",
+        "integral",
+        "regression",
+        "kernel",
+        "compiler",
+        "thread",
+        "async",
+        "memory",
+        "protocol",
+        "probability",
+        "variance",
+        "eigenvalue",
+        "eigenvector",
+        "optimize",
+        "optimise",
+        "optimization",
+        "optimisation",
+        "neural",
+        "model",
+        "vector",
+        "query",
+        "schema",
+        "docker",
+        "kubernetes",
+        "sql",
+        "python",
+        "rust",
+        "java",
+        "javascript",
+        "typescript",
+        "numpy",
+        "pytorch",
+        "http",
+        "json",
+        "regex",
+        "linux",
+        "bash",
+        "git",
+        "server",
+        "cache",
+        "index",
+        "hash",
+        "loop",
+        "array",
+        "pointer",
+        "recursion",
+        "inference",
+        "training",
+        "dataset",
+        "statistics",
+        "calculus",
+        "equation",
+    ]
 )
 _HOW = frozenset({"how", "cómo", "como"})
 _WHY = frozenset({"why", "por"})
 _WHAT = frozenset({"what", "which", "who", "define", "explain", "qué", "que", "cuál"})
 _TASK = frozenset(
-    "write make create fix build generate give list summarize summarise translate convert "
-    "escribe haz crea".split()
+    [
+        "write",
+        "make",
+        "create",
+        "fix",
+        "build",
+        "generate",
+        "give",
+        "list",
+        "summarize",
+        "summarise",
+        "translate",
+        "convert",
+        "escribe",
+        "haz",
+        "crea",
+    ]
 )
 _CJK_MARKERS = (
     (3, ("怎么", "如何", "どうやって", "どのように", "어떻게")),
@@ -77,6 +152,7 @@ _HAN = re.compile(r"[\u4e00-\u9fff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
 
 def featurize(
     messages: Sequence[str], extra: Sequence[Mapping[str, float] | None] | None = None

@@ -86,7 +86,7 @@ class Uniform(Policy):
 class EpsilonGreedy(Policy):
     name = "egreedy"
     _code = K.POLICY_EGREEDY
-    _defaults = {"epsilon": 0.1}
+    _defaults: ClassVar[dict[str, float]] = {"epsilon": 0.1}
 
     def _check(self) -> None:
         self._range("epsilon", 0.0, 1.0)
@@ -98,7 +98,7 @@ class EpsilonGreedy(Policy):
 class Softmax(Policy):
     name = "softmax"
     _code = K.POLICY_SOFTMAX
-    _defaults = {"temperature": 0.05}
+    _defaults: ClassVar[dict[str, float]] = {"temperature": 0.05}
 
     def _check(self) -> None:
         self._range("temperature", 0.0, 100.0, open_lo=True)
@@ -110,7 +110,7 @@ class Softmax(Policy):
 class SquareCB(Policy):
     name = "squarecb"
     _code = K.POLICY_SQUARECB
-    _defaults = {"gamma": 100.0}
+    _defaults: ClassVar[dict[str, float]] = {"gamma": 100.0}
 
     def _check(self) -> None:
         self._range("gamma", 0.0, 1e9)
@@ -122,7 +122,7 @@ class SquareCB(Policy):
 class LinUCB(Policy):
     name = "linucb"
     _code = K.POLICY_LINUCB
-    _defaults = {"alpha": 0.5}
+    _defaults: ClassVar[dict[str, float]] = {"alpha": 0.5}
 
     def _check(self) -> None:
         self._range("alpha", 0.0, 100.0)
@@ -146,7 +146,7 @@ class LinTS(Policy):
 
     name = "lints"
     _code = K.POLICY_LINTS
-    _defaults = {"scale": 0.3, "block": 16, "max_samples": 64}
+    _defaults: ClassVar[dict[str, float]] = {"scale": 0.3, "block": 16, "max_samples": 64}
 
     def _check(self) -> None:
         self._range("scale", 0.0, 100.0)

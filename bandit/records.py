@@ -19,7 +19,9 @@ MAX_MESSAGE = 32_000
 
 def _check_user_id(user_id: object) -> None:
     if not isinstance(user_id, str) or not 0 < len(user_id) <= MAX_USER_ID:
-        raise ValueError(f"user_id must be a string of 1 to {MAX_USER_ID} characters, got {user_id!r}")
+        raise ValueError(
+            f"user_id must be a string of 1 to {MAX_USER_ID} characters, got {user_id!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Feedback:
     """A scalar reward in [0, 1] for an arm played for a user under a request context.
 
     ``context`` is the request feature vector the decision was made with (``Decision.context``);
-    ``weight`` scales how much this observation counts (1 for an explicit rating).
+    ``weight`` scales how much this observation counts (1 for an explicit rating);
+    ``user_score`` is ``Decision.user_score`` if known (else the engine computes it).
     """
 
     user_id: str
@@ -64,6 +67,7 @@ class Feedback:
     reward: float
     context: np.ndarray
     weight: float = 1.0
+    user_score: float | None = None
 
     def __post_init__(self) -> None:
         _check_user_id(self.user_id)
@@ -96,6 +100,8 @@ class Decision:
         Passing it back to ``Engine.decide`` with the same state reproduces this decision.
     context : ndarray, shape (n_request_features,)
         The request features; feed them back with the feedback.
+    user_score : float
+        The user's posterior-mean score of the arm at decision time (NaN for ``uniform``).
     directives : Directives
     policy : str
     explanation : tuple of Reason
@@ -110,6 +116,7 @@ class Decision:
     action_dist: np.ndarray
     seed: int
     context: np.ndarray
+    user_score: float
     directives: Directives
     policy: str
     _explain: Callable[[], tuple[Reason, ...]] = field(repr=False, compare=False)

@@ -64,8 +64,9 @@ class UserState:
     [0, 1, 0]
     """
 
-    def __init__(self, n_features: int, *, prior_precision: float = 1.0,
-                 capacity: int = 1024) -> None:
+    def __init__(
+        self, n_features: int, *, prior_precision: float = 1.0, capacity: int = 1024
+    ) -> None:
         if n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {n_features}")
         if not prior_precision > 0:
@@ -104,8 +105,14 @@ class UserState:
     def user_ids(self) -> list[str]:
         return list(self.ids)
 
-    def set_prior(self, rows: np.ndarray, mean: np.ndarray, precision: float | np.ndarray,
-                  *, reset: bool = True) -> None:
+    def set_prior(
+        self,
+        rows: np.ndarray,
+        mean: np.ndarray,
+        precision: float | np.ndarray,
+        *,
+        reset: bool = True,
+    ) -> None:
         """Give users a prior ``N(mean, (precision * I)^-1)``; with ``reset`` drop their evidence.
 
         ``mean`` has shape (n, d') with d' <= d (missing trailing dimensions are zero).
@@ -154,8 +161,9 @@ class UserState:
     # ------------------------------------------------------------------ size
     def bytes_per_user(self) -> float:
         """Bytes of arrays per user row plus the id map's share, measured on live objects."""
-        per_row = sum(getattr(self, n).itemsize * int(np.prod(getattr(self, n).shape[1:]))
-                      for n in _ARRAYS)
+        per_row = sum(
+            getattr(self, n).itemsize * int(np.prod(getattr(self, n).shape[1:])) for n in _ARRAYS
+        )
         if not self.ids:
             return float(per_row)
         sample = list(self.ids.items())[: min(1000, len(self.ids))]
@@ -249,4 +257,3 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-

@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bandit import POLICIES, Catalog, DecisionRequest, Engine, Feedback, featurize  # noqa: E402
-from tests.bandit.naive import NaiveLinTS  # noqa: E402
+from bandit import POLICIES, Catalog, DecisionRequest, Engine, Feedback, featurize
+from tests.bandit.naive import NaiveLinTS
 
 N_USERS = 2_000
 TRAIN_ROUNDS = 100
@@ -69,11 +69,19 @@ def trained_engine(policy: str, seed: int = 0) -> tuple[Engine, list[str], np.nd
     return engine, users, contexts
 
 
-def measure(engine: Engine, users: list[str], *, n_decide: int = 5_000,
-            n_online: int = 5_000, n_batch: int = 100_000) -> dict[str, float]:
+def measure(
+    engine: Engine,
+    users: list[str],
+    *,
+    n_decide: int = 5_000,
+    n_online: int = 5_000,
+    n_batch: int = 100_000,
+) -> dict[str, float]:
     rng = np.random.default_rng(1)
-    requests = [DecisionRequest(users[i], MESSAGES[i % len(MESSAGES)])
-                for i in rng.integers(len(users), size=n_decide)]
+    requests = [
+        DecisionRequest(users[i], MESSAGES[i % len(MESSAGES)])
+        for i in rng.integers(len(users), size=n_decide)
+    ]
     for r in requests[:200]:
         engine.decide([r])
     lat = np.empty(n_decide)
@@ -133,32 +141,52 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
-    out: dict[str, object] = {"setup": {"arms": 48, "features": 32, "users": N_USERS,
-                                        "train_rounds": TRAIN_ROUNDS, "default_policy": "lints"}}
+    out: dict[str, object] = {
+        "setup": {
+            "arms": 48,
+            "features": 32,
+            "users": N_USERS,
+            "train_rounds": TRAIN_ROUNDS,
+            "default_policy": "lints",
+        }
+    }
     policies: dict[str, dict[str, float]] = {}
     for name in sorted(POLICIES):
         engine, users, _ = trained_engine(name)
         engine.warm()
-        policies[name] = measure(engine, users, n_decide=5_000 // scale,
-                                 n_online=5_000 // scale, n_batch=100_000 // scale)
+        policies[name] = measure(
+            engine,
+            users,
+            n_decide=5_000 // scale,
+            n_online=5_000 // scale,
+            n_batch=100_000 // scale,
+        )
         if name == "lints":
             out["numpy_reference"] = measure_naive(engine, users, n=2_000 // scale)
     out.update(policies["lints"])
     out["policies"] = policies
-    targets = {"decide_p99_us": 50, "online_rounds_per_s": 20_000,
-               "batch_rounds_per_s": 200_000, "bytes_per_user": 4096}
+    targets = {
+        "decide_p99_us": 50,
+        "online_rounds_per_s": 20_000,
+        "batch_rounds_per_s": 200_000,
+        "bytes_per_user": 4096,
+    }
     out["targets"] = targets
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{'policy':10s} {'p50 us':>8s} {'p99 us':>8s} {'online/s':>10s} {'batch/s':>10s} "
-          f"{'B/user':>8s}")
+    print(
+        f"{'policy':10s} {'p50 us':>8s} {'p99 us':>8s} {'online/s':>10s} {'batch/s':>10s} "
+        f"{'B/user':>8s}"
+    )
     rows = [*policies.items(), ("numpy-ts", out["numpy_reference"])]
     for name, m in rows:
         m = dict(m)  # type: ignore[arg-type]
-        print(f"{name:10s} {m['decide_p50_us']:8.1f} {m['decide_p99_us']:8.1f} "
-              f"{m['online_rounds_per_s']:10.0f} {m['batch_rounds_per_s']:10.0f} "
-              f"{m['bytes_per_user']:8.0f}")
+        print(
+            f"{name:10s} {m['decide_p50_us']:8.1f} {m['decide_p99_us']:8.1f} "
+            f"{m['online_rounds_per_s']:10.0f} {m['batch_rounds_per_s']:10.0f} "
+            f"{m['bytes_per_user']:8.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def greedy_family(code: int, param: float, m: np.ndarray, mask: np.ndarray) -> n
     return out
 
 
-def ucb_distribution(L: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float,
-                     mask: np.ndarray) -> np.ndarray:
+def ucb_distribution(
+    L: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray
+) -> np.ndarray:
     cov = np.linalg.inv(L @ L.T)
     ucb = m + alpha * np.sqrt(np.einsum("ad,de,ae->a", X, cov, X))
     ucb[~mask] = -np.inf
@@ -64,9 +65,18 @@ def ucb_distribution(L: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float,
     return out
 
 
-def ts_distribution(L: np.ndarray, mu: np.ndarray, X: np.ndarray, shared: np.ndarray,
-                    scale: float, mask: np.ndarray, pool: np.ndarray, offset: int,
-                    block: int, n_max: int) -> tuple[np.ndarray, int]:
+def ts_distribution(
+    L: np.ndarray,
+    mu: np.ndarray,
+    X: np.ndarray,
+    shared: np.ndarray,
+    scale: float,
+    mask: np.ndarray,
+    pool: np.ndarray,
+    offset: int,
+    block: int,
+    n_max: int,
+) -> tuple[np.ndarray, int]:
     counts = np.zeros(len(X))
     used = 0
     while used < n_max:
@@ -81,8 +91,9 @@ def ts_distribution(L: np.ndarray, mu: np.ndarray, X: np.ndarray, shared: np.nda
     return counts / used, used
 
 
-def apply_floor_and_pick(dist: np.ndarray, mask: np.ndarray, floor: float,
-                         u: float) -> tuple[np.ndarray, int]:
+def apply_floor_and_pick(
+    dist: np.ndarray, mask: np.ndarray, floor: float, u: float
+) -> tuple[np.ndarray, int]:
     d = np.where(mask, dist, 0.0)
     d = np.where(mask, floor / mask.sum() + (1 - floor) * d / d.sum(), 0.0)
     allowed = np.flatnonzero(mask)
@@ -94,17 +105,37 @@ def shared_scores(W: np.ndarray, attributes: np.ndarray, contexts: np.ndarray) -
     return contexts @ W.T @ attributes.T
 
 
-def learn_batch(rows, arms, contexts, rewards, weights, A, B, prior_mean, prior_prec, n_obs,
-                X, attributes, W, gamma, lr):
+def learn_batch(
+    rows,
+    arms,
+    contexts,
+    rewards,
+    weights,
+    user_scores,
+    A,
+    B,
+    prior_mean,
+    prior_prec,
+    n_obs,
+    X,
+    attributes,
+    W,
+    gamma,
+    lr,
+):
     """Sequential updates on copies; returns (A, B, n_obs, W)."""
     A, B, n_obs, W = A.astype(np.float64), B.astype(np.float64), n_obs.copy(), W.copy()
     d = X.shape[1]
     tril = np.tril_indices(d)
-    for u, a, c, r, w in zip(rows, arms, contexts, rewards, weights, strict=True):
+    for u, a, c, r, w, mine in zip(
+        rows, arms, contexts, rewards, weights, user_scores, strict=True
+    ):
+        full = unpack(A[u], d)
+        if np.isnan(mine):
+            mine = X[a] @ np.linalg.solve(full, B[u])
         z = np.outer(attributes[a], c)
         y = r - float((W * z).sum())
-        W += lr / (1 + (z**2).sum()) * y * z
-        full = unpack(A[u], d)
+        W += lr / (1 + (z**2).sum()) * (y - mine) * z
         full = gamma * full + (1 - gamma) * prior_prec[u] * np.eye(d) + w * np.outer(X[a], X[a])
         A[u] = full[tril]
         B[u] = gamma * B[u] + (1 - gamma) * prior_prec[u] * prior_mean[u] + w * y * X[a]
@@ -133,8 +164,9 @@ class NaiveLinTS:
     Assumes zero prior means (as the benchmark's users have).
     """
 
-    def __init__(self, X, attributes, W, A, B, ids, scale, block, n_max, floor, gamma, lr,
-                 prior_prec, seed=0):
+    def __init__(
+        self, X, attributes, W, A, B, ids, scale, block, n_max, floor, gamma, lr, prior_prec, seed=0
+    ):
         self.X, self.attributes, self.W = X, attributes, W.copy()
         d = X.shape[1]
         self.A = {u: unpack(A[r].astype(np.float64), d) for u, r in ids.items()}
@@ -146,10 +178,21 @@ class NaiveLinTS:
     @classmethod
     def from_engine(cls, engine) -> NaiveLinTS:
         p = engine.policy.params
-        return cls(engine.X, engine.catalog.attributes, engine.W, engine.users.A, engine.users.B,
-                   engine.users.ids, p["scale"], int(p["block"]), int(p["max_samples"]),
-                   engine.config["floor"], engine.config["forgetting"],
-                   engine.config["shared_lr"], engine.users.prior_precision)
+        return cls(
+            engine.X,
+            engine.catalog.attributes,
+            engine.W,
+            engine.users.A,
+            engine.users.B,
+            engine.users.ids,
+            p["scale"],
+            int(p["block"]),
+            int(p["max_samples"]),
+            engine.config["floor"],
+            engine.config["forgetting"],
+            engine.config["shared_lr"],
+            engine.users.prior_precision,
+        )
 
     def decide(self, user: str, message: str) -> tuple[int, np.ndarray]:
         c = featurize([message])[0]
@@ -171,10 +214,11 @@ class NaiveLinTS:
         return int(self.rng.choice(len(dist), p=dist)), c
 
     def learn(self, user: str, arm: int, c: np.ndarray, reward: float) -> None:
+        x = self.X[arm]
+        mine = x @ np.linalg.solve(self.A[user], self.b[user])
         z = np.outer(self.attributes[arm], c)
         y = reward - float((self.W * z).sum())
-        self.W += self.lr / (1 + (z**2).sum()) * y * z
-        x = self.X[arm]
+        self.W += self.lr / (1 + (z**2).sum()) * (y - mine) * z
         d = len(x)
         g = self.gamma
         self.A[user] = g * self.A[user] + (1 - g) * self.prior_prec * np.eye(d) + np.outer(x, x)

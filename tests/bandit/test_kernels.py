@@ -1,0 +1,258 @@
+"""Every kernel against its plain NumPy twin (tests/bandit/naive.py), on small and edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit import _kernels as K
+from bandit.state import packed_identity, unpack
+from tests.bandit import naive
+
+D = 6
+N_ARMS = 5
+
+
+def spd_packed(rng: np.random.Generator, d: int = D, *, near_singular: bool = False) -> np.ndarray:
+    """A symmetric positive-definite matrix as a packed float32 triangle."""
+    if near_singular:
+        v = rng.normal(size=(d, 1))
+        full = 1e3 * v @ v.T + 1e-4 * np.eye(d)  # condition number ~1e7
+    else:
+        m = rng.normal(size=(d, 2 * d))
+        full = m @ m.T / d + np.eye(d)
+    return full[np.tril_indices(d)].astype(np.float32)
+
+
+def chol_and_inverse(ap: np.ndarray, d: int = D) -> tuple[np.ndarray, np.ndarray]:
+    L, Linv = np.empty((d, d)), np.empty((d, d))
+    K.chol_from_packed(ap, L)
+    K.inverse_lower(L, Linv)
+    return L, Linv
+
+
+@pytest.mark.parametrize("near_singular", [False, True])
+def test_posterior_matches_twin(rng: np.random.Generator, near_singular: bool) -> None:
+    ap = spd_packed(rng, near_singular=near_singular)
+    b = rng.normal(size=D).astype(np.float32)
+    L, Linv, mu = np.empty((D, D)), np.empty((D, D)), np.empty(D)
+    K.posterior(ap, b, L, Linv, mu)
+    L_ref, mu_ref = naive.posterior(ap, b)
+    A = unpack(ap.astype(np.float64), D)
+    np.testing.assert_allclose(L @ L.T, A, rtol=1e-6, atol=1e-6 * np.abs(A).max())
+    if near_singular:  # the mean is ill-determined; what must hold is A @ mu == b
+        np.testing.assert_allclose(A @ mu, b, atol=1e-2 * np.abs(b).max())
+    else:
+        np.testing.assert_allclose(L, L_ref, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(mu, mu_ref, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(Linv @ L, np.eye(D), atol=1e-6)
+
+
+def test_cholesky_survives_a_singular_matrix() -> None:
+    ap = np.zeros(D * (D + 1) // 2, dtype=np.float32)  # all-zero: not positive definite at all
+    L = np.empty((D, D))
+    K.chol_from_packed(ap, L)
+    assert np.all(np.isfinite(L)) and np.all(np.diag(L) > 0)
+
+
+@pytest.mark.parametrize("code,param", [(0, 0.0), (1, 0.2), (1, 0.0), (2, 0.1), (3, 50.0)])
+@pytest.mark.parametrize("mask_kind", ["all", "some", "one"])
+def test_greedy_family_matches_twin(
+    rng: np.random.Generator, code: int, param: float, mask_kind: str
+) -> None:
+    m = rng.normal(size=N_ARMS)
+    mask = {
+        "all": np.ones(N_ARMS, bool),
+        "some": np.array([1, 0, 1, 1, 0], bool),
+        "one": np.array([0, 0, 0, 1, 0], bool),
+    }[mask_kind]
+    out = np.empty(N_ARMS)
+    K.greedy_family(code, param, m, mask, out)
+    np.testing.assert_allclose(out, naive.greedy_family(code, param, m, mask), atol=1e-12)
+    assert out[~mask].sum() == 0 and out.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [np.ones(N_ARMS, bool), np.array([0, 1, 0, 0, 1], bool), np.array([0, 0, 1, 0, 0], bool)],
+)
+def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray) -> None:
+    L, Linv = chol_and_inverse(spd_packed(rng))
+    X = rng.normal(size=(N_ARMS, D))
+    m = rng.normal(size=N_ARMS)
+    out = np.empty(N_ARMS)
+    K.ucb_distribution(Linv, X, m, 0.7, mask, out)
+    np.testing.assert_array_equal(out, naive.ucb_distribution(L, X, m, 0.7, mask))
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.3, 5.0])
+@pytest.mark.parametrize("mask", [np.ones(N_ARMS, bool), np.array([1, 0, 0, 0, 0], bool)])
+def test_ts_distribution_matches_twin(
+    rng: np.random.Generator, scale: float, mask: np.ndarray
+) -> None:
+    L, Linv = chol_and_inverse(spd_packed(rng))
+    mu, X, shared = rng.normal(size=D), rng.normal(size=(N_ARMS, D)), rng.normal(size=N_ARMS)
+    pool = rng.standard_normal((200, D))
+    out = np.empty(N_ARMS)
+    used = K.ts_distribution(Linv, mu, X, shared, scale, mask, pool, 17, 8, 64, out)
+    ref, ref_used = naive.ts_distribution(L, mu, X, shared, scale, mask, pool, 17, 8, 64)
+    assert used == ref_used
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+    assert out[~mask].sum() == 0 and out.sum() == pytest.approx(1.0)
+    if scale == 0.0:  # no uncertainty: one block, all on the mean's best arm
+        assert used == 8 and out.max() == 1.0
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.05, 0.5])
+@pytest.mark.parametrize("u", [0.0, 0.37, 0.999999])
+def test_floor_and_pick_matches_twin(rng: np.random.Generator, floor: float, u: float) -> None:
+    mask = np.array([1, 1, 0, 1, 0], bool)
+    dist = rng.random(N_ARMS) * mask
+    dist /= dist.sum()
+    ours = dist.copy()
+    arm = K.apply_floor_and_pick(ours, mask, floor, u)
+    ref, ref_arm = naive.apply_floor_and_pick(dist, mask, floor, u)
+    np.testing.assert_allclose(ours, ref, atol=1e-12)
+    assert arm == ref_arm and mask[arm]
+    assert ours[mask].min() >= floor / mask.sum() - 1e-12
+
+
+def test_seed_draws_match_twin() -> None:
+    for seed in (0, 1, 12345, 2**62 - 1):
+        off, u = K.seed_draws(seed, 4096)
+        ref_off, ref_u = naive.seed_draws(seed, 4096)
+        assert (off, u) == (ref_off, pytest.approx(ref_u, abs=0))
+        assert 0 <= off < 4096 and 0 <= u < 1
+
+
+def test_shared_row_matches_twin(rng: np.random.Generator) -> None:
+    W, attributes, c = (
+        rng.normal(size=(4, 3)),
+        rng.integers(0, 2, (N_ARMS, 4)) * 1.0,
+        rng.normal(size=3),
+    )
+    out = np.empty(N_ARMS)
+    K.shared_row(W, attributes, c, out)
+    np.testing.assert_allclose(out, naive.shared_scores(W, attributes, c[None])[0])
+
+
+def _learning_inputs(rng: np.random.Generator, n_users: int = 3, n: int = 20):
+    A = np.stack([spd_packed(rng) for _ in range(n_users)])
+    B = rng.normal(size=(n_users, D)).astype(np.float32)
+    prior_mean = rng.normal(size=(n_users, D)).astype(np.float32)
+    prior_prec = np.array([1.0, 2.0, 0.5][:n_users], dtype=np.float32)
+    n_obs = np.zeros(n_users, dtype=np.int32)
+    X = rng.normal(size=(N_ARMS, D))
+    attributes = rng.integers(0, 2, (N_ARMS, 4)) * 1.0
+    W = rng.normal(size=(4, 3)) * 0.1
+    rows = rng.integers(0, n_users, n)
+    arms = rng.integers(0, N_ARMS, n)
+    contexts = rng.normal(size=(n, 3))
+    rewards = rng.random(n)
+    weights = rng.uniform(0.5, 2.0, n)
+    scores = np.where(rng.random(n) < 0.5, np.nan, rng.normal(size=n))  # given, or computed
+    return (
+        rows,
+        arms,
+        contexts,
+        rewards,
+        weights,
+        scores,
+        A,
+        B,
+        prior_mean,
+        prior_prec,
+        n_obs,
+        X,
+        attributes,
+        W,
+    )
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.9])
+def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> None:
+    (rows, arms, contexts, rewards, weights, scores, A, B, pm, pp, n_obs, X, attributes, W) = (
+        _learning_inputs(rng)
+    )
+    ref = naive.learn_batch(
+        rows,
+        arms,
+        contexts,
+        rewards,
+        weights,
+        scores,
+        A,
+        B,
+        pm,
+        pp,
+        n_obs,
+        X,
+        attributes,
+        W,
+        gamma,
+        0.2,
+    )
+    known = ~np.isnan(scores)
+    K.learn_batch(
+        rows,
+        arms,
+        contexts,
+        rewards,
+        weights,
+        np.where(known, scores, 0.0),
+        known,
+        A,
+        B,
+        pm,
+        pp,
+        n_obs,
+        X,
+        attributes,
+        W,
+        gamma,
+        0.2,
+    )
+    np.testing.assert_allclose(A, ref[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(B, ref[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(n_obs, ref[2])
+    np.testing.assert_allclose(W, ref[3], rtol=1e-5, atol=1e-8)  # A, B round to float32
+
+
+def test_learn_pairwise_matches_twin(rng: np.random.Generator) -> None:
+    _, _, _, _, _, _, A, B, pm, pp, n_obs, X, _, _ = _learning_inputs(rng)
+    rows = np.array([0, 2, 0])
+    diff = X[[1, 3, 4]] - X[[0, 0, 2]]
+    ref_A, ref_B = naive.learn_pairwise(rows, diff, A, B, pm, pp, 0.95)
+    K.learn_pairwise(rows, diff, A, B, pm, pp, n_obs, 0.95)
+    np.testing.assert_allclose(A, ref_A, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(B, ref_B, rtol=1e-4, atol=1e-5)
+    assert n_obs.tolist() == [2, 0, 1]
+
+
+def test_pairwise_update_moves_the_winner_up(rng: np.random.Generator) -> None:
+    A = np.stack([packed_identity(D)])
+    B = np.zeros((1, D), dtype=np.float32)
+    x_w, x_l = np.eye(D)[1], np.eye(D)[2]
+    K.learn_pairwise(
+        np.array([0]),
+        (x_w - x_l)[None],
+        A,
+        B,
+        np.zeros((1, D), np.float32),
+        np.ones(1, np.float32),
+        np.zeros(1, np.int32),
+        1.0,
+    )
+    mu = np.linalg.solve(unpack(A[0].astype(float), D), B[0])
+    assert mu[1] > 0 > mu[2]
+
+
+def test_posterior_batch_variances_match_twin(rng: np.random.Generator) -> None:
+    A = np.stack([spd_packed(rng) for _ in range(2)])
+    B = rng.normal(size=(2, D)).astype(np.float32)
+    mu, var = np.empty((2, D)), np.empty((2, D))
+    K.posterior_batch(np.array([1, 0]), A, B, mu, var)
+    for i, r in enumerate([1, 0]):
+        full = unpack(A[r].astype(float), D)
+        np.testing.assert_allclose(mu[i], np.linalg.solve(full, B[r]), rtol=1e-6)
+        np.testing.assert_allclose(var[i], np.diag(np.linalg.inv(full)), rtol=1e-6)

@@ -1,0 +1,61 @@
+"""User state: growth, erasure, persistence, size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit import Engine, Feedback, SchemaError, UserState, featurize
+from bandit.state import save_npz
+
+
+def test_rows_grow_and_are_stable() -> None:
+    state = UserState(n_features=8, capacity=2)
+    first = state.rows([f"u{i}" for i in range(5)])
+    assert first.tolist() == [0, 1, 2, 3, 4] and state.A.shape[0] >= 5
+    assert state.rows(["u3", "u0"]).tolist() == [3, 0]
+    with pytest.raises(KeyError, match="unknown user 'nobody'"):
+        state.rows(["nobody"], create=False)
+
+
+def test_remove_erases_and_reuses_the_row() -> None:
+    engine = Engine(random_state=0)
+    [d] = engine.decide([__import__("bandit").DecisionRequest("gone", "hello")])
+    engine.learn([Feedback("gone", d.arm, 1.0, d.context)])
+    engine.pin("gone", {"tone": "warm"})
+    row = engine.users.ids["gone"]
+    assert engine.forget("gone") and "gone" not in engine.users and "gone" not in engine.pins
+    assert engine.users.n_feedback[row] == 0 and np.all(engine.users.B[row] == 0)
+    with pytest.raises(KeyError):
+        engine.profile("gone")
+    assert engine.users.rows(["newcomer"])[0] == row  # the freed row is reused
+    assert not engine.forget("never-seen")
+
+
+def test_save_load_and_schema_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    state = UserState(n_features=4)
+    rows = state.rows(["a", "b"])
+    state.B[rows] = [[1, 2, 3, 4], [5, 6, 7, 8]]
+    state.save(tmp_path / "s.npz")
+    loaded = UserState.load(tmp_path / "s.npz")
+    np.testing.assert_array_equal(loaded.B[loaded.rows(["b"])], [[5, 6, 7, 8]])
+    arrays = state.to_arrays()
+    arrays["meta"] = np.array([99, 4, 1.0])
+    save_npz(tmp_path / "future.npz", arrays)
+    with pytest.raises(SchemaError, match="schema version 99 is not supported"):
+        UserState.load(tmp_path / "future.npz")
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_record_round_trip_between_engines() -> None:
+    a, b = Engine(random_state=0), Engine(random_state=1)
+    rows = a.users.rows(["x"])
+    a.learn_arrays(rows, np.array([3]), featurize(["hi"]), np.array([1.0]))
+    b.users.put("x", a.users.get("x"))
+    assert a.profile("x")["preferences"] == b.profile("x")["preferences"]
+
+
+def test_bytes_per_user_under_4k_at_32_features() -> None:
+    state = UserState(n_features=32)
+    state.rows([f"user-{i:06d}" for i in range(10_000)])
+    assert state.bytes_per_user() <= 4096

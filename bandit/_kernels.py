@@ -75,11 +75,12 @@ def chol_from_packed(ap: np.ndarray, out: np.ndarray) -> None:
             s = 1e-12
         ljj = math.sqrt(s)
         out[j, j] = ljj
+        inv = 1.0 / ljj  # one divide per column, not per entry: divides do not pipeline
         for i in range(j + 1, d):
             t = out[i, j]
             for k in range(j):
                 t -= out[i, k] * out[j, k]
-            out[i, j] = t / ljj
+            out[i, j] = t * inv
 
 
 @serial
@@ -183,33 +184,100 @@ def greedy_family(
 
 
 @serial
+def forward_solve(L: np.ndarray, rhs: np.ndarray, out: np.ndarray) -> None:
+    """Solve ``L @ out = rhs`` for lower-triangular L (rows of L contiguous)."""
+    for i in range(L.shape[0]):
+        s = rhs[i]
+        for k in range(i):
+            s -= L[i, k] * out[k]
+        out[i] = s / L[i, i]
+
+
+@serial
+def backward_solve(L: np.ndarray, rhs: np.ndarray, out: np.ndarray) -> None:
+    """Solve ``L.T @ out = rhs`` for lower-triangular L."""
+    d = L.shape[0]
+    for i in range(d - 1, -1, -1):
+        s = rhs[i]
+        for k in range(i + 1, d):
+            s -= L[k, i] * out[k]
+        out[i] = s / L[i, i]
+
+
+@serial
+def forward_many(L: np.ndarray, XT: np.ndarray, GT: np.ndarray) -> None:
+    """``GT = L^-1 @ XT`` for the (d, n_arms) arm-feature matrix: row by row, each step an axpy
+    across all arms (long, contiguous, vectorized), instead of one solve per arm."""
+    d, n_arms = XT.shape
+    for i in range(d):
+        row = GT[i]
+        for a in range(n_arms):
+            row[a] = XT[i, a]
+        for k in range(i):
+            c = L[i, k]
+            if c != 0.0:
+                prev = GT[k]
+                for a in range(n_arms):
+                    row[a] -= c * prev[a]
+        inv = 1.0 / L[i, i]
+        for a in range(n_arms):
+            row[a] *= inv
+
+
+@serial
+def factor_scores(
+    ap: np.ndarray,
+    b: np.ndarray,
+    XT: np.ndarray,
+    shared: np.ndarray,
+    L: np.ndarray,
+    GT: np.ndarray,
+    m: np.ndarray,
+    mu: np.ndarray,
+) -> None:
+    """Everything a decision needs from one user's posterior, without inverting anything.
+
+    With ``A = L L^T``: ``GT = L^-1 X^T`` (d, n_arms); the posterior-mean scores
+    ``m = shared + X mu = shared + GT^T (L^-1 b)``; the posterior mean ``mu = L^-T L^-1 b``.
+    A Thompson draw's scores are then ``m + scale * GT^T z`` and LinUCB's widths are the
+    column norms of ``GT``.
+    """
+    d, n_arms = XT.shape
+    w = np.empty(d)
+    chol_from_packed(ap, L)
+    forward_many(L, XT, GT)
+    forward_solve(L, b.astype(np.float64), w)
+    for a in range(n_arms):
+        m[a] = shared[a]
+    for i in range(d):
+        wi = w[i]
+        row = GT[i]
+        for a in range(n_arms):
+            m[a] += wi * row[a]
+    backward_solve(L, w, mu)
+
+
+@serial
 def ucb_distribution(
-    Linv: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray, out: np.ndarray
+    GT: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray, out: np.ndarray
 ) -> None:
     """LinUCB: all mass on the arm with the highest ``m + alpha * ||L^-1 x_a||``."""
-    d = X.shape[1]
-    ucb = np.empty(X.shape[0])
-    for a in range(X.shape[0]):
+    d, n_arms = GT.shape
+    width = np.zeros(n_arms)
+    for i in range(d):
+        row = GT[i]
+        for a in range(n_arms):
+            width[a] += row[a] * row[a]
+    for a in range(n_arms):
         out[a] = 0.0
-        if not mask[a]:
-            ucb[a] = -np.inf
-            continue
-        s = 0.0
-        for i in range(d):
-            w = 0.0
-            for k in range(i + 1):
-                w += Linv[i, k] * X[a, k]
-            s += w * w
-        ucb[a] = m[a] + alpha * math.sqrt(s)
-    out[argmax_masked(ucb, mask)] = 1.0
+        width[a] = m[a] + alpha * math.sqrt(width[a])
+    out[argmax_masked(width, mask)] = 1.0
 
 
 @serial
 def ts_distribution(
-    Linv: np.ndarray,
-    mu: np.ndarray,
-    X: np.ndarray,
-    shared: np.ndarray,
+    GT: np.ndarray,
+    m: np.ndarray,
     scale: float,
     mask: np.ndarray,
     pool: np.ndarray,
@@ -220,22 +288,14 @@ def ts_distribution(
 ) -> int:
     """Monte-Carlo estimate of the Thompson-sampling action distribution.
 
-    Draws ``theta = mu + scale * L^-T z`` for consecutive rows ``z`` of ``pool`` starting at
-    ``offset``, and counts each draw's best allowed arm. ``L^-T`` is upper triangular, so a
-    draw is one contiguous triangular mat-vec. (The accumulators stay float64: with float32
-    ones LLVM stops vectorizing the reductions, and a draw takes three times as long.)
-    Draws come in blocks of ``n_min`` (``n_max`` is a multiple of it) and stop once a block
-    adds no arm the earlier draws had not chosen (a first block that agrees on one arm stops at
-    once), or at ``n_max``. Returns the
-    number of draws used. The caller then picks the arm *from this distribution*, so the logged
-    propensity is exact for the policy that ran.
+    A draw ``theta = mu + scale * L^-T z`` scores the arms ``m + scale * GT^T z``, with ``z``
+    the consecutive rows of ``pool`` starting at ``offset``; each draw's best allowed arm is
+    counted. Draws come in blocks of ``n_min`` (``n_max`` is a multiple of it) and stop once a
+    block adds no arm the earlier draws had not chosen (a first block that agrees on one arm
+    stops at once), or at ``n_max``. Returns the number of draws used. The caller then picks the
+    arm *from this distribution*, so the logged propensity is exact for the policy that ran.
     """
-    n_arms, d = X.shape
-    upper = np.empty((d, d))  # scale * L^-T, rows contiguous
-    for i in range(d):
-        for j in range(d):
-            upper[i, j] = scale * Linv[j, i]
-    theta = np.empty(d)
+    d, n_arms = GT.shape
     scores = np.empty(n_arms)
     for a in range(n_arms):
         out[a] = 0.0
@@ -245,17 +305,13 @@ def ts_distribution(
         before = max(distinct, 1)  # a first block that agrees on one arm is enough
         for _ in range(n_min):
             z = pool[offset + used]
-            for i in range(d):
-                t = 0.0
-                for k in range(i, d):
-                    t += upper[i, k] * z[k]
-                theta[i] = mu[i] + t
             for a in range(n_arms):
-                s = 0.0
-                row = X[a]
-                for j in range(d):
-                    s += row[j] * theta[j]
-                scores[a] = s + shared[a]
+                scores[a] = m[a]
+            for i in range(d):
+                zi = scale * z[i]
+                row = GT[i]
+                for a in range(n_arms):
+                    scores[a] += zi * row[a]
             best = argmax_masked(scores, mask)
             if out[best] == 0.0:
                 distinct += 1
@@ -309,7 +365,7 @@ def _decide(
     rows,
     A,
     B,
-    X,
+    XT,
     attributes,
     W,
     contexts,
@@ -319,35 +375,35 @@ def _decide(
     dist_out,
     arms_out,
     mu_out,
+    score_out,
 ):
     n = rows.shape[0]
-    n_arms, d = X.shape
+    d, n_arms = XT.shape
     pool_rows = pool.shape[0] - n_max
     for i in prange(n):
         L = np.empty((d, d))
-        Linv = np.empty((d, d))
+        GT = np.empty((d, n_arms))
         shared = np.empty(n_arms)
         m = np.empty(n_arms)
-        mu = mu_out[i]
         offset, u = seed_draws(seeds[i], pool_rows)
         shared_row(W, attributes, contexts[i], shared)
         if code == POLICY_UNIFORM:
             greedy_family(code, param, shared, mask[i], dist_out[i])
             for j in range(d):
-                mu[j] = 0.0  # the uniform policy never looks at the posterior
+                mu_out[i, j] = 0.0  # the uniform policy never looks at the posterior
+            for a in range(n_arms):
+                m[a] = shared[a]
         else:
-            posterior(A[rows[i]], B[rows[i]], L, Linv, mu)
+            factor_scores(A[rows[i]], B[rows[i]], XT, shared, L, GT, m, mu_out[i])
             if code == POLICY_LINTS:
-                ts_distribution(
-                    Linv, mu, X, shared, param, mask[i], pool, offset, n_min, n_max, dist_out[i]
-                )
+                ts_distribution(GT, m, param, mask[i], pool, offset, n_min, n_max, dist_out[i])
+            elif code == POLICY_LINUCB:
+                ucb_distribution(GT, m, param, mask[i], dist_out[i])
             else:
-                mean_scores(X, mu, shared, m)
-                if code == POLICY_LINUCB:
-                    ucb_distribution(Linv, X, m, param, mask[i], dist_out[i])
-                else:
-                    greedy_family(code, param, m, mask[i], dist_out[i])
-        arms_out[i] = apply_floor_and_pick(dist_out[i], mask[i], floor, u)
+                greedy_family(code, param, m, mask[i], dist_out[i])
+        arm = apply_floor_and_pick(dist_out[i], mask[i], floor, u)
+        arms_out[i] = arm
+        score_out[i] = m[arm] - shared[arm]
 
 
 decide_serial = serial(_decide)

@@ -137,6 +137,7 @@ class Engine:
         self.users = UserState(n_features, prior_precision=prior_precision)
         self.X = np.zeros((self.catalog.n_arms, n_features))
         self.X[:, :width] = self.catalog.attributes
+        self._XT = np.ascontiguousarray(self.X.T)  # the decide kernel reads arms along rows
         self.W = np.zeros((width, N_FEATURES))
         self.pins: dict[str, dict[str, str]] = {}
         self.directives = DirectiveCompiler(self.catalog)
@@ -278,13 +279,14 @@ class Engine:
             raise ValueError(f"seeds: expected {n} seeds, got shape {seeds.shape}")
         dist = np.empty((n, self.n_arms))
         arms = np.empty(n, dtype=np.int64)
+        scores = np.empty(n)
         kernel = K.decide_parallel if n >= PARALLEL_MIN_BATCH else K.decide_serial
         kernel(
             *self._kernel_args,
             rows,
             self.users.A,
             self.users.B,
-            self.X,
+            self._XT,
             self.catalog.attributes,
             self.W,
             contexts,
@@ -294,8 +296,8 @@ class Engine:
             dist,
             arms,
             mu_out,
+            scores,
         )
-        scores = np.einsum("ij,ij->i", self.X[arms], mu_out)
         if self.policy.code == K.POLICY_UNIFORM:
             scores[:] = np.nan  # the uniform kernel never computes the posterior
         return Selection(arms, dist[np.arange(n), arms], dist, seeds, scores)
@@ -495,6 +497,7 @@ class Engine:
         with self._lock:
             self.X[:, width:] = 0.0
             self.X[:, width : width + emb.shape[1]] = emb
+            self._XT = np.ascontiguousarray(self.X.T)
 
     # ------------------------------------------------------------------ profiles
     def pin(self, user_id: str, pins: Mapping[str, str | None]) -> dict[str, str]:
@@ -593,6 +596,7 @@ class Engine:
             {k.removeprefix("users."): v for k, v in arrays.items() if k.startswith("users.")}
         )
         engine.X[:] = arrays["X"]
+        engine._XT = np.ascontiguousarray(engine.X.T)
         engine.W[:] = arrays["W"]
         engine.pins = meta["pins"]
         engine._pool_seed = meta["pool_seed"]

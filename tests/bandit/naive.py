@@ -54,6 +54,12 @@ def greedy_family(code: int, param: float, m: np.ndarray, mask: np.ndarray) -> n
     return out
 
 
+def factor_scores(ap, b, X, shared):
+    """(L, GT, m, mu) as the kernel defines them, the obvious way."""
+    L, mu = posterior(ap, b)
+    return L, np.linalg.solve(L, X.T), shared + X @ mu, mu
+
+
 def ucb_distribution(
     L: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray
 ) -> np.ndarray:
@@ -77,12 +83,13 @@ def ts_distribution(
     block: int,
     n_max: int,
 ) -> tuple[np.ndarray, int]:
+    """Draw theta from the posterior, score the arms, count the best allowed one."""
     counts = np.zeros(len(X))
     used = 0
     while used < n_max:
         before = max(int((counts > 0).sum()), 1)
         for _ in range(block):
-            theta = mu + scale * np.linalg.solve(L.T, pool[offset + used].astype(np.float64))
+            theta = mu + scale * np.linalg.solve(L.T, pool[offset + used])
             scores = np.where(mask, X @ theta + shared, -np.inf)
             counts[np.argmax(scores)] += 1
             used += 1

@@ -24,13 +24,6 @@ def spd_packed(rng: np.random.Generator, d: int = D, *, near_singular: bool = Fa
     return full[np.tril_indices(d)].astype(np.float32)
 
 
-def chol_and_inverse(ap: np.ndarray, d: int = D) -> tuple[np.ndarray, np.ndarray]:
-    L, Linv = np.empty((d, d)), np.empty((d, d))
-    K.chol_from_packed(ap, L)
-    K.inverse_lower(L, Linv)
-    return L, Linv
-
-
 @pytest.mark.parametrize("near_singular", [False, True])
 def test_posterior_matches_twin(rng: np.random.Generator, near_singular: bool) -> None:
     ap = spd_packed(rng, near_singular=near_singular)
@@ -72,16 +65,36 @@ def test_greedy_family_matches_twin(
     assert out[~mask].sum() == 0 and out.sum() == pytest.approx(1.0)
 
 
+def factored(rng: np.random.Generator, near_singular: bool = False):  # type: ignore[no-untyped-def]
+    ap = spd_packed(rng, near_singular=near_singular)
+    b = rng.normal(size=D).astype(np.float32)
+    X, shared = rng.normal(size=(N_ARMS, D)), rng.normal(size=N_ARMS)
+    L, GT = np.empty((D, D)), np.empty((D, N_ARMS))
+    m, mu = np.empty(N_ARMS), np.empty(D)
+    K.factor_scores(ap, b, np.ascontiguousarray(X.T), shared, L, GT, m, mu)
+    return ap, b, X, shared, L, GT, m, mu
+
+
+@pytest.mark.parametrize("near_singular", [False, True])
+def test_factor_scores_matches_twin(rng: np.random.Generator, near_singular: bool) -> None:
+    ap, b, X, shared, L, GT, m, mu = factored(rng, near_singular)
+    np.testing.assert_allclose(L @ GT, X.T, atol=1e-8)  # GT solves L GT = X^T
+    np.testing.assert_allclose(m, shared + X @ mu, atol=1e-6 * max(1.0, np.abs(m).max()))
+    if not near_singular:  # near-singular: the mean is ill-determined, the identities hold
+        _, GT_ref, m_ref, mu_ref = naive.factor_scores(ap, b, X, shared)
+        np.testing.assert_allclose(GT, GT_ref, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(m, m_ref, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(mu, mu_ref, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize(
     "mask",
     [np.ones(N_ARMS, bool), np.array([0, 1, 0, 0, 1], bool), np.array([0, 0, 1, 0, 0], bool)],
 )
 def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray) -> None:
-    L, Linv = chol_and_inverse(spd_packed(rng))
-    X = rng.normal(size=(N_ARMS, D))
-    m = rng.normal(size=N_ARMS)
+    _, _, X, _, L, GT, m, _ = factored(rng)
     out = np.empty(N_ARMS)
-    K.ucb_distribution(Linv, X, m, 0.7, mask, out)
+    K.ucb_distribution(GT, m, 0.7, mask, out)
     np.testing.assert_array_equal(out, naive.ucb_distribution(L, X, m, 0.7, mask))
 
 
@@ -90,11 +103,10 @@ def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray) -> None:
 def test_ts_distribution_matches_twin(
     rng: np.random.Generator, scale: float, mask: np.ndarray
 ) -> None:
-    L, Linv = chol_and_inverse(spd_packed(rng))
-    mu, X, shared = rng.normal(size=D), rng.normal(size=(N_ARMS, D)), rng.normal(size=N_ARMS)
+    _, _, X, shared, L, GT, m, mu = factored(rng)
     pool = rng.standard_normal((200, D))
     out = np.empty(N_ARMS)
-    used = K.ts_distribution(Linv, mu, X, shared, scale, mask, pool, 17, 8, 64, out)
+    used = K.ts_distribution(GT, m, scale, mask, pool, 17, 8, 64, out)
     ref, ref_used = naive.ts_distribution(L, mu, X, shared, scale, mask, pool, 17, 8, 64)
     assert used == ref_used
     np.testing.assert_allclose(out, ref, atol=1e-12)

@@ -1,0 +1,73 @@
+"""The FastAPI application: ``create_app(settings)``; resources load in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.middleware import BodyLimit
+from api.routes import decisions, feedback, ops, users
+from api.service import InputError, NotFound, Service
+from api.settings import Settings
+
+log = logging.getLogger("attune")
+
+
+def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI:
+    """The attune HTTP API over the embedded store.
+
+    The service (store, engines, learner) is built and started in the lifespan: state is
+    recovered and kernels warmed before ``/readyz`` turns true, and the learner saves a
+    final checkpoint on shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = service or Service(settings)
+        app.state.service = svc
+        svc.start()
+        if svc.dev_key:
+            # Printed once: only the key's hash is stored.
+            print(
+                f"attune: created a local development API key for tenant 'dev' "
+                f"(shown only now): {svc.dev_key}",
+                flush=True,
+            )
+        try:
+            yield
+        finally:
+            svc.stop()
+
+    app = FastAPI(
+        title="attune",
+        version="0.1.0",
+        summary="Response-strategy bandit for LLM chat products: decide, learn, explain.",
+        lifespan=lifespan,
+    )
+    for router in (decisions.router, feedback.router, users.router, ops.router):
+        app.include_router(router)
+    app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(InputError, _input_error)  # type: ignore[arg-type]
+    app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+    # The same shape as FastAPI's own 422s, so clients parse one format.
+    loc = ["body", *exc.field.split(".")] if exc.field != "body" else ["body"]
+    return JSONResponse(
+        {"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422
+    )
+
+
+async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:
+    return JSONResponse({"detail": str(exc) or "timed out"}, status_code=503)

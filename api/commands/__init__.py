@@ -1,0 +1,1 @@
+"""Subcommands of the ``attune`` CLI, one module each (see ``api.cli.COMMANDS``)."""

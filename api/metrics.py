@@ -1,0 +1,63 @@
+"""Prometheus metrics of one service instance (its own registry, so test apps do not clash)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Decisions take a few milliseconds; the buckets resolve the range the latency target lives in.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """The counters, histograms and gauges ``GET /metrics`` exposes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter("attune_decisions", "Decisions served", ["tenant"], registry=r)
+        self.feedback = Counter(
+            "attune_feedback", "Feedback events accepted, by kind", ["tenant", "kind"], registry=r
+        )
+        self.duplicates = Counter(
+            "attune_feedback_duplicates", "Feedback events ignored as already received", registry=r
+        )
+        self.decision_latency = Histogram(
+            "attune_decision_latency_seconds",
+            "Time to serve POST /v1/decisions",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.feedback_latency = Histogram(
+            "attune_feedback_latency_seconds",
+            "Time to accept POST /v1/feedback (durable)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "attune_learner_lag_events", "Events in the log not yet applied", registry=r
+        )
+        self.applied = Gauge(
+            "attune_learner_applied_events", "Events applied by the learner since start", registry=r
+        )
+        self.rejected = Gauge(
+            "attune_learner_rejected_events", "Events the learner could not apply", registry=r
+        )
+        self.users = Gauge("attune_users", "Users held by the serving engine", registry=r)
+
+    def bind(
+        self,
+        lag: Callable[[], float],
+        applied: Callable[[], float],
+        rejected: Callable[[], float],
+        users: Callable[[], float],
+    ) -> None:
+        """Gauges read live values when scraped."""
+        self.lag.set_function(lag)
+        self.applied.set_function(applied)
+        self.rejected.set_function(rejected)
+        self.users.set_function(users)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

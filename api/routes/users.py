@@ -1,0 +1,41 @@
+"""Profiles: read, pin, export, delete; always within the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from api.deps import ServiceDep, TenantDep
+from api.schemas import MAX_USER_ID, ExportPublic, ProfilePublic, ProfileUpdate
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+UserPath = Annotated[str, Path(min_length=1, max_length=MAX_USER_ID)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown user (in this tenant)"}}
+
+
+@router.get("/{user_id}/profile", response_model=ProfilePublic, responses=NOT_FOUND)
+def read_profile(user_id: UserPath, tenant: TenantDep, service: ServiceDep) -> dict:
+    """Learned preferences per dimension with confidence, pins, evidence, last seen."""
+    return service.profile(tenant, user_id)
+
+
+@router.patch("/{user_id}/profile", response_model=ProfilePublic)
+def update_profile(
+    user_id: UserPath, body: ProfileUpdate, tenant: TenantDep, service: ServiceDep
+) -> dict:
+    """Pin a level per dimension (``{"pins": {"length": "brief"}}``) or unpin (``null``)."""
+    return service.update_pins(tenant, user_id, dict(body.pins))
+
+
+@router.get("/{user_id}/export", response_model=ExportPublic, responses=NOT_FOUND)
+def export_user(user_id: UserPath, tenant: TenantDep, service: ServiceDep) -> dict:
+    """Everything attune stores about the user, as JSON."""
+    return service.export(tenant, user_id)
+
+
+@router.delete("/{user_id}", status_code=204, responses=NOT_FOUND)
+def delete_user(user_id: UserPath, tenant: TenantDep, service: ServiceDep) -> Response:
+    """Erase the user's state, pins and rows in every log attune keeps."""
+    service.delete(tenant, user_id)
+    return Response(status_code=204)

@@ -1,0 +1,193 @@
+"""Request and response bodies of the HTTP API (``XCreate`` in, ``XPublic`` out)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_USER_ID = 200  # the engine allows 256 for "tenant/user"; the tenant takes the rest
+MAX_FEATURES = 64
+
+
+def _encodable(value: str) -> str:
+    # Lone surrogates survive JSON decoding but not UTF-8 encoding (SQLite, logs): reject
+    # them here, with the field named, instead of failing later.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID), AfterValidator(_encodable)]
+Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_encodable)]
+FeatureValue = Annotated[float, Field(allow_inf_nan=False)]
+Signal = Literal["copied", "regenerated", "asked_simpler", "asked_deeper", "abandoned"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------- decisions
+class DecisionCreate(_Body):
+    user_id: UserId = Field(description="The product's id for the user (scoped by tenant).")
+    message: Annotated[Text, Field(max_length=32_000)] = Field(
+        "", description="The user's message this turn; featurized, never stored."
+    )
+    locale: Annotated[Text, Field(max_length=35)] = Field(
+        "en", description="BCP-47 tag; directives render in it."
+    )
+    features: dict[Annotated[Text, Field(max_length=64)], FeatureValue] = Field(
+        default_factory=dict,
+        max_length=MAX_FEATURES,
+        description='Product-supplied request features, e.g. {"channel_voice": 1}.',
+    )
+    constraints: dict[
+        Annotated[Text, Field(max_length=64)],
+        Annotated[Text, Field(max_length=64)]
+        | Annotated[
+            list[Annotated[Text, Field(max_length=64)]], Field(min_length=1, max_length=32)
+        ],
+    ] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Allowed levels per dimension for this turn.",
+    )
+    session_id: Annotated[Text, Field(max_length=128)] | None = None
+    audit: dict[Annotated[Text, Field(max_length=64)], Any] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Group attributes stored for audits; never used as features.",
+    )
+
+
+class StrategyPublic(BaseModel):
+    id: str
+    levels: dict[str, str]
+
+
+class DirectivesPublic(BaseModel):
+    system_prompt: str
+    messages: list[dict[str, str]]
+    params: dict[str, float | int]
+    locale: str
+
+
+class ReasonPublic(BaseModel):
+    kind: str
+    text: str
+    weight: float
+    dimension: str | None = None
+    level: str | None = None
+    feature: str | None = None
+
+
+class PolicyPublic(BaseModel):
+    name: str
+    version: str
+
+
+class DecisionPublic(BaseModel):
+    decision_id: str
+    strategy: StrategyPublic
+    directives: DirectivesPublic
+    propensity: float
+    explanation: list[ReasonPublic]
+    policy: PolicyPublic
+
+
+# ---------------------------------------------------------------------- feedback
+class _FeedbackBase(_Body):
+    user_id: UserId
+    decision_id: Id
+    event_id: Id | None = Field(None, description="Makes the feedback idempotent.")
+
+
+class ThumbsFeedback(_FeedbackBase):
+    kind: Literal["thumbs"]
+    value: Literal["up", "down"]
+
+
+class RatingFeedback(_FeedbackBase):
+    kind: Literal["rating"]
+    value: int = Field(ge=1, le=5)
+
+
+class RewardFeedback(_FeedbackBase):
+    kind: Literal["reward"]
+    value: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+
+
+class ImplicitFeedback(_FeedbackBase):
+    kind: Literal["implicit"]
+    signals: list[Signal] = Field(default_factory=list, max_length=16)
+    dwell_ms: int = Field(0, ge=0, le=86_400_000)
+
+
+class PairwiseFeedback(_FeedbackBase):
+    kind: Literal["pairwise"]
+    other_decision_id: Id = Field(description="A response of the same user that lost.")
+
+
+FeedbackCreate = Annotated[
+    ThumbsFeedback | RatingFeedback | RewardFeedback | ImplicitFeedback | PairwiseFeedback,
+    Field(discriminator="kind"),
+]
+
+
+class FeedbackPublic(BaseModel):
+    event_id: str
+    status: Literal["accepted", "duplicate"]
+
+
+# ---------------------------------------------------------------------- profiles
+class LevelScore(BaseModel):
+    score: float
+    sd: float
+
+
+class PreferencePublic(BaseModel):
+    preferred: str
+    confidence: float
+    levels: dict[str, LevelScore]
+
+
+class EvidencePublic(BaseModel):
+    feedback_events: int
+    decisions: int
+    default_rewards: int
+    by_kind: dict[str, int]
+
+
+class ProfilePublic(BaseModel):
+    user_id: str
+    preferences: dict[str, PreferencePublic]
+    pins: dict[str, str]
+    evidence: EvidencePublic
+    last_seen: float | None
+
+
+class ProfileUpdate(_Body):
+    pins: dict[
+        Annotated[Text, Field(max_length=64)], Annotated[Text, Field(max_length=64)] | None
+    ] = Field(max_length=16, description="Level per dimension to pin, or null to unpin.")
+
+
+class ExportPublic(BaseModel):
+    user_id: str
+    tenant: str
+    profile: ProfilePublic
+    state: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+class CatalogPublic(BaseModel):
+    name: str
+    version: int
+    locales: list[str]
+    dimensions: dict[str, list[str]]
+    n_arms: int
+    arms: list[str]

@@ -1,0 +1,268 @@
+"""The service behind the HTTP API: one process, an embedded store, two engines, a learner.
+
+Decisions are served from the *serving* engine; every decision, feedback and profile change
+goes to the event log first; the learner thread applies the log to its own engine and copies
+changed users into the serving engine. The routes stay thin: they translate HTTP to calls on
+``Service``, whose methods raise ``NotFound`` or ``InputError`` for bad requests.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from api.metrics import Metrics
+from api.settings import Settings
+from bandit import Catalog, DecisionRequest, Engine
+from streaming.embedded import Learner
+from streaming.events import Event, new_id
+from streaming.processor import Processor
+from streaming.store import Store, event_rows_json, hash_key
+
+DEV_TENANT = "dev"
+DELETE_TIMEOUT_S = 10.0
+
+
+class NotFound(LookupError):
+    """An unknown user or decision (of this tenant)."""
+
+
+class InputError(ValueError):
+    """A request the engine rejects; ``field`` names the offending body field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Service:
+    """Everything ``attune serve`` runs, built from settings; ``start``/``stop`` in lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        catalog = Catalog.from_toml(settings.catalog) if settings.catalog else Catalog.default()
+        self.catalog = catalog
+        self.store = Store(settings.db_path)
+        params = settings.engine_params()
+        self.engine = Engine(catalog, random_state=settings.random_state, **params)
+        learner_engine = Engine(catalog, random_state=0, **params)
+        self.processor = Processor(
+            learner_engine,
+            settings.rewards,
+            wait_window_s=settings.wait_window_s,
+            default_reward=settings.default_reward,
+        )
+        self.learner = Learner(
+            self.store,
+            self.processor,
+            serving=self.engine,
+            checkpoint_interval_s=settings.checkpoint_interval_s,
+        )
+        self.metrics = Metrics()
+        self.metrics.bind(
+            lag=self.learner.lag,
+            applied=lambda: self.learner.applied_events,
+            rejected=lambda: len(self.processor.rejected),
+            users=lambda: len(self.engine.users),
+        )
+        self.keys = {hash_key(k): t for k, t in settings.api_keys.items()}
+        self.ready = False
+        self.dev_key: str | None = None
+        self.policy_version = f"{catalog.name}.v{catalog.version}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Recover state, create the dev key if needed, warm the kernels, start learning."""
+        if not self.keys:
+            stored = self.store.api_keys()
+            if not stored:
+                self.dev_key = "attune-dev-" + secrets.token_urlsafe(24)
+                self.store.add_api_key(DEV_TENANT, self.dev_key)
+                stored = self.store.api_keys()
+            self.keys = stored
+        self.learner.recover()
+        if self.settings.warm:
+            self.engine.warm()
+        self.learner.start()
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        self.learner.stop()
+        self.store.close()
+
+    def tenant_for(self, key: str) -> str | None:
+        return self.keys.get(hash_key(key))
+
+    # ------------------------------------------------------------------ decisions
+    def decide(self, tenant: str, body: Any) -> dict[str, Any]:
+        key = f"{tenant}/{body.user_id}"
+        try:
+            request = DecisionRequest(
+                key, body.message, body.locale, body.features, body.constraints
+            )
+            [d] = self.engine.decide([request])
+        except ValueError as exc:
+            raise _input_error(exc) from None
+        decision_id = new_id("d_")
+        dist = d.action_dist.tolist()
+        payload = {
+            "decision_id": decision_id,
+            "arm": d.arm,
+            "strategy_id": d.strategy_id,
+            "levels": dict(d.levels),
+            "propensity": d.propensity,
+            "action_dist": dist,
+            "context": d.context.tolist(),
+            "policy": d.policy,
+            "locale": d.directives.locale,
+            "seed": d.seed,
+            "audit": body.audit,
+            "session_id": body.session_id,
+        }
+        event = Event("decision", decision_id, tenant, body.user_id, time.time(), payload)
+        # Decisions go to the log by group commit without fsync (see streaming/store.py): a
+        # lost decision costs one observation; a commit, let alone an fsync, per turn would
+        # cost much of the latency budget.
+        self.store.append_later([event])
+        # No learner wake-up: a decision changes nothing until its feedback arrives, and the
+        # learner's next poll (every 50 ms) picks it up without costing this request a wake-up.
+        self.metrics.decisions.labels(tenant).inc()
+        directives = d.directives
+        messages = (
+            directives.messages(body.message) if body.message else directives.messages("")[:1]
+        )
+        return {
+            "decision_id": decision_id,
+            "strategy": {"id": d.strategy_id, "levels": dict(d.levels)},
+            "directives": {
+                "system_prompt": directives.system_prompt,
+                "messages": messages,
+                "params": dict(directives.params),
+                "locale": directives.locale,
+            },
+            "propensity": d.propensity,
+            "explanation": [r.to_dict() for r in d.explanation],
+            "policy": {"name": d.policy, "version": self.policy_version},
+        }
+
+    # ------------------------------------------------------------------ feedback
+    def feedback(self, tenant: str, body: Any) -> dict[str, Any]:
+        """Log one feedback event durably; returns its event id and whether it was new."""
+        self._decision_of(tenant, body.user_id, body.decision_id)
+        payload = body.model_dump(exclude={"user_id", "event_id"})
+        if body.kind == "pairwise":
+            if body.other_decision_id == body.decision_id:
+                raise InputError("other_decision_id", "must differ from decision_id")
+            self._decision_of(tenant, body.user_id, body.other_decision_id)
+        # Client ids get their own namespace, so one can never collide with a decision id.
+        event_id = body.event_id or new_id()
+        event = Event("feedback", "fb:" + event_id, tenant, body.user_id, time.time(), payload)
+        [offset] = self.store.append([event], durable=True)
+        self.learner.notify()
+        if offset is None:
+            self.metrics.duplicates.inc()
+            return {"event_id": event_id, "status": "duplicate"}
+        self.metrics.feedback.labels(tenant, body.kind).inc()
+        return {"event_id": event_id, "status": "accepted"}
+
+    def _decision_of(self, tenant: str, user_id: str, decision_id: str) -> Event:
+        event = self.store.get_event(tenant, decision_id, kind="decision")
+        if event is None or event.user_id != user_id:
+            raise NotFound(f"unknown decision {decision_id!r} for user {user_id!r}")
+        return event
+
+    # ------------------------------------------------------------------ profiles
+    def profile(self, tenant: str, user_id: str) -> dict[str, Any]:
+        key = f"{tenant}/{user_id}"
+        try:
+            prof = self.engine.profile(key)
+        except KeyError:
+            raise NotFound(f"unknown user {user_id!r}") from None
+        with self.learner.lock:
+            counters = self.processor.counters(key)
+        prof["user_id"] = user_id
+        prof["evidence"] = counters
+        return prof
+
+    def update_pins(self, tenant: str, user_id: str, pins: dict[str, str | None]) -> dict:
+        key = f"{tenant}/{user_id}"
+        for dim, level in pins.items():
+            try:
+                if level is None:
+                    self.catalog.dimension(dim)
+                else:
+                    self.catalog.mask({dim: level})
+            except (KeyError, ValueError) as exc:
+                raise InputError(f"pins.{dim}", str(exc).strip("\"'")) from None
+        event = Event(
+            "profile", new_id("p_"), tenant, user_id, time.time(), {"op": "pin", "pins": pins}
+        )
+        self.store.append([event], durable=True)
+        self.learner.notify()
+        with self.engine._lock:  # pins apply to the very next decision, not after the learner
+            self.engine.users.rows([key])
+            self.engine.pin(key, pins)
+        return self.profile(tenant, user_id)
+
+    def export(self, tenant: str, user_id: str) -> dict[str, Any]:
+        key = f"{tenant}/{user_id}"
+        profile = self.profile(tenant, user_id)
+        with self.learner.lock:
+            raw = self.processor.export_user(key)
+        state = json.loads(raw) if raw else {}
+        events = event_rows_json(self.store.iter_events(tenant=tenant, user_id=user_id))
+        return {
+            "user_id": user_id,
+            "tenant": tenant,
+            "profile": profile,
+            "state": state,
+            "events": events,
+        }
+
+    def delete(self, tenant: str, user_id: str) -> None:
+        """Erase a user: engine state, pins, and their rows in the log; waits until the
+        learner has applied and saved the erasure."""
+        key = f"{tenant}/{user_id}"
+        if (
+            key not in self.engine.users
+            and key not in self.engine.pins
+            and next(self.store.iter_events(tenant=tenant, user_id=user_id), None) is None
+        ):
+            raise NotFound(f"unknown user {user_id!r}")
+        self.store.delete_user(tenant, user_id)
+        tombstone = Event("profile", new_id("x_"), tenant, user_id, time.time(), {"op": "delete"})
+        [offset] = self.store.append([tombstone], durable=True)
+        self.engine.forget(key)
+        self.learner.notify()
+        if offset is not None and not self.learner.wait_for(
+            offset, timeout=DELETE_TIMEOUT_S, checkpointed=True
+        ):
+            raise TimeoutError("the learner did not apply the erasure in time")
+        self.engine.forget(key)  # in case a decision raced the erasure
+
+    # ------------------------------------------------------------------ catalog
+    def catalog_public(self) -> dict[str, Any]:
+        c = self.catalog
+        return {
+            "name": c.name,
+            "version": c.version,
+            "locales": list(c.locales),
+            "dimensions": {d.name: list(d.level_names) for d in c.dimensions},
+            "n_arms": c.n_arms,
+            "arms": list(c.arm_ids),
+        }
+
+
+def _input_error(exc: ValueError) -> InputError:
+    """Name the body field an engine error is about (its messages start with the field)."""
+    message = str(exc)
+    head = message.split(":", 1)[0].split(" ", 1)[0]
+    field = (
+        head
+        if head.split(".")[0] in ("constraints", "features", "locale", "message", "user_id")
+        else "body"
+    )
+    return InputError(field, message)

@@ -1,0 +1,217 @@
+"""Service settings: read once, from defaults, a TOML file, ``ATTUNE_*`` variables and flags.
+
+Later sources win: defaults < settings file < environment < command-line flags. A settings
+file looks like::
+
+    [server]
+    host = "127.0.0.1"
+    port = 8000
+    data_dir = "attune-data"
+    catalog = "my-catalog.toml"      # optional; the shipped catalog otherwise
+    max_body_bytes = 65536
+
+    [engine]
+    policy = "lints"                 # lints, linucb, egreedy, softmax, squarecb, uniform
+    policy_params = {}
+    floor = 0.05
+    forgetting = 0.998
+
+    [feedback]
+    wait_window_s = 600              # no feedback this long -> the default reward
+    default_reward = 0.5
+
+    [rewards]                        # the reward composer, see streaming/composer.py
+    thumbs_down = 0.0
+    signals = { regenerated = -0.5 }
+
+    [tenants.acme]
+    keys = ["a-long-random-key"]
+
+Environment variables: ``ATTUNE_SETTINGS`` (the file), ``ATTUNE_HOST``, ``ATTUNE_PORT``,
+``ATTUNE_DATA_DIR``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``, ``ATTUNE_WAIT_WINDOW_S``,
+``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from streaming.composer import RewardComposer
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+_SECTIONS = {
+    "server": ("host", "port", "data_dir", "catalog", "max_body_bytes"),
+    "engine": (
+        "policy",
+        "policy_params",
+        "n_features",
+        "prior_precision",
+        "forgetting",
+        "floor",
+        "shared_lr",
+        "random_state",
+    ),
+    "feedback": ("wait_window_s", "default_reward", "checkpoint_interval_s"),
+}
+_ENV = {
+    "ATTUNE_HOST": ("host", str),
+    "ATTUNE_PORT": ("port", int),
+    "ATTUNE_DATA_DIR": ("data_dir", Path),
+    "ATTUNE_CATALOG": ("catalog", Path),
+    "ATTUNE_POLICY": ("policy", str),
+    "ATTUNE_WAIT_WINDOW_S": ("wait_window_s", float),
+    "ATTUNE_DEFAULT_REWARD": ("default_reward", float),
+}
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``attune serve`` is configured with. Validated on construction."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("attune-data")
+    catalog: Path | None = None
+    max_body_bytes: int = 64 * 1024
+    policy: str = "lints"
+    policy_params: Mapping[str, Any] = field(default_factory=dict)
+    n_features: int = 32
+    prior_precision: float = 1.0
+    forgetting: float = 0.998
+    floor: float = 0.05
+    shared_lr: float = 0.1
+    random_state: int | None = None
+    wait_window_s: float = 600.0
+    default_reward: float | None = None
+    checkpoint_interval_s: float = 1.0
+    rewards: RewardComposer = field(default_factory=RewardComposer)
+    api_keys: Mapping[str, str] = field(default_factory=dict)  # key -> tenant
+    warm: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"port must be in 1..65535, got {self.port}")
+        if self.max_body_bytes < 1024:
+            raise SettingsError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        if not self.wait_window_s > 0:
+            raise SettingsError(f"wait_window_s must be > 0, got {self.wait_window_s}")
+        if self.default_reward is not None and not 0 <= self.default_reward <= 1:
+            raise SettingsError(f"default_reward must be in [0, 1], got {self.default_reward}")
+        if not self.checkpoint_interval_s > 0:
+            raise SettingsError("checkpoint_interval_s must be > 0")
+        for key, tenant in self.api_keys.items():
+            if not _TENANT.match(tenant):
+                raise SettingsError(f"tenant {tenant!r}: names must match {_TENANT.pattern}")
+            if len(key) < 8:
+                raise SettingsError(f"tenant {tenant!r}: API keys must have >= 8 characters")
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.catalog is not None:
+            object.__setattr__(self, "catalog", Path(self.catalog))
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "attune.sqlite"
+
+    def engine_params(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "policy_params": dict(self.policy_params),
+            "n_features": self.n_features,
+            "prior_precision": self.prior_precision,
+            "forgetting": self.forgetting,
+            "floor": self.floor,
+            "shared_lr": self.shared_lr,
+        }
+
+
+def parse_api_keys(text: str) -> dict[str, str]:
+    """``"tenant-a:key-a,tenant-b:key-b"`` -> ``{key: tenant}``."""
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        tenant, sep, key = item.partition(":")
+        if not sep or not tenant or not key:
+            raise SettingsError(f"ATTUNE_API_KEYS: expected 'tenant:key' items, got {item!r}")
+        out[key] = tenant
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Settings from the file (``path`` or ``$ATTUNE_SETTINGS``), the environment and
+    ``overrides`` (flags; None values are ignored), later sources winning."""
+    env = dict(env or {})
+    path = path or env.get("ATTUNE_SETTINGS") or None
+    values: dict[str, Any] = _from_file(Path(path)) if path else {}
+    for var, (name, kind) in _ENV.items():
+        if env.get(var, "").strip():
+            try:
+                values[name] = kind(env[var].strip())
+            except ValueError:
+                raise SettingsError(f"{var}: expected {kind.__name__}, got {env[var]!r}") from None
+    if env.get("ATTUNE_API_KEYS", "").strip():
+        from_env = parse_api_keys(env["ATTUNE_API_KEYS"])
+        values["api_keys"] = {**values.get("api_keys", {}), **from_env}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except TypeError as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such settings file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    allowed = {*_SECTIONS, "rewards", "tenants"}
+    for section, table in data.items():
+        if section not in allowed:
+            raise SettingsError(
+                f"{path}: unknown section [{section}]; allowed: {', '.join(sorted(allowed))}"
+            )
+        if not isinstance(table, dict):
+            raise SettingsError(f"{path}: [{section}] must be a table")
+        if section in _SECTIONS:
+            bad = sorted(set(table) - set(_SECTIONS[section]))
+            if bad:
+                raise SettingsError(
+                    f"{path}: {section}.{bad[0]} is unknown; allowed: "
+                    f"{', '.join(_SECTIONS[section])}"
+                )
+            values.update(table)
+    if "catalog" in values:
+        values["catalog"] = (path.parent / values["catalog"]).resolve()
+    try:
+        values["rewards"] = RewardComposer.from_dict(data.get("rewards"))
+    except ValueError as exc:
+        raise SettingsError(f"{path}: rewards: {exc}") from None
+    keys: dict[str, str] = {}
+    for tenant, table in data.get("tenants", {}).items():
+        tkeys = table.get("keys") if isinstance(table, dict) else None
+        if not isinstance(tkeys, list) or not all(isinstance(k, str) for k in tkeys):
+            raise SettingsError(f"{path}: tenants.{tenant}.keys must be a list of strings")
+        keys.update(dict.fromkeys(tkeys, tenant))
+    values["api_keys"] = keys
+    return values
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy with some settings changed (tests use this)."""
+    known = {f.name for f in fields(Settings)}
+    bad = sorted(set(changes) - known)
+    if bad:
+        raise SettingsError(f"unknown setting {bad[0]!r}")
+    return replace(settings, **changes)

@@ -1,0 +1,295 @@
+"""HTTP benchmark: decision latency at fixed request rates, and the maximum sustained rate.
+
+The server (``attune serve``: uvicorn, one worker, embedded SQLite store, learner thread) runs
+in one process; the load generator runs in another and talks to it over loopback with raw
+asyncio HTTP/1.1 keep-alive connections.
+
+The generator is open-loop: request ``i`` is due at ``start + i / rate`` whatever happened to
+earlier ones, and its latency is measured from that due time, not from when a connection
+became free, so a server stall shows up in the percentiles instead of silently slowing the
+generator down (no coordinated omission). ``decisions_per_s`` is the throughput of a
+closed loop of ``--connections`` connections sending back to back.
+
+    python benchmarks/bench_http.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "bench-key-0123456789"
+MESSAGES = [
+    "How do I reverse a linked list in Python?",
+    "Explain gradient descent",
+    "why is the sky blue",
+    "Write a SQL query that counts orders per customer",
+    "What is a monad?",
+    "为什么天空是蓝色的？",
+]
+N_USERS = 1000
+
+
+# ---------------------------------------------------------------------- load generator
+def _requests(n: int, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        body = json.dumps(
+            {"user_id": f"user-{rng.integers(N_USERS)}", "message": MESSAGES[i % len(MESSAGES)]}
+        ).encode()
+        out.append(
+            b"POST /v1/decisions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer "
+            + KEY.encode()
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+    return out
+
+
+async def _roundtrip(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> int:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    await reader.readexactly(length)
+    return status
+
+
+async def _open_loop(port: int, rate: float, duration: float, connections: int) -> dict:
+    n = int(rate * duration)
+    requests = _requests(n, seed=int(rate))
+    queue: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+    latencies = np.full(n, np.nan)
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while True:
+            i, due = await queue.get()
+            if i < 0:
+                writer.close()
+                return
+            status = await _roundtrip(reader, writer, requests[i])
+            latencies[i] = time.perf_counter() - due
+            errors += status != 200
+
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    await asyncio.sleep(0.2)
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((i, due))
+    for _ in workers:
+        queue.put_nowait((-1, 0.0))
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - start
+    ms = latencies[~np.isnan(latencies)] * 1e3
+    return {
+        "rate": rate,
+        "sent": n,
+        "errors": errors,
+        "achieved_per_s": n / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "max_ms": float(ms.max()),
+    }
+
+
+async def _closed_loop(port: int, duration: float, connections: int) -> dict:
+    requests = _requests(4096, seed=1)
+    done: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+
+    async def worker(k: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = k
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            errors += await _roundtrip(reader, writer, requests[i % len(requests)]) != 200
+            done.append(time.perf_counter() - t0)
+            i += connections
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(connections)))
+    elapsed = time.perf_counter() - start
+    ms = np.array(done) * 1e3
+    return {
+        "connections": connections,
+        "decisions_per_s": len(done) / elapsed,
+        "errors": errors,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def generate(args: argparse.Namespace) -> None:
+    """The load-generator process: runs the phases and prints one JSON line.
+
+    Each phase also reports the server's CPU time per request: unlike latency, it hardly
+    depends on what else the machine is running.
+    """
+    out: dict = {"rates": []}
+    asyncio.run(_open_loop(args.port, 300, args.warmup, args.connections))  # warm-up
+    for rate in args.rates:
+        cpu = _cpu_seconds(args.server_pid)
+        phase = asyncio.run(_open_loop(args.port, rate, args.duration, args.connections))
+        phase["server_cpu_ms_per_request"] = (
+            1e3 * (_cpu_seconds(args.server_pid) - cpu) / (phase["sent"])
+        )
+        out["rates"].append(phase)
+    out["max"] = asyncio.run(_closed_loop(args.port, args.duration, args.saturate_connections))
+    print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------- server process
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server(port: int, data_dir: str) -> subprocess.Popen:
+    env = dict(
+        os.environ, ATTUNE_API_KEYS=f"bench:{KEY}", ATTUNE_DATA_DIR=data_dir, ATTUNE_PORT=str(port)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server never became ready")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--rates", type=lambda s: [float(x) for x in s.split(",")], default=[250.0, 500.0, 1000.0]
+    )
+    p.add_argument("--duration", type=float, default=8.0, help="seconds per phase")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--connections", type=int, default=32, help="open-loop connection pool")
+    p.add_argument("--saturate-connections", type=int, default=8)
+    p.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.generate:
+        generate(args)
+        return
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="attune-bench-") as data_dir:
+        server = _start_server(port, data_dir)
+        try:
+            gen = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--generate",
+                    "--port",
+                    str(port),
+                    "--server-pid",
+                    str(server.pid),
+                    "--rates",
+                    ",".join(map(str, args.rates)),
+                    "--duration",
+                    str(args.duration),
+                    "--warmup",
+                    str(args.warmup),
+                    "--connections",
+                    str(args.connections),
+                    "--saturate-connections",
+                    str(args.saturate_connections),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    raw = json.loads(gen.stdout)
+    result: dict = {
+        "cores": os.cpu_count(),
+        "duration_s_per_rate": args.duration,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+    for r in raw["rates"]:
+        tag = int(r["rate"])
+        result[f"decide_p50_ms@{tag}"] = round(r["p50_ms"], 3)
+        result[f"decide_p99_ms@{tag}"] = round(r["p99_ms"], 3)
+        result[f"achieved_per_s@{tag}"] = round(r["achieved_per_s"], 1)
+        result[f"errors@{tag}"] = r["errors"]
+        result[f"server_cpu_ms_per_request@{tag}"] = round(r["server_cpu_ms_per_request"], 3)
+    result["decide_p50_ms"] = {int(r["rate"]): round(r["p50_ms"], 3) for r in raw["rates"]}
+    result["decide_p99_ms"] = {int(r["rate"]): round(r["p99_ms"], 3) for r in raw["rates"]}
+    result["decisions_per_s"] = round(raw["max"]["decisions_per_s"], 1)
+    result["saturation"] = raw["max"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for r in raw["rates"]:
+        print(
+            f"{r['rate']:>7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  errors {r['errors']}  "
+            f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/request"
+        )
+    print(
+        f"max sustained: {raw['max']['decisions_per_s']:.0f} decisions/s "
+        f"({args.saturate_connections} connections, closed loop)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""The embedded store: one SQLite file (WAL) with the event log, user state and API keys.
+
+Tables
+------
+events      the log: every decision, feedback and profile event, ``offset`` increasing
+            (AUTOINCREMENT, so an offset is never reused after a delete), unique per
+            ``(tenant, event_id)`` so a resent event is stored once.
+user_state  one row per user key: the processor's export of that user (engine arrays, pins,
+            pending decisions, seen event ids, counters).
+shared      the shared interaction model per partition.
+meta        schema version and the learner's offset (saved with the state it reflects).
+api_keys    SHA-256 hashes of per-tenant keys (the local development key lives here).
+
+Durability: the file is in WAL mode. Writes that a client is told are durable (feedback,
+profile changes) commit with ``synchronous=FULL``, which fsyncs the WAL, so they survive a
+killed process and a power loss. Decision events are queued (``append_later``) and group
+committed every few milliseconds with ``synchronous=NORMAL`` (no fsync): a killed process
+loses at most the last few milliseconds of decisions, a power loss possibly a little more;
+the next FULL commit (e.g. the feedback that refers to a decision) fsyncs them along with
+itself, and every read flushes the queue first, so feedback always finds its decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bandit import SchemaError
+from streaming.composer import RewardComposer
+from streaming.events import Event
+
+STORE_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    offset INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, event_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    kind TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL,
+    UNIQUE (tenant, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_user ON events (tenant, user_id);
+CREATE TABLE IF NOT EXISTS user_state (
+    key TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shared (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL,
+                                     created REAL NOT NULL);
+"""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """The SQLite file behind ``attune serve``. Thread-safe: one connection, one lock.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file; created with its folder when missing.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> store = Store(os.path.join(tempfile.mkdtemp(), "attune.sqlite"))
+    >>> e = Event("feedback", "f1", "acme", "ana", 1.0, {"decision_id": "d1", "kind": "thumbs",
+    ...           "value": "up"})
+    >>> store.append([e, e])
+    [1, None]
+    >>> store.close()
+    """
+
+    def __init__(self, path: str | Path, *, flush_interval_s: float = 0.005) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+            if row is None:
+                self._db.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),)
+                )
+            elif int(row[0]) != STORE_SCHEMA_VERSION:
+                raise SchemaError(
+                    f"{self.path}: store schema version {row[0]} is not supported (this attune "
+                    f"reads version {STORE_SCHEMA_VERSION})"
+                )
+        self._synchronous = "NORMAL"
+        self._later: list[tuple[Any, ...]] = []
+        self._later_lock = threading.Lock()
+        self._flush_interval_s = flush_interval_s
+        self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    # ------------------------------------------------------------------ the log
+    def append(self, events: Sequence[Event], *, durable: bool = True) -> list[int | None]:
+        """Append events in one transaction; returns each one's offset, or None for an event
+        whose ``(tenant, event_id)`` is already in the log (it is not stored again).
+
+        With ``durable`` the commit fsyncs (``synchronous=FULL``), see the module docstring.
+        """
+        rows = [_row(e) for e in events]
+        out: list[int | None] = []
+        with self._lock:
+            self._flush_locked()
+            self._set_sync("FULL" if durable else "NORMAL")
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    cur.execute(_INSERT, row)
+                    out.append(cur.lastrowid if cur.rowcount == 1 else None)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return out
+
+    def append_later(self, events: Sequence[Event]) -> None:
+        """Queue events for the next group commit (within ``flush_interval_s``, or before any
+        read or other write of this store, so readers always see them).
+
+        For decisions: the caller does not wait for SQLite at all. A killed process loses at
+        most the last ``flush_interval_s`` of them (feedback for such a decision then gets
+        404); acknowledged feedback never takes this path.
+        """
+        rows = [_row(e) for e in events]
+        with self._later_lock:
+            self._later.extend(rows)
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="attune-store-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def flush(self) -> None:
+        """Commit queued events now."""
+        with self._lock:
+            self._flush_locked()
+
+    def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Events with offset > ``after``, in offset order, at most ``limit``."""
+        with self._lock:
+            self._flush_locked()
+            rows = self._db.execute(
+                "SELECT offset, body FROM events WHERE offset > ? ORDER BY offset LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [(off, Event.from_bytes(body)) for off, body in rows]
+
+    def last_offset(self) -> int:
+        with self._lock:
+            self._flush_locked()
+            row = self._db.execute("SELECT MAX(offset) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def get_event(self, tenant: str, event_id: str, kind: str | None = None) -> Event | None:
+        with self._lock:
+            self._flush_locked()
+            row = self._db.execute(
+                "SELECT kind, body FROM events WHERE tenant=? AND event_id=?", (tenant, event_id)
+            ).fetchone()
+        if row is None or (kind is not None and row[0] != kind):
+            return None
+        return Event.from_bytes(row[1])
+
+    def iter_events(
+        self,
+        *,
+        kinds: Iterable[str] | None = None,
+        tenant: str | None = None,
+        user_id: str | None = None,
+        batch: int = 5000,
+    ) -> Iterator[Event]:
+        """Every stored event, in log order, optionally of some kinds, one tenant, one user."""
+        where, args = _filters(kinds, tenant, user_id)
+        after = 0
+        while True:
+            with self._lock:
+                self._flush_locked()
+                rows = self._db.execute(
+                    f"SELECT offset, body FROM events WHERE offset > ?{where} "
+                    "ORDER BY offset LIMIT ?",
+                    (after, *args, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for _, body in rows:
+                yield Event.from_bytes(body)
+            after = rows[-1][0]
+
+    def decision_log(
+        self, tenant: str | None = None, composer: RewardComposer | None = None
+    ) -> list[dict[str, Any]]:
+        """Logged decisions with their rewards, in the names OPE tools expect.
+
+        One dict per decision: ``context`` (16 floats), ``action`` (arm), ``reward``,
+        ``pscore`` (propensity), ``action_dist`` (n_arms floats), ``user_id``, ``tenant``,
+        ``audit``, ``ts``, ``decision_id``, ``strategy_id``, ``policy``, ``has_feedback``.
+        The reward is the mean composed reward of the decision's non-pairwise feedback, or the
+        composer's default reward when it got none.
+        """
+        composer = composer or RewardComposer()
+        rewards: dict[tuple[str, str], list[float]] = {}
+        for e in self.iter_events(kinds=["feedback"], tenant=tenant):
+            if e.payload.get("kind") == "pairwise":
+                continue
+            try:
+                reward, _ = composer.compose(e.payload)
+            except ValueError:
+                continue
+            rewards.setdefault((e.tenant, str(e.payload.get("decision_id"))), []).append(reward)
+        out = []
+        for e in self.iter_events(kinds=["decision"], tenant=tenant):
+            p = e.payload
+            got = rewards.get((e.tenant, e.event_id))
+            out.append(
+                {
+                    "context": p["context"],
+                    "action": p["arm"],
+                    "reward": sum(got) / len(got) if got else composer.default_reward,
+                    "pscore": p["propensity"],
+                    "action_dist": p["action_dist"],
+                    "user_id": e.user_id,
+                    "tenant": e.tenant,
+                    "audit": p.get("audit", {}),
+                    "ts": e.ts,
+                    "decision_id": e.event_id,
+                    "strategy_id": p.get("strategy_id"),
+                    "policy": p.get("policy"),
+                    "has_feedback": bool(got),
+                }
+            )
+        return out
+
+    def delete_user(self, tenant: str, user_id: str, *, keep: Sequence[int] = ()) -> int:
+        """Erase a user's rows from the log (except offsets in ``keep``) and their state."""
+        key = f"{tenant}/{user_id}"
+        marks = ",".join("?" * len(keep))
+        with self._lock:
+            self._flush_locked()
+            self._set_sync("FULL")
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            cur.execute(
+                "DELETE FROM events WHERE tenant=? AND user_id=?"
+                + (f" AND offset NOT IN ({marks})" if keep else ""),
+                (tenant, user_id, *keep),
+            )
+            n = cur.rowcount
+            cur.execute("DELETE FROM user_state WHERE key=?", (key,))
+            cur.execute("COMMIT")
+        return n
+
+    # ------------------------------------------------------------------ learner checkpoints
+    def save_checkpoint(
+        self, states: Mapping[str, bytes | None], shared: Mapping[int, bytes], offset: int
+    ) -> None:
+        """Save user states (None deletes), the shared model and the learner offset in one
+        transaction, so the offset never runs ahead of the state that reflects it. Applied
+        delete events (tombstones) up to ``offset`` are removed from the log here."""
+        with self._lock:
+            self._flush_locked()
+            self._set_sync("FULL")
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                for key, data in states.items():
+                    if data is None:
+                        cur.execute("DELETE FROM user_state WHERE key=?", (key,))
+                    else:
+                        cur.execute(
+                            "INSERT OR REPLACE INTO user_state VALUES (?, ?, ?)",
+                            (key, key.partition("/")[0], data),
+                        )
+                for partition, data in shared.items():
+                    cur.execute("INSERT OR REPLACE INTO shared VALUES (?, ?)", (partition, data))
+                cur.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('learner_offset', ?)", (str(offset),)
+                )
+                cur.execute(
+                    "DELETE FROM events WHERE kind='profile' AND offset <= ? AND "
+                    "json_extract(body, '$.payload.op')='delete'",
+                    (offset,),
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def checkpoint_offset(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name='learner_offset'").fetchone()
+        return int(row[0]) if row else 0
+
+    def load_states(self) -> Iterator[tuple[str, bytes]]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, data FROM user_state").fetchall()
+        yield from ((k, bytes(d)) for k, d in rows)
+
+    def load_state(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM user_state WHERE key=?", (key,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def load_shared(self) -> dict[int, bytes]:
+        with self._lock:
+            rows = self._db.execute("SELECT partition, data FROM shared").fetchall()
+        return {int(p): bytes(d) for p, d in rows}
+
+    # ------------------------------------------------------------------ API keys
+    def add_api_key(self, tenant: str, key: str) -> None:
+        with self._lock:
+            self._set_sync("FULL")
+            self._db.execute(
+                "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?)",
+                (hash_key(key), tenant, time.time()),
+            )
+
+    def api_keys(self) -> dict[str, str]:
+        """Tenant per key hash."""
+        with self._lock:
+            rows = self._db.execute("SELECT key_hash, tenant FROM api_keys").fetchall()
+        return dict(rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush_locked()
+            self._closed.set()
+            self._db.close()
+
+    def _flush_locked(self) -> None:
+        # Called with the lock held. Queued rows go in one transaction without fsync, like
+        # any decision append.
+        if not self._later:
+            return
+        with self._later_lock:
+            rows, self._later = self._later, []
+        self._set_sync("NORMAL")
+        cur = self._db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany(_INSERT, rows)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def _flush_loop(self) -> None:
+        while not self._closed.wait(self._flush_interval_s):
+            if self._later:
+                with self._lock:
+                    if not self._closed.is_set():
+                        self._flush_locked()
+
+    def _set_sync(self, level: str) -> None:
+        # Called with the lock held and outside a transaction (SQLite ignores the pragma
+        # inside one); skipped when unchanged, since every pragma costs a statement.
+        if level != self._synchronous:
+            self._db.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
+
+
+_INSERT = (
+    "INSERT OR IGNORE INTO events (tenant, event_id, user_id, kind, ts, body) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(e: Event) -> tuple[Any, ...]:
+    return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), e.to_bytes().decode("utf-8"))
+
+
+def _filters(
+    kinds: Iterable[str] | None, tenant: str | None, user_id: str | None
+) -> tuple[str, list[Any]]:
+    where, args = "", []
+    if kinds is not None:
+        kinds = list(kinds)
+        where += f" AND kind IN ({','.join('?' * len(kinds))})"
+        args += kinds
+    if tenant is not None:
+        where += " AND tenant=?"
+        args.append(tenant)
+    if user_id is not None:
+        where += " AND user_id=?"
+        args.append(user_id)
+    return where, args
+
+
+def event_rows_json(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """Events as plain dicts (for exports)."""
+    return [json.loads(e.to_bytes()) for e in events]

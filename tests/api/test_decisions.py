@@ -1,0 +1,101 @@
+"""POST /v1/decisions through the real app."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from api.schemas import DecisionPublic
+from tests.api.conftest import ACME, decide, service_of
+
+
+def test_decision_has_strategy_directives_propensity_explanation(client: TestClient) -> None:
+    out = decide(client, message="How do I sort a dict in Python?", locale="ja-JP")
+    assert out["decision_id"].startswith("d_")
+    levels = out["strategy"]["levels"]
+    assert set(levels) == {"depth", "tone", "format", "length"}
+    assert out["strategy"]["id"] == ".".join(
+        levels[d] for d in ("depth", "tone", "format", "length")
+    )
+    assert 0 < out["propensity"] <= 1
+    d = out["directives"]
+    assert d["locale"] == "ja" and d["params"]["max_tokens"] > 0
+    assert d["messages"][0] == {"role": "system", "content": d["system_prompt"]}
+    assert d["messages"][1]["content"] == "How do I sort a dict in Python?"
+    assert out["explanation"] and all("text" in r for r in out["explanation"])
+    assert out["policy"]["name"] == "lints" and out["policy"]["version"]
+    DecisionPublic.model_validate(out)  # the route skips response validation for speed
+
+
+def test_decision_is_logged_with_propensity_context_and_audit(client: TestClient) -> None:
+    out = decide(client, message="why?", audit={"age_band": "18-24"}, session_id="s1")
+    event = service_of(client).store.get_event("acme", out["decision_id"], kind="decision")
+    assert event is not None and event.user_id == "ana"
+    p = event.payload
+    assert p["propensity"] == out["propensity"] and len(p["context"]) == 16
+    assert abs(sum(p["action_dist"]) - 1) < 1e-9 and p["audit"] == {"age_band": "18-24"}
+    [row] = service_of(client).store.decision_log(tenant="acme")
+    assert row["action"] == p["arm"] and row["pscore"] == p["propensity"]
+    assert row["audit"] == {"age_band": "18-24"} and row["has_feedback"] is False
+
+
+def test_constraints_narrow_the_strategy(client: TestClient) -> None:
+    for _ in range(10):
+        out = decide(client, constraints={"length": ["brief"], "format": "bullets"})
+        assert out["strategy"]["levels"]["length"] == "brief"
+        assert out["strategy"]["levels"]["format"] == "bullets"
+
+
+def test_audit_attributes_are_not_features(client: TestClient) -> None:
+    store = service_of(client).store
+    a = decide(client, "u1", message="hello", audit={"group": "a"})
+    b = decide(client, "u2", message="hello", audit={"group": "b", "x": 1})
+    ctx = [
+        store.get_event("acme", o["decision_id"]).payload["context"]  # type: ignore[union-attr]
+        for o in (a, b)
+    ]
+    assert ctx[0] == ctx[1]
+
+
+BAD_DECISIONS = [
+    ({}, ["body", "user_id"]),
+    ({"user_id": ""}, ["body", "user_id"]),
+    ({"user_id": "u", "constraints": {"colour": "red"}}, ["body", "constraints"]),
+    ({"user_id": "u", "constraints": {"length": "epic"}}, ["body", "constraints"]),
+    ({"user_id": "u", "locale": "not a locale!"}, ["body", "locale"]),
+    ({"user_id": "u", "features": {"x": "high"}}, ["body", "features", "x"]),
+    ({"user_id": "u", "surprise": 1}, ["body", "surprise"]),
+    ({"user_id": "u" * 201}, ["body", "user_id"]),
+]
+
+
+def test_malformed_decisions_get_422_naming_the_field(client: TestClient) -> None:
+    for body, loc in BAD_DECISIONS:
+        r = client.post("/v1/decisions", json=body, headers=ACME)
+        assert r.status_code == 422, (body, r.text)
+        locs = [e["loc"][: len(loc)] for e in r.json()["detail"]]
+        assert loc in locs, (body, r.json())
+
+
+def test_keys(client: TestClient) -> None:
+    body = {"user_id": "u"}
+    assert client.post("/v1/decisions", json=body).status_code == 401
+    r = client.post("/v1/decisions", json=body, headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401
+    r = client.post("/v1/decisions", json=body, headers={"Authorization": "Bearer nope-nope"})
+    assert r.status_code == 403
+
+
+def test_oversized_body_gets_413(client: TestClient) -> None:
+    r = client.post(
+        "/v1/decisions",
+        content=b'{"user_id": "' + b"x" * 70_000 + b'"}',
+        headers={**ACME, "content-type": "application/json"},
+    )
+    assert r.status_code == 413
+
+
+def test_invalid_json_gets_422(client: TestClient) -> None:
+    r = client.post(
+        "/v1/decisions", content=b"{nope", headers={**ACME, "content-type": "application/json"}
+    )
+    assert r.status_code == 422

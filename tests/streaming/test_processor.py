@@ -1,0 +1,159 @@
+"""The processor: joins, idempotence, the wait window, pairwise, profile ops, state transfer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit import Engine
+from streaming.composer import RewardComposer
+from streaming.events import Event
+from streaming.processor import Processor
+
+CTX = [1.0, 0.5] + [0.0] * 14
+KEY = "acme/ana"
+
+
+def make(**params: object) -> Processor:
+    return Processor(Engine(random_state=0), RewardComposer(), **params)  # type: ignore[arg-type]
+
+
+def dec(did: str, arm: int = 3, ts: float = 0.0, user: str = "ana") -> Event:
+    return Event("decision", did, "acme", user, ts, {"arm": arm, "context": CTX})
+
+
+def fb(eid: str, did: str, ts: float = 1.0, **payload: object) -> Event:
+    return Event(
+        "feedback",
+        eid,
+        "acme",
+        "ana",
+        ts,
+        {"decision_id": did, **(payload or {"kind": "thumbs", "value": "up"})},
+    )
+
+
+def prof(eid: str, **payload: object) -> Event:
+    return Event("profile", eid, "acme", "ana", 1.0, dict(payload))
+
+
+def test_feedback_joins_its_decision_and_applies_once() -> None:
+    p = make()
+    assert p.apply([dec("d1"), fb("f1", "d1"), fb("f1", "d1")]) == {KEY}
+    p.apply([fb("f1", "d1")])
+    c = p.counters(KEY)
+    assert (c["decisions"], c["feedback_events"], c["by_kind"]) == (1, 1, {"thumbs": 1})
+    assert int(p.engine.users.n_feedback[p.engine.users.ids[KEY]]) == 1
+
+
+def test_applying_equals_sequential_learning() -> None:
+    p = make()
+    p.apply([dec("d1", arm=5), fb("f1", "d1", kind="rating", value=4)])
+    ref = Engine(random_state=0)
+    from bandit import Feedback
+
+    ref.learn([Feedback(KEY, 5, 0.75, np.array(CTX))])
+    np.testing.assert_allclose(p.engine.users.get(KEY)["B"], ref.users.get(KEY)["B"])
+
+
+BAD = [
+    (fb("f1", "nope"), "decision_id: unknown decision"),
+    (fb("f2", "d1", kind="pairwise", other_decision_id="zz"), "other_decision_id"),
+    (fb("f3", "d1", kind="rating", value=9), "value"),
+    (Event("decision", "d9", "acme", "ana", 0.0, {"arm": 10_000, "context": CTX}), "arm"),
+    (Event("decision", "d8", "acme", "ana", 0.0, {"arm": 1, "context": [1.0]}), "context"),
+    (prof("p1", op="shout"), "op"),
+    (prof("p2", op="pin", pins={"length": "epic"}), "epic"),
+]
+
+
+@pytest.mark.parametrize(("event", "reason"), BAD)
+def test_bad_events_are_rejected_not_raised(event: Event, reason: str) -> None:
+    p = make()
+    p.apply([dec("d1")])
+    p.apply([event])
+    [(rejected, why)] = p.rejected
+    assert rejected is event and reason in why
+
+
+def test_the_wait_window_gives_the_default_reward_once() -> None:
+    p = make(wait_window_s=10.0, default_reward=0.0)
+    p.apply([dec("d1", ts=0.0), dec("d2", ts=0.0), dec("d3", ts=8.0), fb("f1", "d2")])
+    assert p.expire(5.0) == set()
+    assert p.expire(11.0) == {KEY}  # d1 only: d2 got feedback, d3 is still young
+    assert p.counters(KEY)["default_rewards"] == 1
+    assert p.expire(100.0) == {KEY}  # d3
+    assert p.expire(1000.0) == set()
+    assert p.counters(KEY)["default_rewards"] == 2
+
+
+def test_pairwise_prefers_the_winner() -> None:
+    p = make()
+    p.apply([dec("d1", arm=0), dec("d2", arm=100)])
+    for i in range(20):
+        p.apply([fb(f"f{i}", "d1", kind="pairwise", other_decision_id="d2")])
+    prefs = p.engine.profile(KEY)["preferences"]
+    a, b = p.engine.catalog.levels_of(0), p.engine.catalog.levels_of(100)
+    dim = next(d for d in a if a[d] != b[d])
+    levels = prefs[dim]["levels"]
+    assert levels[a[dim]]["score"] > levels[b[dim]]["score"]
+
+
+def test_profile_ops_pin_unpin_note_delete() -> None:
+    p = make()
+    p.apply([prof("p1", op="pin", pins={"length": "brief", "tone": "warm"})])
+    assert p.engine.pins[KEY] == {"length": "brief", "tone": "warm"}
+    p.apply([prof("p2", op="unpin", dimensions=["tone"])])
+    assert p.engine.pins[KEY] == {"length": "brief"}
+    p.apply(
+        [
+            Event(
+                "profile",
+                "n1",
+                "acme",
+                "ana",
+                5.0,
+                {"op": "note", "note_id": "lang", "text": "uses Rust", "ttl_s": 10},
+            ),
+            Event(
+                "profile",
+                "n0",
+                "acme",
+                "ana",
+                2.0,
+                {"op": "note", "note_id": "lang", "text": "uses Go"},
+            ),
+        ]
+    )
+    [note] = p.notes(KEY, now=6.0)
+    assert note["text"] == "uses Rust"  # the older note does not supersede the newer
+    assert p.notes(KEY, now=20.0) == []
+    p.apply([prof("p3", op="delete")])
+    assert KEY not in p.engine.users and KEY not in p.engine.pins and p.export_user(KEY) is None
+
+
+def test_export_import_round_trip_keeps_everything() -> None:
+    p = make(wait_window_s=10.0)
+    p.apply([dec("d1"), dec("d2"), fb("f1", "d1"), prof("p1", op="pin", pins={"depth": "expert"})])
+    data = p.export_user(KEY)
+    assert data is not None
+    q = make(wait_window_s=10.0)
+    q.import_user(KEY, data)
+    for name, arr in p.engine.users.get(KEY).items():
+        np.testing.assert_array_equal(q.engine.users.get(KEY)[name], arr)
+    assert q.engine.pins[KEY] == {"depth": "expert"}
+    assert q.counters(KEY) == p.counters(KEY)
+    assert q.apply([fb("f1", "d1")]) == set()  # seen before the export
+    assert q.counters(KEY)["feedback_events"] == 1
+    assert q.expire(100.0) == {KEY}  # the open decision d2 came along
+    q.import_user(KEY, None)
+    assert KEY not in q.engine.users
+
+
+def test_shared_model_round_trip() -> None:
+    p = make()
+    p.apply([dec("d1"), fb("f1", "d1")])
+    assert np.abs(p.engine.W).sum() > 0
+    q = make()
+    q.import_shared(0, p.export_shared(0))
+    np.testing.assert_array_equal(q.engine.W, p.engine.W)

@@ -1,0 +1,104 @@
+"""``attune worker``: one member of the Kafka consumer group that applies events to user state."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "worker",
+        help="apply events from Kafka to user state (one consumer-group member)",
+        description="Join the worker consumer group on Kafka, apply the events of the assigned "
+        "partitions once each, and publish user state to the compacted changelog. "
+        "Engine, feedback and reward settings come from the same settings file and "
+        "ATTUNE_* variables as `attune serve`.",
+    )
+    p.add_argument(
+        "--bus", default=None, help="kafka://host:port[?prefix=attune&partitions=8] ($ATTUNE_BUS)"
+    )
+    p.add_argument(
+        "--worker-id",
+        default=None,
+        help="stable name of this worker; keep it across restarts (default: the host name)",
+    )
+    p.add_argument("--group", default=None, help="consumer group (default <prefix>.workers)")
+    p.add_argument("--settings", type=Path, help="settings TOML file ($ATTUNE_SETTINGS)")
+    p.add_argument("--catalog", type=Path, help="strategy catalog TOML (default: the shipped one)")
+    p.add_argument(
+        "--max-batch", type=int, default=10_000, help="most events per transaction (default 10000)"
+    )
+    p.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=10_000,
+        help="how long a vanished worker keeps its partitions (default 10000)",
+    )
+    p.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port"
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from api.settings import load_settings
+    from bandit import Catalog, Engine
+    from streaming.kafka_bus import KafkaConfig
+    from streaming.kafka_worker import KafkaWorker
+    from streaming.processor import Processor
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    url = args.bus or os.environ.get("ATTUNE_BUS", "")
+    if not url.startswith("kafka://"):
+        raise ValueError(f"--bus: the worker needs a kafka:// URL, got {url!r}")
+    config = KafkaConfig.from_url(url)
+    settings = load_settings(args.settings, os.environ, catalog=args.catalog)
+    catalog = Catalog.from_toml(settings.catalog) if settings.catalog else Catalog.default()
+    params = settings.engine_params()
+
+    def make_processor(partition: int) -> Processor:
+        # One engine per partition: its shared model sees only that partition's events, in
+        # log order, which is what makes a restored partition exact (see kafka_worker).
+        engine = Engine(catalog, random_state=0, **params)
+        return Processor(
+            engine,
+            settings.rewards,
+            wait_window_s=settings.wait_window_s,
+            default_reward=settings.default_reward,
+        )
+
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)
+    worker_id = args.worker_id or socket.gethostname().replace("/", "-")
+    worker = KafkaWorker(
+        make_processor,
+        config,
+        worker_id=worker_id,
+        group_id=args.group,
+        max_batch=args.max_batch,
+        session_timeout_ms=args.session_timeout_ms,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(
+        f"attune: worker {worker_id} consuming {config.events} in group {worker.group_id}",
+        flush=True,
+    )
+    stats = worker.run(stop=stop)
+    print(f"attune: worker {worker_id} stopped after {stats.events} events", flush=True)
+    return 0

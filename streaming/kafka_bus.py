@@ -1,0 +1,301 @@
+"""The Kafka backend of the bus: topic layout, topic administration and the event producer.
+
+Four topics share one prefix (``kafka://host:port?prefix=attune``):
+
+- ``<prefix>.events``: decisions, feedback and profile commands, keyed by ``tenant/user`` so a
+  user's events stay in one partition, in order.
+- ``<prefix>.changelog``: compacted user state, co-partitioned with the events (a worker writes a
+  user's record to the partition the user's events come from) plus one ``__partition__/<p>``
+  record per partition holding the partition's shared model.
+- ``<prefix>.models``: compacted, trained CF models by name (``publish_model``,
+  ``read_models``).
+- ``<prefix>.deadletters``: events a worker could not apply, with the reason.
+
+The producer waits for every in-sync replica (``acks=all``) and is idempotent, so a retried send
+is never written twice and ``publish`` returning means the events are durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlparse
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import TopicAlreadyExistsError
+
+if TYPE_CHECKING:
+    from streaming.events import Event
+
+log = logging.getLogger(__name__)
+
+PARTITION_KEY_PREFIX = "__partition__/"
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+_COMPACTED = {
+    "cleanup.policy": "compact",
+    "min.cleanable.dirty.ratio": "0.1",
+    "segment.ms": "3600000",
+}
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Where the cluster is and how attune's topics are named and sized.
+
+    Parameters
+    ----------
+    bootstrap : str
+        Comma-separated ``host:port`` list.
+    prefix : str
+        Topic name prefix; several attune deployments (or tests) can share one cluster.
+    partitions : int
+        Partitions of the events topic (and of the changelog, which mirrors it). Fixed once the
+        topics exist: a user's partition is a hash of their key modulo this number.
+    replication : int
+        Replication factor of new topics (1 on a single-node development broker).
+
+    Examples
+    --------
+    >>> cfg = KafkaConfig.from_url("kafka://127.0.0.1:9092?prefix=demo&partitions=4")
+    >>> cfg.events, cfg.partitions
+    ('demo.events', 4)
+    """
+
+    bootstrap: str
+    prefix: str = "attune"
+    partitions: int = 8
+    replication: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap or any(":" not in h for h in self.bootstrap.split(",")):
+            raise ValueError(
+                f"bootstrap must be 'host:port[,host:port...]', got {self.bootstrap!r}"
+            )
+        if not self.prefix or not all(c.isalnum() or c in "._-" for c in self.prefix):
+            raise ValueError(
+                f"prefix must be letters, digits, '.', '_' or '-', got {self.prefix!r}"
+            )
+        if not 1 <= self.partitions <= 10_000:
+            raise ValueError(f"partitions must be in [1, 10000], got {self.partitions}")
+        if not 1 <= self.replication <= 16:
+            raise ValueError(f"replication must be in [1, 16], got {self.replication}")
+
+    @classmethod
+    def from_url(cls, url: str) -> KafkaConfig:
+        """Parse ``kafka://host:port[,host:port]?prefix=...&partitions=...&replication=...``."""
+        parsed = urlparse(url)
+        if parsed.scheme != "kafka":
+            raise ValueError(f"expected a kafka:// URL, got {url!r}")
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        unknown = set(query) - {"prefix", "partitions", "replication"}
+        if unknown:
+            raise ValueError(
+                f"unknown kafka URL parameter(s) {sorted(unknown)}; "
+                "valid: prefix, partitions, replication"
+            )
+        try:
+            return cls(
+                bootstrap=parsed.netloc,
+                prefix=query.get("prefix", "attune"),
+                partitions=int(query.get("partitions", 8)),
+                replication=int(query.get("replication", 1)),
+            )
+        except ValueError as exc:
+            raise ValueError(f"bad kafka URL {url!r}: {exc}") from None
+
+    @property
+    def servers(self) -> list[str]:
+        return self.bootstrap.split(",")
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def changelog(self) -> str:
+        return f"{self.prefix}.changelog"
+
+    @property
+    def models(self) -> str:
+        return f"{self.prefix}.models"
+
+    @property
+    def deadletters(self) -> str:
+        return f"{self.prefix}.deadletters"
+
+
+def ensure_topics(config: KafkaConfig, *, timeout_s: float = 30.0) -> None:
+    """Create attune's four topics if they are missing (existing ones are left as they are)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=config.servers,
+        client_id="attune-admin",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        existing = set(admin.list_topics())
+        sized = {"num_partitions": config.partitions, "replication_factor": config.replication}
+        wanted: dict[str, dict[str, Any]] = {
+            config.events: dict(sized),
+            config.changelog: dict(sized, configs=_COMPACTED),
+            config.models: {
+                "num_partitions": 1,
+                "replication_factor": config.replication,
+                "configs": {**_COMPACTED, "max.message.bytes": str(MAX_MODEL_BYTES)},
+            },
+            config.deadletters: {"num_partitions": 1, "replication_factor": config.replication},
+        }
+        missing = {name: spec for name, spec in wanted.items() if name not in existing}
+        if missing:
+            # Another process may create them between our list and create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(
+                    missing, timeout_ms=int(timeout_s * 1000), wait_for_metadata=True
+                )
+            log.info("created topics %s", sorted(missing))
+    finally:
+        admin.close()
+
+
+def make_producer(config: KafkaConfig, **params: Any) -> KafkaProducer:
+    """A durable producer: every replica acknowledges, retries never duplicate."""
+    defaults: dict[str, Any] = {
+        "bootstrap_servers": config.servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "batch_size": 256 * 1024,
+        "max_request_size": 8 * 1024 * 1024,
+        "compression_type": None,
+        # A restarted broker is back within seconds; do not back off for 30 s (the default).
+        "reconnect_backoff_max_ms": 2000,
+    }
+    defaults.update(params)
+    return KafkaProducer(**defaults)
+
+
+def dead_letter(
+    raw: bytes | None, reason: str, *, topic: str, partition: int, offset: int, key: bytes | None
+) -> bytes:
+    """The dead-letter record for an event that could not be applied: JSON with the reason,
+    where it came from and the raw bytes (as text when they decode, else as hex)."""
+    try:
+        body: str | None = None if raw is None else raw.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        body, encoding = (raw or b"").hex(), "hex"
+    return json.dumps(
+        {
+            "reason": reason,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "key": None if key is None else key.decode("utf-8", "replace"),
+            "value": body,
+            "encoding": encoding,
+        }
+    ).encode()
+
+
+class KafkaBus:
+    """Publish events to ``<prefix>.events``, keyed by user.
+
+    Parameters
+    ----------
+    config : KafkaConfig or str
+        A config or a ``kafka://`` URL.
+    create_topics : bool
+        Create missing topics on construction.
+
+    Examples
+    --------
+    >>> bus = KafkaBus("kafka://127.0.0.1:9092?prefix=demo")  # doctest: +SKIP
+    >>> bus.publish([event])                                   # doctest: +SKIP
+    >>> bus.close()                                            # doctest: +SKIP
+    """
+
+    def __init__(
+        self, config: KafkaConfig | str, *, create_topics: bool = True, **producer_params: Any
+    ) -> None:
+        self.config = KafkaConfig.from_url(config) if isinstance(config, str) else config
+        if create_topics:
+            ensure_topics(self.config)
+        self._producer = make_producer(self.config, **producer_params)
+
+    @classmethod
+    def from_url(cls, url: str, **params: Any) -> KafkaBus:
+        return cls(KafkaConfig.from_url(url), **params)
+
+    def publish(self, events: Sequence[Event] | Iterable[Event]) -> None:
+        """Send the events and return once the broker has them on every in-sync replica.
+
+        Raises the producer's error (a ``KafkaError``) when any event could not be written.
+        """
+        topic = self.config.events
+        futures = [
+            self._producer.send(topic, key=e.key.encode(), value=e.to_bytes()) for e in events
+        ]
+        if not futures:
+            return
+        self._producer.flush()
+        for future in futures:
+            future.get()
+
+    def publish_nowait(self, events: Sequence[Event] | Iterable[Event]) -> None:
+        """Send without waiting for the broker: the API's decision events, where a lost event
+        costs one observation and a wait would cost most of the latency budget. Later events
+        of the same user stay behind them (one partition, idempotent producer), so a durable
+        ``publish`` of a user's feedback also makes their earlier decisions durable."""
+        topic = self.config.events
+        for e in events:
+            self._producer.send(topic, key=e.key.encode(), value=e.to_bytes())
+
+    def publish_raw(self, key: bytes | None, value: bytes) -> None:
+        """Send bytes as they are (tools and tests use it to inject foreign events)."""
+        self._producer.send(self.config.events, key=key, value=value).get(timeout=30)
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+def publish_model(config: KafkaConfig, name: str, data: bytes) -> None:
+    """Put a trained model (e.g. ``CFModel`` bytes) on the compacted models topic under
+    ``name``; the newest record per name is the current model."""
+    if len(data) > MAX_MODEL_BYTES:
+        raise ValueError(f"model {name!r}: {len(data)} bytes exceed {MAX_MODEL_BYTES}")
+    ensure_topics(config)
+    producer = make_producer(config, max_request_size=MAX_MODEL_BYTES + 1024 * 1024)
+    try:
+        producer.send(config.models, key=name.encode(), value=data).get(timeout=60)
+    finally:
+        producer.close()
+
+
+def read_models(config: KafkaConfig, *, timeout_s: float = 60.0) -> dict[str, bytes]:
+    """The current model per name from the models topic (deleted names left out)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=config.servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=MAX_MODEL_BYTES + 1024 * 1024,
+        fetch_max_bytes=MAX_MODEL_BYTES + 1024 * 1024,
+    )
+    latest: dict[str, bytes | None] = {}
+    try:
+        tp = TopicPartition(config.models, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError("reading the models topic timed out")
+            for records in consumer.poll(timeout_ms=200).values():
+                for rec in records:
+                    latest[rec.key.decode()] = rec.value
+    finally:
+        consumer.close()
+    return {k: v for k, v in latest.items() if v is not None}

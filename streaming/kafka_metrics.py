@@ -1,0 +1,32 @@
+"""Prometheus metrics of the Kafka worker (scraped from ``attune worker --metrics-port``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+_EVENTS = Counter("attune_worker_events", "Events applied and committed", ["worker"])
+_BATCHES = Counter("attune_worker_transactions", "Committed transactions", ["worker"])
+_CHANGED = Counter(
+    "attune_worker_changelog_users", "User records written to the changelog", ["worker"]
+)
+_DEAD = Counter("attune_worker_dead_letters", "Events sent to the dead-letter topic", ["worker"])
+_LAG = Gauge("attune_worker_lag", "Events behind the partition's end", ["worker", "partition"])
+
+
+class WorkerMetrics:
+    """The worker's counters, labelled with its id."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+
+    def committed(self, n_events: int, n_users: int) -> None:
+        _EVENTS.labels(self.worker_id).inc(n_events)
+        _BATCHES.labels(self.worker_id).inc()
+        _CHANGED.labels(self.worker_id).inc(n_users)
+
+    def dead_letter(self) -> None:
+        _DEAD.labels(self.worker_id).inc()
+
+    def set_lag(self, lag: dict[int, int]) -> None:
+        for partition, value in lag.items():
+            _LAG.labels(self.worker_id, str(partition)).set(value)

@@ -1,0 +1,427 @@
+"""The Kafka worker: one member of a consumer group applying its partitions' events.
+
+Why state can neither be lost nor double counted
+-----------------------------------------------
+Every polled batch is processed inside one Kafka transaction (KIP-98) that holds
+
+1. the changelog records of every user the batch changed (``Processor.export_user``, a
+   tombstone for deleted users), written to the changelog partition that mirrors the events
+   partition;
+2. one ``__partition__/<p>`` record per touched partition with the partition's shared model
+   (``Processor.export_shared``) and its event-time watermark: a user's update target depends
+   on the shared model, so it must travel with the users;
+3. the consumed offsets (``send_offsets_to_transaction`` with the consumer's group metadata,
+   KIP-447, so a worker that lost its partitions in a rebalance is fenced and cannot commit).
+
+The transaction commits all three or none. Readers use ``read_committed``. So the committed
+offsets of a partition and the latest committed changelog records of that partition always
+describe the same point in the stream: the offsets are committed only with (never before) the
+durable state that reflects them. After a crash, a restart or a rebalance, a worker that gets a
+partition fetches its committed offset (this waits for any pending transaction to be resolved),
+then reads the changelog partition up to its last stable offset, imports that state and
+consumes from the committed offset. Events after that offset were never part of a committed
+state, so replaying them counts each exactly once; ``Processor`` also drops event ids it has
+seen (per-user state carries them), which covers producers that publish an event twice.
+
+Exactness also needs determinism: the state after an offset must not depend on how the
+stream was cut into batches. So each partition has its own ``Processor`` and engine (its
+shared model sees that partition's events in log order, whatever else the worker owns), and
+pending decisions expire by event time, checked before every event (not once per batch).
+
+A restarted worker should keep its ``worker_id``: its transactional id is derived from it, and
+``init_transactions`` then aborts the transaction the killed process left open at once instead
+of after ``transaction_timeout_ms``.
+
+The alternative (a local SQLite checkpoint, changelog published afterwards) was rejected: a
+partition moving to another worker would restore from a changelog that may lag the checkpoint,
+and replaying onto user records that are ahead of the shared model breaks exactness.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from streaming.changelog import encode_partition, partition_key, read_partitions
+from streaming.events import Event, EventError
+from streaming.kafka_bus import KafkaConfig, dead_letter, ensure_topics, make_producer
+from streaming.kafka_metrics import WorkerMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker process."""
+
+    events: int = 0
+    batches: int = 0
+    dead_letters: int = 0
+    restores: int = 0
+    aborts: int = 0
+    changelog_records: int = 0
+    lag: dict[int, int] = field(default_factory=dict)
+
+
+class _Dirty(ConsumerRebalanceListener):
+    """Marks partitions whose local state may be stale; the worker acts on it after ``poll``
+    (a listener must not call the consumer: it runs on the consumer's event loop)."""
+
+    def __init__(self) -> None:
+        self.partitions: set[int] = set()
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.partitions.update(tp.partition for tp in revoked)
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.partitions.update(tp.partition for tp in assigned)
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.partitions.update(tp.partition for tp in lost)
+
+
+class KafkaWorker:
+    """Consume ``<prefix>.events`` in a consumer group and keep user state on the changelog.
+
+    Parameters
+    ----------
+    make_processor : callable
+        ``make_processor(partition)`` returns a fresh ``streaming.processor.Processor`` (with
+        its own engine) for a partition this worker takes over.
+    config : KafkaConfig
+    worker_id : str
+        Stable name of this worker (keep it across restarts; see the module docstring).
+    group_id : str
+        Consumer group; defaults to ``<prefix>.workers``.
+    max_batch : int
+        Most events per transaction.
+    transaction_timeout_ms : int
+        How long a transaction of a vanished worker blocks its partitions at most.
+    static_membership : bool
+        Join as static member ``worker_id`` (KIP-345): a restarted worker takes its partitions
+        back at once, without a rebalance; a worker gone for good releases them after
+        ``session_timeout_ms``.
+    on_commit : callable, optional
+        Called with ``(n_events, changed_keys)`` after each committed transaction.
+
+    Examples
+    --------
+    >>> worker = KafkaWorker(lambda p: Processor(Engine(), RewardComposer()), config,
+    ...                      worker_id="w0")                 # doctest: +SKIP
+    >>> worker.run(stop=threading.Event())                        # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        make_processor: Callable[[int], Any],
+        config: KafkaConfig,
+        *,
+        worker_id: str,
+        group_id: str | None = None,
+        max_batch: int = 10_000,
+        poll_timeout_ms: int = 100,
+        transaction_timeout_ms: int = 15_000,
+        session_timeout_ms: int = 10_000,
+        static_membership: bool = True,
+        log_every_s: float = 10.0,
+        on_commit: Callable[[int, set[str]], None] | None = None,
+    ) -> None:
+        if not worker_id or not all(c.isalnum() or c in "._-" for c in worker_id):
+            raise ValueError(
+                f"worker_id must be letters, digits, '.', '_' or '-', got {worker_id!r}"
+            )
+        if not 1 <= max_batch <= 1_000_000:
+            raise ValueError(f"max_batch must be in [1, 1000000], got {max_batch}")
+        self.make_processor = make_processor
+        self.processors: dict[int, Any] = {}  # partition -> Processor of the owned partitions
+        self.config = config
+        self.worker_id = worker_id
+        self.group_id = group_id or f"{config.prefix}.workers"
+        self.max_batch = max_batch
+        self.poll_timeout_ms = poll_timeout_ms
+        self.log_every_s = log_every_s
+        self.on_commit = on_commit
+        self.stats = WorkerStats()
+        self.metrics = WorkerMetrics(worker_id)
+        ensure_topics(config)
+        self._dirty = _Dirty()
+        self._watermark: dict[int, float] = {}
+        self._transaction_timeout_ms = transaction_timeout_ms
+        self._in_transaction = False
+        self._producer = self._new_producer()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=config.servers,
+            group_id=self.group_id,
+            client_id=f"attune-worker-{worker_id}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            max_poll_records=max_batch,
+            heartbeat_interval_ms=max(500, session_timeout_ms // 4),
+            group_instance_id=worker_id if static_membership else None,
+            # A fetch returns at once when data is there; this only bounds the idle wait, which
+            # is also the floor of the feedback-to-state latency.
+            fetch_max_wait_ms=20,
+            reconnect_backoff_max_ms=2000,
+            # The group leader assigns from its metadata; one refresh that misses the topic
+            # (seen right after topic creation and broker restarts) leaves the group with no
+            # assignment until the next refresh notices the change: keep that short.
+            metadata_max_age_ms=5000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        # The group leader assigns only partitions it has metadata for; subscribing before the
+        # topic's metadata arrived (fresh topic, restarted broker) could leave this member
+        # with nothing until the next metadata-triggered rebalance.
+        deadline = time.monotonic() + 60
+        while not self._consumer.partitions_for_topic(config.events):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no metadata for topic {config.events}")
+            time.sleep(0.2)
+        self._consumer.subscribe([config.events], listener=self._dirty)
+        self._last_log = time.monotonic()
+
+    # ------------------------------------------------------------------ loop
+    def run(
+        self, *, stop: threading.Event | None = None, idle_exit_s: float | None = None
+    ) -> WorkerStats:
+        """Process until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
+        stop = stop or threading.Event()
+        idle_since = time.monotonic()
+        try:
+            while not stop.is_set():
+                if self.step():
+                    idle_since = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    break
+        finally:
+            self.close()
+        return self.stats
+
+    def step(self) -> int:
+        """Poll once and process what came in one transaction; returns the events applied.
+
+        Errors (a fenced or failed transaction, a broker that went away) are logged, not
+        raised: the open transaction is aborted and every owned partition is rebuilt from the
+        changelog before the next batch, since local state may be ahead of what committed.
+        """
+        try:
+            batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+            if self._dirty.partitions:
+                self._resync()
+                batch = {}  # positions were reset to the committed offsets; refetch
+            if batch:
+                self._process(batch)
+        except Exception:
+            log.exception("worker %s: batch failed; restoring from the changelog", self.worker_id)
+            self.stats.aborts += 1
+            self._recover()
+            return 0
+        self._maybe_log()
+        return sum(len(v) for v in batch.values())
+
+    def _recover(self) -> None:
+        if self._in_transaction:
+            self._in_transaction = False
+            try:
+                self._producer.abort_transaction()
+            except Exception:
+                # A producer in a fatal state (fenced, timed out) cannot abort; a new one with
+                # the same transactional id aborts the open transaction in init_transactions.
+                log.warning("abort failed; starting a new producer", exc_info=True)
+                self._producer.close(timeout=5)
+                self._producer = self._new_producer()
+        self._dirty.partitions.update(self.processors)
+        self._dirty.partitions.update(tp.partition for tp in self._consumer.assignment())
+        time.sleep(0.5)  # a broker that is restarting needs a moment; do not spin
+
+    def _new_producer(self) -> Any:
+        producer = make_producer(
+            self.config,
+            transactional_id=f"{self.config.prefix}.worker.{self.worker_id}",
+            transaction_timeout_ms=self._transaction_timeout_ms,
+        )
+        producer.init_transactions()
+        return producer
+
+    def close(self) -> None:
+        for closer in (self._consumer.close, self._producer.close):
+            try:
+                closer()
+            except Exception:  # closing is best effort; the broker may be gone
+                log.debug("close failed", exc_info=True)
+
+    # ------------------------------------------------------------------ one transaction
+    def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        producer, cfg = self._producer, self.config
+        producer.begin_transaction()
+        self._in_transaction = True
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        changed_all: set[str] = set()
+        n_events = 0
+        for tp, records in batch.items():
+            p = tp.partition
+            processor = self.processors.get(p)
+            if processor is None:  # not restored yet: leave its offset alone, it is refetched
+                continue
+            changed = self._apply(processor, self._decode(records, p), p)
+            self._dead_letter_rejected(processor, p)
+            n_events += len(records)
+            for key in changed:
+                producer.send(
+                    cfg.changelog, key=key.encode(), value=processor.export_user(key), partition=p
+                )
+            producer.send(
+                cfg.changelog,
+                key=partition_key(p),
+                partition=p,
+                value=encode_partition(processor.export_shared(p), self._watermark.get(p, 0.0)),
+            )
+            offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+            changed_all |= changed
+        producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
+        producer.commit_transaction()
+        self._in_transaction = False
+        self.stats.events += n_events
+        self.stats.batches += 1
+        self.stats.changelog_records += len(changed_all) + len(batch)
+        self.metrics.committed(n_events, len(changed_all))
+        if self.on_commit is not None:
+            self.on_commit(n_events, changed_all)
+
+    def _apply(self, processor: Any, events: list[Event], partition: int) -> set[str]:
+        changed, self._watermark[partition] = apply_in_order(
+            processor, events, partition, self._watermark.get(partition, 0.0)
+        )
+        return changed
+
+    def _decode(self, records: list[Any], partition: int) -> list[Event]:
+        events = []
+        for rec in records:
+            try:
+                event = Event.from_bytes(rec.value)
+                if rec.key is not None and rec.key.decode("utf-8", "replace") != event.key:
+                    raise EventError(
+                        f"message key {rec.key!r} does not match event key {event.key!r}"
+                    )
+            except EventError as exc:
+                self._send_dead_letter(rec.value, str(exc), partition, rec.offset, rec.key)
+                continue
+            events.append(event)
+        return events
+
+    def _dead_letter_rejected(self, processor: Any, partition: int) -> None:
+        rejected = processor.rejected
+        if not rejected:
+            return
+        for event, reason in list(rejected):
+            self._send_dead_letter(event.to_bytes(), str(reason), partition, -1, event.key.encode())
+        rejected.clear()
+
+    def _send_dead_letter(
+        self, raw: bytes | None, reason: str, partition: int, offset: int, key: bytes | None
+    ) -> None:
+        value = dead_letter(
+            raw, reason, topic=self.config.events, partition=partition, offset=offset, key=key
+        )
+        self._producer.send(self.config.deadletters, key=key, value=value)
+        self.stats.dead_letters += 1
+        self.metrics.dead_letter()
+        log.warning("dead letter from partition %d offset %d: %s", partition, offset, reason)
+
+    # ------------------------------------------------------------------ rebalance
+    def _resync(self) -> None:
+        """Drop the state of partitions that moved, restore the ones this worker now owns."""
+        dirty, self._dirty.partitions = self._dirty.partitions, set()
+        assigned = {tp.partition for tp in self._consumer.assignment()}
+        for p in dirty:
+            self.processors.pop(p, None)
+            self._watermark.pop(p, None)
+        restore = sorted(dirty & assigned)
+        if not restore:
+            return
+        tps = [TopicPartition(self.config.events, p) for p in restore]
+        # Committed offsets first: the fetch waits for pending transactions, so the changelog
+        # read afterwards holds every transaction that committed these offsets.
+        committed = {tp: self._consumer.committed(tp) for tp in tps}
+        snapshots = read_partitions(self.config, restore)
+        for tp in tps:
+            p, snap = tp.partition, snapshots[tp.partition]
+            processor = self.processors[p] = self.make_processor(p)
+            if snap.shared is not None:
+                processor.import_shared(p, snap.shared)
+            for key, data in snap.users.items():
+                if data is not None:
+                    processor.import_user(key, data, partition=p)
+            self._watermark[p] = snap.watermark
+            offset = committed[tp]
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+            log.info(
+                "worker %s restored partition %d: %d users, from offset %s",
+                self.worker_id,
+                p,
+                len(snap.users),
+                offset,
+            )
+        self.stats.restores += len(restore)
+
+    def _maybe_log(self) -> None:
+        now = time.monotonic()
+        if now - self._last_log < self.log_every_s:
+            return
+        self._last_log = now
+        lag = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                lag[tp.partition] = max(0, high - self._consumer.position(tp))
+        if not lag:
+            log.warning(
+                "worker %s has no partitions assigned (more workers than partitions, "
+                "or the group is rebalancing)",
+                self.worker_id,
+            )
+        self.stats.lag = lag
+        self.metrics.set_lag(lag)
+        log.info(
+            "worker %s: %d events, %d batches, %d dead letters, lag %s",
+            self.worker_id,
+            self.stats.events,
+            self.stats.batches,
+            self.stats.dead_letters,
+            lag,
+        )
+
+
+def apply_in_order(
+    processor: Any, events: list[Event], partition: int, watermark: float
+) -> tuple[set[str], float]:
+    """Apply a partition's events in log order; returns the changed keys and the new watermark.
+
+    Pending decisions expire by event time, checked at the first event of each new event-time
+    second (as deterministic as checking before every event, and off the per-event path): the
+    result does not depend on where the stream was cut into batches or transactions.
+    """
+    changed: set[str] = set()
+    next_check = math.floor(watermark) + 1.0
+    for event in events:
+        if event.ts > watermark:
+            watermark = event.ts
+            if watermark >= next_check:
+                next_check = math.floor(watermark) + 1.0
+                changed |= processor.expire(watermark, partition=partition)
+        changed |= processor.apply((event,), partition=partition)
+    return changed, watermark

@@ -285,8 +285,9 @@ class Processor:
             )
         if doc["engine"] is not None:
             self.engine.users.put(key, {k: _unpack(v) for k, v in doc["engine"].items()})
-        if doc["pins"]:
-            self.engine.pin(key, doc["pins"])
+        # The record's pins replace the user's pins: an unpin must reach replicas too.
+        cleared: dict[str, str | None] = dict.fromkeys(self.engine.pins.get(key, {}))
+        self.engine.pin(key, {**cleared, **doc["pins"]})
         book = _Book(
             pending=doc["pending"],
             seen=dict.fromkeys(doc["seen"]),

@@ -157,3 +157,13 @@ def test_shared_model_round_trip() -> None:
     q = make()
     q.import_shared(0, p.export_shared(0))
     np.testing.assert_array_equal(q.engine.W, p.engine.W)
+
+
+def test_import_replaces_pins_so_an_unpin_reaches_replicas() -> None:
+    writer, replica = make(), make()
+    writer.apply([dec("d1"), prof("p1", op="pin", pins={"length": "brief"})])
+    replica.import_user(KEY, writer.export_user(KEY))
+    assert replica.engine.pins[KEY] == {"length": "brief"}
+    writer.apply([prof("p2", op="pin", pins={"length": None})])
+    replica.import_user(KEY, writer.export_user(KEY))
+    assert KEY not in replica.engine.pins

@@ -18,6 +18,7 @@ Differences from the embedded mode, by design:
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import threading
 import time
@@ -192,6 +193,9 @@ class KafkaService(Service):
             "propensity": d.propensity,
             "action_dist": d.action_dist.tolist(),
             "context": d.context.tolist(),
+            # The user's decision-time score: the learner's backfitting step uses it instead
+            # of re-factoring the posterior (None where the policy never computed one).
+            "user_score": d.user_score if math.isfinite(d.user_score) else None,
             "policy": d.policy,
             "locale": d.directives.locale,
             "seed": d.seed,

@@ -9,6 +9,7 @@ changed users into the serving engine. The routes stay thin: they translate HTTP
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from typing import Any
@@ -116,6 +117,9 @@ class Service:
             "propensity": d.propensity,
             "action_dist": dist,
             "context": d.context.tolist(),
+            # The user's decision-time score: the learner's backfitting step uses it instead
+            # of re-factoring the posterior (None where the policy never computed one).
+            "user_score": d.user_score if math.isfinite(d.user_score) else None,
             "policy": d.policy,
             "locale": d.directives.locale,
             "seed": d.seed,

@@ -143,7 +143,16 @@ class Processor:
                 continue
             entry["expired"] = True
             self.engine.learn(
-                [Feedback(key, entry["arm"], reward, np.asarray(entry["context"]), weight)]
+                [
+                    Feedback(
+                        key,
+                        entry["arm"],
+                        reward,
+                        np.asarray(entry["context"]),
+                        weight,
+                        entry.get("user_score"),
+                    )
+                ]
             )
             book.counters["default_rewards"] += 1
             changed.add(key)
@@ -159,9 +168,11 @@ class Processor:
         self.engine.users.n_decisions[row] += 1
         self.engine.users.last_seen[row] = max(self.engine.users.last_seen[row], event.ts)
         book = self.books.setdefault(key, _Book())
+        score = p.get("user_score")
         book.pending[event.event_id] = {
             "arm": arm,
             "context": context.tolist(),
+            "user_score": float(score) if isinstance(score, int | float) else None,
             "ts": event.ts,
             "feedback": 0,
             "expired": False,
@@ -188,7 +199,16 @@ class Processor:
         else:
             reward, weight = self.composer.compose(p)
             self.engine.learn(
-                [Feedback(key, entry["arm"], reward, np.asarray(entry["context"]), weight)]
+                [
+                    Feedback(
+                        key,
+                        entry["arm"],
+                        reward,
+                        np.asarray(entry["context"]),
+                        weight,
+                        entry.get("user_score"),
+                    )
+                ]
             )
         entry["feedback"] += 1
         row = self.engine.users.rows([key])[0]

@@ -418,7 +418,7 @@ class Engine:
             raise ValueError(f"contexts: expected shape ({n}, {N_FEATURES}), got {contexts.shape}")
         if n and (arms.min() < 0 or arms.max() >= self.n_arms):
             raise ValueError(f"arms: every arm must be in [0, {self.n_arms})")
-        if n and not (np.all((rewards >= 0) & (rewards <= 1))):
+        if n and not (rewards.min() >= 0.0 and rewards.max() <= 1.0):  # NaN fails both
             raise ValueError("rewards: every reward must be in [0, 1]")
         with self._lock:
             if n and (rows.min() < 0 or rows.max() >= len(self.users._row_ids)):

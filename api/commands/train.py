@@ -1,0 +1,252 @@
+"""``attune train``: events -> polars -> implicit ALS (or BPR) -> a published, versioned CF model.
+
+Reads the event log (the embedded store of ``attune serve``, a Kafka events topic, or a
+Parquet file of interactions), writes the interactions it trained on as Parquet for data
+scientists, fits ``collab.fit`` and publishes the model: ``<data-dir>/models/cf-<version>.npz``
+in the embedded mode (workers and the service pick it up with ``collab.ModelWatcher``), or the
+models topic with ``--bus kafka://...``. Users deleted through the profile API are erased from
+the log, so they are not in the next model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+STAGES = ("read", "matrix", "factorize", "calibrate", "cluster", "publish")
+SCHEMA: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "arm": pl.Int64(),
+    "reward": pl.Float64(),
+    "ts": pl.Float64(),
+    "context": pl.List(pl.Float64()),
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="fit the collaborative-filtering model and publish it",
+        description="Fit implicit ALS (or BPR) on the feedback log and publish a versioned CF "
+        "model that workers and the service load without a restart.",
+    )
+    src = p.add_argument_group("input")
+    src.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("attune-data"),
+        help="data folder of attune serve (store + models/); default ./attune-data",
+    )
+    src.add_argument(
+        "--bus",
+        help="kafka://host:port?prefix=attune: read the events topic and "
+        "publish to the models topic instead of the data folder",
+    )
+    src.add_argument(
+        "--events",
+        type=Path,
+        help="a Parquet file of interactions (user_id, "
+        "arm, reward, ts[, context, weight]) instead of the log",
+    )
+    src.add_argument("--tenant", help="only this tenant's events")
+    p.add_argument(
+        "--parquet-out",
+        type=Path,
+        help="where to write the interactions "
+        "(default <data-dir>/exports/interactions-<version>.parquet)",
+    )
+    p.add_argument("--model", choices=("als", "bpr"), default="als")
+    p.add_argument("--factors", type=int, default=16)
+    p.add_argument("--iterations", type=int, default=15)
+    p.add_argument("--regularization", type=float, default=0.05)
+    p.add_argument(
+        "--weighting",
+        choices=("linear", "log", "binary"),
+        default="linear",
+        help="how summed reward signals become confidences",
+    )
+    p.add_argument("--alpha", type=float, default=10.0, help="confidence per unit of signal")
+    p.add_argument("--clusters", type=int, default=8, help="k-means groups (adapter ids)")
+    p.add_argument("--min-users", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import collab
+    from bandit import Catalog
+
+    if args.events is not None and args.bus is not None:
+        raise ValueError("--events and --bus: give one source of events, not both")
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(STAGES),
+        desc="attune train",
+        unit="stage",
+        file=sys.stderr,
+        disable=args.no_progress,
+    )
+
+    def stage(name: str) -> None:
+        if bar.n < len(STAGES) and name in STAGES:
+            bar.set_postfix_str(name)
+            bar.update(STAGES.index(name) - bar.n)
+
+    catalog = Catalog.default()
+    try:
+        stage("read")
+        df = read_interactions(args, catalog.arm_ids)
+        model = collab.fit(
+            df,
+            factors=args.factors,
+            model=args.model,
+            iterations=args.iterations,
+            regularization=args.regularization,
+            n_clusters=args.clusters,
+            catalog=catalog,
+            weighting=collab.Weighting(scheme=args.weighting, alpha=args.alpha),
+            num_threads=args.threads,
+            min_users=args.min_users,
+            progress=stage,
+            random_state=args.seed,
+        )
+        out = (
+            args.parquet_out or args.data_dir / "exports" / f"interactions-{model.version}.parquet"
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df.write_parquet(out)
+        stage("publish")
+        where = publish(model, args)
+        bar.update(len(STAGES) - bar.n)
+    finally:
+        bar.close()
+    print(
+        f"model v{model.version}: {model.n_users} users, {len(model.arm_ids)} arms, "
+        f"{model.n_clusters} clusters, {model.meta['n_interactions']} interactions -> {where}; "
+        f"interactions in {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.DataFrame:
+    """The interactions table from the chosen source (see the module docstring)."""
+    if args.events is not None:
+        if not args.events.is_file():
+            raise ValueError(f"--events: no such file {args.events}")
+        df = pl.read_parquet(args.events)
+        return (
+            df.filter(pl.col("user_id").str.starts_with(f"{args.tenant}/")) if args.tenant else df
+        )
+    if args.bus is not None:
+        return _rows_frame(_kafka_decisions(args.bus, args.tenant), arm_ids)
+    path = args.data_dir / "attune.sqlite"
+    if not path.is_file():
+        raise ValueError(
+            f"{args.data_dir}: no embedded store (attune.sqlite); give --data-dir, "
+            "--events or --bus"
+        )
+    from streaming.store import Store
+
+    store = Store(path)
+    try:
+        rows = store.decision_log(args.tenant)
+    finally:
+        store.close()
+    return _rows_frame(rows, arm_ids)
+
+
+def _rows_frame(rows: list[dict[str, Any]], arm_ids: tuple[str, ...]) -> pl.DataFrame:
+    index = {a: i for i, a in enumerate(arm_ids)}
+    out = {"user_id": [], "arm": [], "reward": [], "ts": [], "context": []}  # type: ignore[var-annotated]
+    for r in rows:
+        arm = index.get(r.get("strategy_id") or "", r["action"])
+        out["user_id"].append(f"{r['tenant']}/{r['user_id']}")
+        out["arm"].append(int(arm))
+        out["reward"].append(float(r["reward"]))
+        out["ts"].append(float(r["ts"]))
+        out["context"].append([float(x) for x in r["context"]])
+    return pl.DataFrame(out, schema=SCHEMA)
+
+
+def _kafka_decisions(url: str, tenant: str | None) -> list[dict[str, Any]]:
+    """Decisions joined with their feedback from the whole events topic (start to end)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from streaming.composer import RewardComposer
+    from streaming.events import Event, EventError
+    from streaming.kafka_bus import KafkaConfig
+
+    config = KafkaConfig.from_url(url)
+    consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
+    decisions: dict[tuple[str, str], Event] = {}
+    rewards: dict[tuple[str, str], list[float]] = {}
+    composer = RewardComposer()
+    try:
+        parts = [
+            TopicPartition(config.events, p)
+            for p in sorted(consumer.partitions_for_topic(config.events) or ())
+        ]
+        if not parts:
+            raise ValueError(f"{url}: no events topic {config.events!r}")
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        while any(consumer.position(tp) < end[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=500).values():
+                for rec in records:
+                    try:
+                        e = Event.from_bytes(rec.value)
+                    except EventError:
+                        continue  # the workers dead-letter these; training skips them
+                    if tenant and e.tenant != tenant:
+                        continue
+                    if e.kind == "decision":
+                        decisions[(e.tenant, e.event_id)] = e
+                    elif e.kind == "feedback" and e.payload.get("kind") != "pairwise":
+                        try:
+                            reward, _ = composer.compose(e.payload)
+                        except ValueError:
+                            continue
+                        key = (e.tenant, str(e.payload.get("decision_id")))
+                        rewards.setdefault(key, []).append(reward)
+    finally:
+        consumer.close()
+    out = []
+    for key, e in decisions.items():
+        got = rewards.get(key)
+        out.append(
+            {
+                "tenant": e.tenant,
+                "user_id": e.user_id,
+                "action": e.payload["arm"],
+                "strategy_id": e.payload.get("strategy_id"),
+                "ts": e.ts,
+                "context": e.payload["context"],
+                "reward": sum(got) / len(got) if got else composer.default_reward,
+            }
+        )
+    return out
+
+
+def publish(model: Any, args: argparse.Namespace) -> str:
+    """Publish to the models folder, or to the Kafka models topic with ``--bus``."""
+    import collab
+
+    if args.bus is None:
+        return str(collab.publish(model, args.data_dir / "models"))
+    from streaming.kafka_bus import KafkaConfig, publish_model
+
+    config = KafkaConfig.from_url(args.bus)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        publish_model(config, "cf", path.read_bytes())
+    return f"{config.models} (key 'cf', version {model.version})"

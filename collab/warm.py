@@ -1,0 +1,242 @@
+"""Warm start: put a CF model into an engine.
+
+1. Arm features: the item factors (``collab.arms``) are scaled so an arm's embedding has about
+   the norm of its attribute one-hots, and installed with ``engine.set_arm_embeddings``.
+2. Known users: the model predicts their reward for every arm, ``a + b * u . v_a``
+   (``CFModel.calibration``), minus what the engine's shared model already predicts for every
+   request (``W``'s bias column), and the prior mean is the least-squares fit of those rewards
+   in the arm-feature space: the attribute block fits them on the one-hots (readable in the
+   profile: "prefers brief"), the embedding block fits what the attributes leave unexplained.
+   The prior precision grows with the user's training events.
+3. New users: k-means clusters of the user factors get prior means the same way; a user's
+   first request picks a mixture of them through the model's classifier (or the population's
+   mixture when the features do not separate clusters), installed with
+   ``engine.set_cold_start``. ``collab.refine_cluster_priors`` re-picks the cluster from the
+   user's first feedbacks (the caller runs it after each learn of a new user).
+
+**Retrains never count feedback twice.** A known user's factors already contain all their
+feedback up to ``model.cutoff_ts``. ``reset_known=True`` therefore *replaces* their posterior
+by the new prior (dropping the evidence the engine had accumulated, which the new factors now
+summarize), and ``replay`` then applies only feedback with ``ts > model.cutoff_ts``, the part
+the model has not seen. Users the model does not know have all their feedback after the cutoff:
+they restart from the cold-start prior and get all of it replayed. The shared interaction model
+``W`` is restored after a replay, because it already learned from those events when they
+happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from bandit import N_FEATURES, Engine
+from collab.arms import ArmSpace, arm_space
+from collab.model import CFModel
+
+CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Priors:
+    """How much the engine trusts the CF model.
+
+    Parameters
+    ----------
+    per_event : float >= 0
+        Prior precision a known user gains per training event (on top of the engine's
+        ``prior_precision``), up to ``max_events`` events.
+    max_events : int >= 0
+    cold : float > 0
+        Prior precision of a new user's cluster prior, times the classifier's probability of
+        its best guess (an unsure guess is held loosely). High, because a cluster mean averages
+        many users; ``refine_cluster_priors`` corrects a wrong guess as feedback arrives.
+    embedding_norm : float > 0 or None
+        Mean norm of an installed arm embedding; None = the norm of an arm's level one-hots
+        (``sqrt(n_dimensions)``).
+    """
+
+    per_event: float = 0.5
+    max_events: int = 20
+    cold: float = 100.0
+    embedding_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.per_event < 0 or self.max_events < 0:
+            raise ValueError("per_event and max_events must be >= 0")
+        if not self.cold > 0:
+            raise ValueError(f"cold must be > 0, got {self.cold}")
+        if self.embedding_norm is not None and not self.embedding_norm > 0:
+            raise ValueError(f"embedding_norm must be > 0, got {self.embedding_norm}")
+
+
+class PriorMap:
+    """The linear map from CF factors to prior means over an engine's arm features.
+
+    Parameters
+    ----------
+    engine : Engine
+    model : CFModel
+    priors : Priors
+    """
+
+    def __init__(self, engine: Engine, model: CFModel, priors: Priors) -> None:
+        attrs = engine.catalog.attributes
+        width = attrs.shape[1]
+        self.space: ArmSpace = arm_space(engine.catalog, model, engine.n_features - width)
+        norms = np.linalg.norm(self.space.factors, axis=1)
+        target = priors.embedding_norm or float(np.sqrt(len(engine.catalog.dimensions)))
+        self.scale = target / max(float(norms.mean()), 1e-12)
+        self.embeddings = self.scale * self.space.factors
+        self.a, self.b = model.calibration
+        self.baseline = attrs @ engine.W[:, 0]
+        self.attr_pinv = np.linalg.pinv(attrs)  # (width, n_arms)
+        self.attrs = attrs
+        self.emb_pinv = np.linalg.pinv(self.embeddings)  # (f, n_arms)
+        self.model = model
+
+    def means(self, factors: np.ndarray) -> np.ndarray:
+        """Prior means, shape (n, width + f), of users with these CF factors (n, factors)."""
+        rewards = self.a + self.b * (factors @ self.space.rotation) @ self.space.factors.T
+        rewards -= self.baseline
+        theta_attr = rewards @ self.attr_pinv.T
+        rest = rewards - theta_attr @ self.attrs.T
+        return np.hstack([theta_attr, rest @ self.emb_pinv.T])
+
+
+def warm_start(
+    engine: Engine,
+    model: CFModel,
+    *,
+    reset_known: bool = True,
+    users: str | Iterable[str] = "all",
+    priors: Priors | None = None,
+    replay: pl.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Install ``model`` in ``engine``: arm embeddings, known users' priors, cold-start prior.
+
+    Parameters
+    ----------
+    engine : Engine
+    model : CFModel
+    reset_known : bool
+        Replace known users' posteriors by their new prior (see the module docstring for why
+        this, plus ``replay``, counts no feedback twice). False only moves the prior their
+        forgetting reverts to.
+    users : "all", "present" or iterable of str
+        Which model users get their prior: all (rows are created: about 2.5 kB each), those the
+        engine already holds (a partitioned worker), or the given ids.
+    priors : Priors, optional
+    replay : polars.DataFrame, optional
+        Feedback to re-apply (``user_id, arm, reward, ts``, optional ``context`` and
+        ``weight``); only rows with ``ts > model.cutoff_ts`` are used, in time order. Engine
+        users neither in the model nor in the replay restart from the population prior.
+
+    Returns
+    -------
+    dict
+        Counts: ``known_users``, ``imputed_arms``, ``replayed``, ``classifier``.
+
+    Examples
+    --------
+    >>> from bandit import Engine
+    >>> report = warm_start(Engine(random_state=0), model)  # doctest: +SKIP
+    """
+    priors = priors or Priors()
+    if model.has_classifier and model.classifier_coef.shape[1] != N_FEATURES:
+        raise ValueError(
+            f"the model's classifier reads {model.classifier_coef.shape[1]} "
+            f"request features, the engine makes {N_FEATURES}"
+        )
+    pmap = PriorMap(engine, model, priors)
+    ids = _select_users(engine, model, users)
+    rows = model.rows(ids)
+    base = engine.users.prior_precision
+    with engine._lock:  # one consistent switch: no decision sees half a model
+        engine.set_arm_embeddings(pmap.embeddings)
+        for start in range(0, len(ids), CHUNK):
+            r = rows[start : start + CHUNK]
+            events = np.minimum(model.user_events[r], priors.max_events)
+            engine.set_prior(
+                ids[start : start + CHUNK],
+                pmap.means(model.user_factors[r]),
+                base + priors.per_event * events,
+                reset=reset_known,
+            )
+        cold = ClusterPrior(pmap, model, priors.cold)
+        engine.set_cold_start(cold)
+        replayed = 0 if replay is None else _replay(engine, model, replay, cold)
+    return {
+        "known_users": len(ids),
+        "imputed_arms": int(pmap.space.imputed.sum()),
+        "replayed": replayed,
+        "classifier": model.has_classifier,
+    }
+
+
+class ClusterPrior:
+    """The cold-start prior: a first request's cluster mixture of cluster prior means.
+
+    Callable as ``engine.set_cold_start`` expects: ``prior(contexts (m, N_FEATURES)) ->
+    (means (m, d'), precisions (m,))``.
+    """
+
+    def __init__(self, pmap: PriorMap, model: CFModel, precision: float) -> None:
+        self.model = model
+        self.cluster_means = pmap.means(model.cluster_centers.astype(np.float64))
+        self.precision = precision
+        sizes = np.bincount(model.user_clusters, minlength=model.n_clusters).astype(float)
+        self.shares = sizes / max(sizes.sum(), 1.0)
+
+    def __call__(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs = self.model.cluster_probabilities(contexts)
+        # An unsure guess gets a wider prior: the user's first feedback then moves it sooner.
+        return probs @ self.cluster_means, self.precision * probs.max(axis=1)
+
+
+def _select_users(engine: Engine, model: CFModel, users: str | Iterable[str]) -> list[str]:
+    if users == "all":
+        return model.user_ids.tolist()
+    if users == "present":
+        return [u for u in model.user_ids.tolist() if u in engine.users]
+    if isinstance(users, str):
+        raise ValueError(f"users must be 'all', 'present' or an iterable of ids, got {users!r}")
+    chosen = list(users)
+    return [u for u, r in zip(chosen, model.rows(chosen), strict=True) if r >= 0]
+
+
+def _replay(engine: Engine, model: CFModel, replay: pl.DataFrame, cold: ClusterPrior) -> int:
+    after = replay.filter(pl.col("ts") > model.cutoff_ts).sort("ts", maintain_order=True)
+    n = len(after)
+    uids = after["user_id"].to_list()
+    if "context" in after.columns:
+        contexts = np.stack(list(after["context"].to_numpy())).astype(np.float64).reshape(n, -1)
+    else:  # without the request, the bias feature alone
+        contexts = np.zeros((n, N_FEATURES))
+        contexts[:, 0] = 1.0
+    first: dict[str, int] = {}
+    for i, u in enumerate(uids):
+        first.setdefault(u, i)
+    unknown = [u for u in first if model.rows([u])[0] < 0]
+    idle = [u for u in engine.users.user_ids() if u not in first and model.rows([u])[0] < 0]
+    if unknown:  # all their feedback is after the cutoff: rebuild them from the cold start
+        mean, prec = cold(contexts[[first[u] for u in unknown]])
+        engine.set_prior(unknown, mean, prec, reset=True)
+    if idle:
+        mean = np.repeat(cold.shares[None] @ cold.cluster_means, len(idle), axis=0)
+        engine.set_prior(idle, mean, cold.precision, reset=True)
+    if n:
+        shared = engine.W.copy()
+        weights = after["weight"].to_numpy() if "weight" in after.columns else None
+        engine.learn_arrays(
+            engine.users.rows(uids),
+            after["arm"].to_numpy(),
+            contexts,
+            after["reward"].to_numpy().astype(np.float64),
+            weights,
+        )
+        engine.W[:] = shared  # W learned from these events when they first arrived
+    return n

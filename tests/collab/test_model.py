@@ -1,0 +1,151 @@
+"""CFModel persistence and lookups, publishing, hot reload, and ``attune train``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+import numpy as np
+import polars as pl
+import pytest
+
+import collab
+from api.cli import main
+from bandit import SchemaError
+
+
+def test_save_load_round_trip(world, tmp_path) -> None:
+    path = tmp_path / "m.npz"
+    world.model.save(path)
+    back = collab.CFModel.load(path)
+    for name in (
+        "user_ids",
+        "user_factors",
+        "arm_factors",
+        "user_events",
+        "user_clusters",
+        "cluster_centers",
+        "classifier_coef",
+        "classifier_intercept",
+    ):
+        np.testing.assert_array_equal(getattr(back, name), getattr(world.model, name))
+    assert (back.version, back.arm_ids, back.calibration, back.cutoff_ts) == (
+        world.model.version,
+        world.model.arm_ids,
+        world.model.calibration,
+        world.model.cutoff_ts,
+    )
+    uid = world.known[0].uid
+    assert back.cluster_of(uid) == world.model.cluster_of(uid) is not None
+    assert back.cluster_of("t/nobody") is None
+
+
+def test_unknown_schema_version_is_refused(world, tmp_path) -> None:
+    path = tmp_path / "m.npz"
+    world.model.save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    meta["schema_version"] = 99
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.raises(SchemaError, match="schema version 99 is not supported"):
+        collab.CFModel.load(path)
+
+
+def test_clusters_and_adapters(world) -> None:
+    model = world.model
+    assert collab.adapter_id(model.cluster_of(world.known[0].uid)).startswith("cluster-")
+    assert collab.adapter_id(None) is None
+    assert collab.adapter_id(2, template="lora-{k}") == "lora-2"
+    probs = model.cluster_probabilities(np.zeros((3, 16)))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert model.has_classifier and model.meta["classifier_accuracy"] > 0.5
+    assert model.predict_cluster(np.zeros((2, 16))).shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"arm_factors": np.zeros((3, 8), np.float32)}, "arm_factors: expected shape"),
+        ({"user_events": np.zeros(2)}, "user_events: expected shape"),
+        ({"kind": "svd"}, "kind must be"),
+        ({"classifier_coef": np.zeros((2, 16))}, "classifier: expected 6 rows"),
+    ],
+)
+def test_invalid_models_are_refused(world, change, pattern) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        dataclasses.replace(world.model, **change)
+
+
+def test_publish_and_watch_pick_up_new_versions(world, tmp_path) -> None:
+    models = tmp_path / "models"
+    seen: list[int] = []
+    got = threading.Event()
+    watcher = collab.ModelWatcher(
+        models, lambda m: (seen.append(m.version), got.set()), interval_s=0.05
+    )
+    assert watcher.poll() is None  # empty folder
+    collab.publish(dataclasses.replace(world.model, version=1), models)
+    assert watcher.poll() is not None and seen == [1]
+    assert watcher.poll() is None  # same version: no reload
+    watcher.start()
+    try:
+        got.clear()
+        collab.publish(dataclasses.replace(world.model, version=2), models)
+        assert got.wait(10.0)
+    finally:
+        watcher.stop()
+    assert seen == [1, 2] and collab.latest_version(models) == 2
+    with pytest.raises(ValueError, match="already published"):
+        collab.publish(dataclasses.replace(world.model, version=2), models)
+    for v in (3, 4, 5):
+        collab.publish(dataclasses.replace(world.model, version=v), models, keep=2)
+    assert sorted(p.name for p in models.iterdir()) == ["cf-4.npz", "cf-5.npz"]
+
+
+def test_watcher_survives_a_broken_file(world, tmp_path) -> None:
+    errors: list[Exception] = []
+    (tmp_path / "cf-7.npz").write_bytes(b"not a model")
+    watcher = collab.ModelWatcher(tmp_path, lambda m: None, on_error=errors.append)
+    assert watcher.poll() is None and len(errors) == 1
+
+
+def test_train_command_publishes_and_exports(world, tmp_path, capsys) -> None:
+    events = tmp_path / "events.parquet"
+    world.history.head(20_000).write_parquet(events)
+    rc = main(
+        [
+            "train",
+            "--events",
+            str(events),
+            "--data-dir",
+            str(tmp_path),
+            "--clusters",
+            "4",
+            "--factors",
+            "8",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    [model_file] = (tmp_path / "models").glob("cf-*.npz")
+    model = collab.CFModel.load(model_file)
+    [export] = (tmp_path / "exports").glob("interactions-*.parquet")
+    assert pl.read_parquet(export).height == 20_000 and model.n_clusters == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        (["--data-dir", "{tmp}/none"], "no embedded store"),
+        (["--events", "{tmp}/missing.parquet"], "no such file"),
+        (["--events", "{tmp}/tiny.parquet"], "too little data to train"),
+    ],
+)
+def test_train_command_errors_are_one_line(world, tmp_path, capsys, argv, pattern) -> None:
+    world.history.head(30).write_parquet(tmp_path / "tiny.parquet")
+    rc = main(["train", "--no-progress", *[a.format(tmp=tmp_path) for a in argv]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and pattern in err[-1] and "Traceback" not in "\n".join(err)

@@ -1,0 +1,191 @@
+"""Warm start on a simulated community: new users, returning users, new arms."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import partial
+
+import numpy as np
+import polars as pl
+import pytest
+
+import collab
+from bandit import Catalog, DecisionRequest, Engine, Feedback, featurize
+from bandit.state import unpack
+from tests.collab.community import Community, learn_history, run_new_users, turns_to_reach
+from tests.collab.conftest import N_HISTORY_USERS
+
+N_NEW = 60
+HORIZON = 60
+
+
+@pytest.fixture(scope="module")
+def time_to_90(world) -> dict[str, np.ndarray]:
+    """Feedbacks until a new user's expected reward stays >= 90% of their oracle, with the same
+    policy (LinTS) started warm (CF) and cold (no CF; its shared model did learn the history).
+    Censored at HORIZON."""
+    out = {}
+    for name in ("warm", "cold"):
+        # the world's personas (same seed), new individuals, the same draws in both arms
+        community = Community(seed=1)
+        community.users(N_HISTORY_USERS, "h")
+        new = community.users(N_NEW, "n")
+        oracle = np.array([u.oracle for u in new])
+        engine = Engine(random_state=0)
+        learn_history(engine, world.history)
+        refine = None
+        if name == "warm":
+            collab.warm_start(engine, world.model)
+            refine = partial(_refine, engine, engine.cold_start)
+        expected = run_new_users(engine, community, new, HORIZON, seed=7, after_learn=refine)
+        out[name] = turns_to_reach(expected, oracle)
+        out[name + "_first"] = expected[:, 0] / oracle
+    print(
+        json.dumps(
+            {k: float(v.mean()) for k, v in out.items()}
+            | {k + "_median": float(np.median(out[k])) for k in ("warm", "cold")}
+            | {k + "_censored": float((out[k] == HORIZON).mean()) for k in ("warm", "cold")}
+        )
+    )
+    return out
+
+
+def _refine(engine: Engine, prior: collab.ClusterPrior, uid: str) -> None:
+    collab.refine_cluster_priors(engine, prior, [uid])
+
+
+def test_warm_start_personalizes_new_users_faster_than_cold(time_to_90) -> None:
+    warm, cold = time_to_90["warm"].mean(), time_to_90["cold"].mean()
+    # measured (seeds above): warm 22.75 feedbacks on average (median 9), cold 57.6 (90% of
+    # the cold users never reach 90% within the horizon of 60, so the true ratio is higher)
+    assert warm * 2 <= cold, (warm, cold)
+    assert time_to_90["warm_first"].mean() >= time_to_90["cold_first"].mean() + 0.15
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 5's bar (90% of oracle within 5 feedbacks on "
+    "average) is not reached on this community; see the report for the numbers",
+)
+def test_issue_bar_within_five_feedbacks(time_to_90) -> None:
+    assert time_to_90["warm"].mean() <= 5.0
+    assert time_to_90["warm"].mean() * 3 <= time_to_90["cold"].mean()
+
+
+def test_known_users_start_from_their_persona(world, trained_engine) -> None:
+    collab.warm_start(trained_engine, world.model)
+    hits = []
+    for user in world.known[:60]:
+        rows = trained_engine.users.rows([user.uid])
+        ctx = featurize(["ok"])
+        predicted = trained_engine.expected_rewards(rows, ctx)[0]
+        hits.append(user.mu[np.argmax(predicted)] / user.oracle)
+    # measured 0.83: ALS on 100 uniform-logged thumbs per user; a random arm scores about 0.5
+    assert np.mean(hits) >= 0.8, np.mean(hits)
+
+
+def test_returning_users_keep_personalization_across_a_retrain(world) -> None:
+    """Users served after training, then a retrain on everything: with reset + replay of the
+    feedback after the new cutoff, their posterior is what the new model says plus only the
+    newer feedback, and their best arm stays good."""
+    community = Community(seed=5)  # only its draws of arms, rewards and messages are used
+    engine = Engine(random_state=0)
+    learn_history(engine, world.history)
+    collab.warm_start(engine, world.model)
+    returning = world.known[:30]
+    later = community.history(returning, 20, t0=1e6)  # after the first model's cutoff
+    learn_history(engine, later)
+    before = _best_arm_share(engine, returning)
+    both = pl.concat([world.history, later])
+    retrained = collab.fit(
+        both.filter(pl.col("ts") < 1e6 + 300),
+        factors=8,
+        regularization=20.0,
+        n_clusters=6,
+        random_state=1,
+    )
+    report = collab.warm_start(engine, retrained, replay=both)
+    assert report["replayed"] == len(both.filter(pl.col("ts") > retrained.cutoff_ts))
+    after = _best_arm_share(engine, returning)
+    assert after >= 0.9 * before and after >= 0.8, (before, after)
+    # no double counting: warming twice with the same replay gives the same posteriors
+    state = engine.users.get(returning[0].uid)
+    collab.warm_start(engine, retrained, replay=both)
+    again = engine.users.get(returning[0].uid)
+    np.testing.assert_allclose(again["A"], state["A"], rtol=1e-5)
+    np.testing.assert_allclose(again["B"], state["B"], rtol=1e-5, atol=1e-6)
+
+
+def _best_arm_share(engine: Engine, users) -> float:
+    rows = engine.users.rows([u.uid for u in users])
+    ctx = np.repeat(featurize(["ok"]), len(users), axis=0)
+    best = engine.expected_rewards(rows, ctx).argmax(axis=1)
+    return float(np.mean([u.mu[a] / u.oracle for u, a in zip(users, best, strict=True)]))
+
+
+def test_new_arm_gets_the_embedding_its_attributes_imply(world) -> None:
+    catalog = Catalog.default()
+    missing = catalog.arm_ids.index("expert.direct.code-first.brief")
+    keep = [i for i in range(catalog.n_arms) if i != missing]
+    model = dataclasses.replace(
+        world.model,
+        arm_ids=tuple(catalog.arm_ids[i] for i in keep),
+        arm_factors=world.model.arm_factors[keep],
+    )
+    space = collab.arm_space(catalog, model, room=17)
+    assert space.imputed.sum() == 1 and space.imputed[missing]
+    full = collab.arm_space(catalog, world.model, room=17).factors
+    others = np.delete(full, missing, axis=0)
+    # the imputed factor is nearer the trained one than the typical other arm is
+    dist = np.linalg.norm(space.factors[missing] - full[missing])
+    assert dist < np.median(np.linalg.norm(others - full[missing], axis=1))
+    report = collab.warm_start(Engine(random_state=0), model, users=[])
+    assert report["imputed_arms"] == 1
+
+
+def test_embeddings_and_cold_start_are_installed(world) -> None:
+    engine = Engine(random_state=0)
+    collab.warm_start(engine, world.model, users=[])
+    width = engine.catalog.attributes.shape[1]
+    norms = np.linalg.norm(engine.X[:, width:], axis=1)
+    assert norms.mean() == pytest.approx(np.sqrt(len(engine.catalog.dimensions)), rel=1e-6)
+    [d] = engine.decide([DecisionRequest("t/new", "Fix this: def f(x): return x +")])
+    assert engine.users.prior_prec[engine.users.ids["t/new"]] > engine.users.prior_precision
+    assert 0 < d.propensity <= 1
+
+
+def test_bpr_model_warm_starts(world) -> None:
+    model = collab.fit(world.history, model="bpr", factors=8, n_clusters=4, random_state=0)
+    assert model.kind == "bpr" and model.arm_factors.shape[0] == 128
+    report = collab.warm_start(Engine(random_state=0), model, users="present")
+    assert report["known_users"] == 0
+
+
+def test_refine_swaps_a_wrong_cluster_prior_and_keeps_the_evidence(world) -> None:
+    engine = Engine(random_state=0)
+    collab.warm_start(engine, world.model, users=[])
+    prior = engine.cold_start
+    engineers = [u for u in world.known if u.persona == "engineer"]
+    target = np.bincount([world.model.cluster_of(u.uid) for u in engineers]).argmax()
+    best = int(np.argmax(world.community.base["engineer"]))
+    worst = int(np.argmin(world.community.base["engineer"]))
+    [d] = engine.decide([DecisionRequest("t/newbie", "ok")])  # says nothing about the user
+    feedback = [Feedback("t/newbie", a, r, d.context) for a, r in [(best, 1.0), (worst, 0.0)] * 3]
+    engine.learn(feedback)
+    row = engine.users.ids["t/newbie"]
+    d_ = engine.n_features
+
+    def evidence() -> np.ndarray:
+        lam = float(engine.users.prior_prec[row])
+        return unpack(engine.users.A[row].astype(np.float64), d_) - lam * np.eye(d_)
+
+    before = evidence()
+    [chosen] = collab.refine_cluster_priors(engine, prior, ["t/newbie"])
+    assert chosen == target
+    np.testing.assert_allclose(evidence(), before, atol=1e-3)
+    # a user the model knows keeps their own prior
+    known = world.known[0].uid
+    collab.warm_start(engine, world.model, users=[known])
+    engine.learn([Feedback(known, best, 1.0, d.context)])
+    assert collab.refine_cluster_priors(engine, prior, [known]).tolist() == [-1]

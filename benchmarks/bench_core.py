@@ -92,7 +92,7 @@ def measure(
     t0 = time.perf_counter()
     for r in requests[:n_online]:
         [d] = engine.decide([r])
-        engine.learn([Feedback(r.user_id, d.arm, 0.5, d.context)])
+        engine.learn([Feedback(r.user_id, d.arm, 0.5, d.context, user_score=d.user_score)])
     online = n_online / (time.perf_counter() - t0)
     rows = engine.users.rows([users[i] for i in rng.integers(len(users), size=n_batch)])
     ctx = featurize(MESSAGES)[rng.integers(len(MESSAGES), size=n_batch)]

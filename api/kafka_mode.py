@@ -18,7 +18,6 @@ Differences from the embedded mode, by design:
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import threading
 import time
@@ -26,7 +25,14 @@ from collections import OrderedDict
 from typing import Any
 
 from api.metrics import Metrics
-from api.service import DEV_TENANT, InputError, NotFound, Service, _input_error
+from api.service import (
+    DEV_TENANT,
+    InputError,
+    NotFound,
+    Service,
+    _input_error,
+    decision_payload,
+)
 from api.settings import Settings
 from bandit import Catalog, DecisionRequest, Engine
 from streaming.changelog import ChangelogMaterializer
@@ -185,23 +191,7 @@ class KafkaService(Service):
         except ValueError as exc:
             raise _input_error(exc) from None
         decision_id = new_id("d_")
-        payload = {
-            "decision_id": decision_id,
-            "arm": d.arm,
-            "strategy_id": d.strategy_id,
-            "levels": dict(d.levels),
-            "propensity": d.propensity,
-            "action_dist": d.action_dist.tolist(),
-            "context": d.context.tolist(),
-            # The user's decision-time score: the learner's backfitting step uses it instead
-            # of re-factoring the posterior (None where the policy never computed one).
-            "user_score": d.user_score if math.isfinite(d.user_score) else None,
-            "policy": d.policy,
-            "locale": d.directives.locale,
-            "seed": d.seed,
-            "audit": body.audit,
-            "session_id": body.session_id,
-        }
+        payload = decision_payload(d, decision_id, body)
         event = Event("decision", decision_id, tenant, body.user_id, time.time(), payload)
         self.metrics.decisions.labels(tenant).inc()
         directives = d.directives

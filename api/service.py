@@ -16,7 +16,7 @@ from typing import Any
 
 from api.metrics import Metrics
 from api.settings import Settings
-from bandit import Catalog, DecisionRequest, Engine
+from bandit import Catalog, Decision, DecisionRequest, Engine
 from streaming.embedded import Learner
 from streaming.events import Event, new_id
 from streaming.processor import Processor
@@ -108,24 +108,7 @@ class Service:
         except ValueError as exc:
             raise _input_error(exc) from None
         decision_id = new_id("d_")
-        dist = d.action_dist.tolist()
-        payload = {
-            "decision_id": decision_id,
-            "arm": d.arm,
-            "strategy_id": d.strategy_id,
-            "levels": dict(d.levels),
-            "propensity": d.propensity,
-            "action_dist": dist,
-            "context": d.context.tolist(),
-            # The user's decision-time score: the learner's backfitting step uses it instead
-            # of re-factoring the posterior (None where the policy never computed one).
-            "user_score": d.user_score if math.isfinite(d.user_score) else None,
-            "policy": d.policy,
-            "locale": d.directives.locale,
-            "seed": d.seed,
-            "audit": body.audit,
-            "session_id": body.session_id,
-        }
+        payload = decision_payload(d, decision_id, body)
         event = Event("decision", decision_id, tenant, body.user_id, time.time(), payload)
         # Decisions go to the log by group commit without fsync (see streaming/store.py): a
         # lost decision costs one observation; a commit, let alone an fsync, per turn would
@@ -270,3 +253,24 @@ def _input_error(exc: ValueError) -> InputError:
         else "body"
     )
     return InputError(field, message)
+
+
+def decision_payload(d: Decision, decision_id: str, body: Any) -> dict[str, Any]:
+    """The decision event's payload: what the learner, audits and off-policy evaluation need."""
+    return {
+        "decision_id": decision_id,
+        "arm": d.arm,
+        "strategy_id": d.strategy_id,
+        "levels": dict(d.levels),
+        "propensity": d.propensity,
+        "action_dist": d.action_dist.tolist(),
+        "context": d.context.tolist(),
+        # The user's decision-time score: the learner's backfitting step uses it instead of
+        # re-factoring the posterior (None where the policy never computed one).
+        "user_score": d.user_score if math.isfinite(d.user_score) else None,
+        "policy": d.policy,
+        "locale": d.directives.locale,
+        "seed": d.seed,
+        "audit": body.audit,
+        "session_id": body.session_id,
+    }

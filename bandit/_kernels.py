@@ -461,6 +461,31 @@ def shared_row(W: np.ndarray, attributes: np.ndarray, c: np.ndarray, out: np.nda
 
 
 @serial
+def absorb(
+    ap: np.ndarray,
+    b: np.ndarray,
+    prior_mean: np.ndarray,
+    prior_prec: float,
+    x: np.ndarray,
+    h: float,
+    g: float,
+    gamma: float,
+) -> None:
+    """One observation into a user's natural parameters, with forgetting toward the prior:
+    ``A <- gamma A + (1 - gamma) lam I + h x x^T`` and
+    ``b <- gamma b + (1 - gamma) lam m0 + g x`` (``h`` precision weight, ``g`` its target)."""
+    lam = prior_prec
+    for j in range(x.shape[0]):
+        base = j * (j + 1) // 2
+        for k in range(j + 1):
+            v = gamma * ap[base + k] + h * x[j] * x[k]
+            if j == k:
+                v += (1.0 - gamma) * lam
+            ap[base + k] = v
+        b[j] = gamma * b[j] + (1.0 - gamma) * lam * prior_mean[j] + g * x[j]
+
+
+@serial
 def user_score(
     ap: np.ndarray, b: np.ndarray, x: np.ndarray, L: np.ndarray, tmp: np.ndarray
 ) -> float:
@@ -535,16 +560,7 @@ def learn_batch(
             if attributes[a, r] != 0.0:
                 for q in range(c.shape[0]):
                     W[r, q] += step * attributes[a, r] * c[q]
-        w = weights[i]
-        lam = prior_prec[u]
-        for j in range(d):
-            base = j * (j + 1) // 2
-            for k in range(j + 1):
-                v = gamma * A[u, base + k] + w * x[j] * x[k]
-                if j == k:
-                    v += (1.0 - gamma) * lam
-                A[u, base + k] = v
-            B[u, j] = gamma * B[u, j] + (1.0 - gamma) * lam * prior_mean[u, j] + w * y * x[j]
+        absorb(A[u], B[u], prior_mean[u], prior_prec[u], x, weights[i], weights[i] * y, gamma)
         n_obs[u] += 1
 
 
@@ -568,13 +584,5 @@ def learn_pairwise(rows, x_diff, A, B, prior_mean, prior_prec, n_obs, gamma):
         s = 1.0 / (1.0 + math.exp(-m))
         h = max(s * (1.0 - s), 1e-3)
         g = h * m + 1.0 - s
-        lam = prior_prec[u]
-        for j in range(d):
-            base = j * (j + 1) // 2
-            for k in range(j + 1):
-                v = gamma * A[u, base + k] + h * x[j] * x[k]
-                if j == k:
-                    v += (1.0 - gamma) * lam
-                A[u, base + k] = v
-            B[u, j] = gamma * B[u, j] + (1.0 - gamma) * lam * prior_mean[u, j] + g * x[j]
+        absorb(A[u], B[u], prior_mean[u], prior_prec[u], x, h, g, gamma)
         n_obs[u] += 1

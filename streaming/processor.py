@@ -142,21 +142,25 @@ class Processor:
             if book is None or entry is None or entry["feedback"] or entry["expired"]:
                 continue
             entry["expired"] = True
-            self.engine.learn(
-                [
-                    Feedback(
-                        key,
-                        entry["arm"],
-                        reward,
-                        np.asarray(entry["context"]),
-                        weight,
-                        entry.get("user_score"),
-                    )
-                ]
-            )
+            self._learn(key, entry, reward, weight)
             book.counters["default_rewards"] += 1
             changed.add(key)
         return changed
+
+    def _learn(self, key: str, entry: dict[str, Any], reward: float, weight: float) -> None:
+        """Learn a reward for a pending decision, with its decision-time context and score."""
+        self.engine.learn(
+            [
+                Feedback(
+                    key,
+                    entry["arm"],
+                    reward,
+                    np.asarray(entry["context"]),
+                    weight,
+                    entry.get("user_score"),
+                )
+            ]
+        )
 
     def _decision(self, event: Event, partition: int) -> None:
         p = event.payload
@@ -198,18 +202,7 @@ class Processor:
             self.engine.learn_pairwise([key], [entry["arm"]], [other["arm"]])
         else:
             reward, weight = self.composer.compose(p)
-            self.engine.learn(
-                [
-                    Feedback(
-                        key,
-                        entry["arm"],
-                        reward,
-                        np.asarray(entry["context"]),
-                        weight,
-                        entry.get("user_score"),
-                    )
-                ]
-            )
+            self._learn(key, entry, reward, weight)
         entry["feedback"] += 1
         row = self.engine.users.rows([key])[0]
         self.engine.users.last_seen[row] = max(self.engine.users.last_seen[row], event.ts)

@@ -95,7 +95,7 @@ class KafkaService(Service):
             default_reward=settings.default_reward,
         )
         self.view = ChangelogMaterializer(
-            self.config, self.processor, lock=self.engine._lock, on_apply=self._on_apply
+            self.config, self.processor, lock=self.engine.lock, on_apply=self._on_apply
         )
         self.learner = _ChangelogStatus(self.view)  # type: ignore[assignment]
         self.bus: KafkaBus | None = None
@@ -237,7 +237,7 @@ class KafkaService(Service):
                 "profile", new_id("p_"), tenant, user_id, time.time(), {"op": "pin", "pins": pins}
             )
         )
-        with self.engine._lock:  # pins apply to the very next decision, not after the worker
+        with self.engine.lock:  # pins apply to the very next decision, not after the worker
             self.engine.users.rows([key])
             self.engine.pin(key, pins)
         return self.profile(tenant, user_id)

@@ -189,7 +189,7 @@ class Service:
         )
         self.store.append([event], durable=True)
         self.learner.notify()
-        with self.engine._lock:  # pins apply to the very next decision, not after the learner
+        with self.engine.lock:  # pins apply to the very next decision, not after the learner
             self.engine.users.rows([key])
             self.engine.pin(key, pins)
         return self.profile(tenant, user_id)

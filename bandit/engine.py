@@ -165,6 +165,12 @@ class Engine:
     def __len__(self) -> int:
         return len(self.users)
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The engine's re-entrant lock. Every public method takes it; hold it yourself to make
+        several calls, or direct writes to ``users`` arrays, one step for concurrent threads."""
+        return self._lock
+
     # ------------------------------------------------------------------ deciding
     def decide(
         self, requests: Sequence[DecisionRequest], *, seeds: Sequence[int] | None = None

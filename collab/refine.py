@@ -51,7 +51,7 @@ def refine_cluster_priors(
     log_share = np.log(np.maximum(prior.shares, 1e-12))
     lam_new = prior.precision
     out = np.full(len(user_ids), -1, dtype=np.int64)
-    with engine._lock:  # the swap must not interleave with a learn of the same row
+    with engine.lock:  # the swap must not interleave with a learn of the same row
         for i, uid in enumerate(user_ids):
             row = state.ids.get(uid)
             if row is None or not 0 < state.n_feedback[row] <= max_feedback:

@@ -155,7 +155,7 @@ def warm_start(
     ids = _select_users(engine, model, users)
     rows = model.rows(ids)
     base = engine.users.prior_precision
-    with engine._lock:  # one consistent switch: no decision sees half a model
+    with engine.lock:  # one consistent switch: no decision sees half a model
         engine.set_arm_embeddings(pmap.embeddings)
         for start in range(0, len(ids), CHUNK):
             r = rows[start : start + CHUNK]

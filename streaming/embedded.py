@@ -192,7 +192,7 @@ class Learner:
         assert target is not None
         # The serving engine's lock: decisions run on other threads and UserState is not
         # safe to grow from two threads at once.
-        with target._lock:
+        with target.lock:
             for key in keys:
                 if key in source.users:
                     target.users.put(key, source.users.get(key))

@@ -59,3 +59,25 @@ def test_bytes_per_user_under_4k_at_32_features() -> None:
     state = UserState(n_features=32)
     state.rows([f"user-{i:06d}" for i in range(10_000)])
     assert state.bytes_per_user() <= 4096
+
+
+def test_public_lock_is_reentrant_and_excludes_other_threads() -> None:
+    import threading
+
+    from bandit import DecisionRequest
+
+    engine = Engine(random_state=0)
+    with engine.lock:
+        engine.decide([DecisionRequest("u", "hi")])  # re-entrant: the holder may call in
+    done = threading.Event()
+
+    def other() -> None:
+        engine.decide([DecisionRequest("v", "hi")])
+        done.set()
+
+    with engine.lock:
+        worker = threading.Thread(target=other)
+        worker.start()
+        assert not done.wait(0.3)  # blocked while the lock is held
+    worker.join(10)
+    assert done.is_set()

@@ -491,20 +491,12 @@ def user_score(
 ) -> float:
     """``x @ mu`` for the posterior mean ``mu = A^-1 b``, by ``x @ A^-1 b = (L^-1 x).(L^-1 b)``:
     one factorization and two forward solves, no inverse."""
-    d = x.shape[0]
+    w = np.empty(x.shape[0])
     chol_from_packed(ap, L)
+    forward_solve(L, x, tmp)
+    forward_solve(L, b.astype(np.float64), w)
     s = 0.0
-    for i in range(d):  # tmp = L^-1 x
-        t = x[i]
-        for k in range(i):
-            t -= L[i, k] * tmp[k]
-        tmp[i] = t / L[i, i]
-    w = np.empty(d)
-    for i in range(d):  # w = L^-1 b
-        t = b[i]
-        for k in range(i):
-            t -= L[i, k] * w[k]
-        w[i] = t / L[i, i]
+    for i in range(x.shape[0]):
         s += tmp[i] * w[i]
     return s
 

@@ -383,18 +383,6 @@ class Engine:
         """Learn from rewards, in order (a user's later feedback sees their earlier)."""
         if not feedback:
             return
-        if len(feedback) == 1:  # the streaming path: skip building five arrays from lists
-            f = feedback[0]
-            with self._lock:
-                self.learn_arrays(
-                    self.users.rows([f.user_id]),
-                    np.array([f.arm]),
-                    f.context.reshape(1, -1),
-                    np.array([f.reward], dtype=np.float64),
-                    np.array([f.weight], np.float64),
-                    np.array([np.nan if f.user_score is None else f.user_score]),
-                )
-            return
         with self._lock:
             rows = self.users.rows([f.user_id for f in feedback])
             self.learn_arrays(

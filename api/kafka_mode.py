@@ -194,29 +194,7 @@ class KafkaService(Service):
         payload = decision_payload(d, decision_id, body)
         event = Event("decision", decision_id, tenant, body.user_id, time.time(), payload)
         self.metrics.decisions.labels(tenant).inc()
-        directives = d.directives
-        messages = (
-            directives.messages(body.message) if body.message else directives.messages("")[:1]
-        )
-        out = {
-            "decision_id": decision_id,
-            "strategy": {"id": d.strategy_id, "levels": dict(d.levels)},
-            "directives": {
-                "system_prompt": directives.system_prompt,
-                "messages": messages,
-                "params": dict(directives.params),
-                "locale": directives.locale,
-            },
-            "propensity": d.propensity,
-            "explanation": [r.to_dict() for r in d.explanation],
-            "policy": {"name": d.policy, "version": self.policy_version},
-        }
-        return out, event
-
-    def _check_pairwise(self, tenant: str, body: Any) -> None:
-        if body.other_decision_id == body.decision_id:
-            raise InputError("other_decision_id", "must differ from decision_id")
-        self._decision_of(tenant, body.user_id, body.other_decision_id)
+        return self._response(d, decision_id, body), event
 
     # ------------------------------------------------------------------ profiles
     def _check_pins(self, pins: dict[str, str | None]) -> None:

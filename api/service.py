@@ -117,6 +117,10 @@ class Service:
         # No learner wake-up: a decision changes nothing until its feedback arrives, and the
         # learner's next poll (every 50 ms) picks it up without costing this request a wake-up.
         self.metrics.decisions.labels(tenant).inc()
+        return self._response(d, decision_id, body)
+
+    def _response(self, d: Decision, decision_id: str, body: Any) -> dict[str, Any]:
+        """The decision as the API answers it: strategy, directives, propensity, explanation."""
         directives = d.directives
         messages = (
             directives.messages(body.message) if body.message else directives.messages("")[:1]
@@ -141,9 +145,7 @@ class Service:
         self._decision_of(tenant, body.user_id, body.decision_id)
         payload = body.model_dump(exclude={"user_id", "event_id"})
         if body.kind == "pairwise":
-            if body.other_decision_id == body.decision_id:
-                raise InputError("other_decision_id", "must differ from decision_id")
-            self._decision_of(tenant, body.user_id, body.other_decision_id)
+            self._check_pairwise(tenant, body)
         # Client ids get their own namespace, so one can never collide with a decision id.
         event_id = body.event_id or new_id()
         event = Event("feedback", "fb:" + event_id, tenant, body.user_id, time.time(), payload)
@@ -154,6 +156,11 @@ class Service:
             return {"event_id": event_id, "status": "duplicate"}
         self.metrics.feedback.labels(tenant, body.kind).inc()
         return {"event_id": event_id, "status": "accepted"}
+
+    def _check_pairwise(self, tenant: str, body: Any) -> None:
+        if body.other_decision_id == body.decision_id:
+            raise InputError("other_decision_id", "must differ from decision_id")
+        self._decision_of(tenant, body.user_id, body.other_decision_id)
 
     def _decision_of(self, tenant: str, user_id: str, decision_id: str) -> Event:
         event = self.store.get_event(tenant, decision_id, kind="decision")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka.partitioner.default import murmur2
 
 from api.app import create_app
 from api.kafka_mode import KafkaService
@@ -26,9 +27,24 @@ KEY = "acme-test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
+PARTITIONS = 4
+
+
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
-    return f"kafka://{kafka_bootstrap}?prefix=e2e{uuid.uuid4().hex[:8]}&partitions=4"
+    return f"kafka://{kafka_bootstrap}?prefix=e2e{uuid.uuid4().hex[:8]}&partitions={PARTITIONS}"
+
+
+def _one_user_per_partition(partitions: int) -> list[str]:
+    """Warm-up user ids whose event keys (``acme/<user>``) land in every partition, by the
+    producer's own partitioner (murmur2, as the Java client)."""
+    chosen: dict[int, str] = {}
+    i = 0
+    while len(chosen) < partitions:
+        user = f"warmup-{i}"
+        chosen.setdefault((murmur2(f"acme/{user}".encode()) & 0x7FFFFFFF) % partitions, user)
+        i += 1
+    return list(chosen.values())
 
 
 def _replica(url: str, tmp_path: Path) -> TestClient:
@@ -60,9 +76,12 @@ def test_feedback_counted_once_with_two_workers_and_two_replicas(
     users = [f"user{i}" for i in range(12)]
     expected = dict.fromkeys(users, 0)
     with _replica(kafka_url, tmp_path / "a") as a, _replica(kafka_url, tmp_path / "b") as b:
-        # Workers are up once a decision made on a shows in b's view of the changelog.
-        a.post("/v1/decisions", json={"user_id": "warmup"}, headers=AUTH)
-        _wait(lambda: b.get("/v1/users/warmup/profile", headers=AUTH).status_code == 200)
+        # Workers are up once a decision made on a shows in b's view of the changelog, for a
+        # user in *every* partition: one flowing partition does not prove that the worker
+        # owning the others has started, and b waits only JOIN_WAIT_S for a decision.
+        for warm in _one_user_per_partition(PARTITIONS):
+            a.post("/v1/decisions", json={"user_id": warm}, headers=AUTH)
+            _wait(lambda w=warm: b.get(f"/v1/users/{w}/profile", headers=AUTH).status_code == 200)
         for turn in range(60):
             user = users[turn % len(users)]
             r = a.post(

@@ -9,9 +9,10 @@ Without ``--bootstrap`` (or ``ATTUNE_KAFKA_BOOTSTRAP``) it starts a throwaway br
 - ``events_per_s``: ``--events`` synthetic events (decisions with their full logged payload,
   feedback of every scalar kind, notes) are produced to a one-partition topic first; then one
   ``KafkaWorker`` drains them, transactions (changelog records, shared model, offsets)
-  included. Next to it, ``reference_events_per_s``: the same events applied by a bare
-  ``Processor`` with no Kafka (decode + apply + export of changed users), the ceiling the
-  worker can reach.
+  included. Next to it, two ceilings measured in the same run: ``reference_events_per_s``,
+  the same events applied by a bare ``Processor`` with no Kafka (decode + apply + export of
+  changed users), and ``consumer_ceiling_events_per_s``, a bare kafka-python consumer
+  draining the same topic with no processing at all.
 - ``feedback_to_state_p50_ms`` / ``_p99_ms``: an API replica (``KafkaService``) takes
   decisions and feedback over HTTP; an ``attune worker`` process applies them; a second
   replica's changelog view is watched. Measured from the feedback's 202 to the moment that view
@@ -33,6 +34,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from kafka import KafkaConsumer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -67,13 +69,14 @@ def throughput(bootstrap: str, n_events: int) -> dict[str, float]:
     decoded = [Event.from_bytes(r) for r in raw]
     changed, _ = apply_in_order(ref, decoded, 0, 0.0)
     for key in changed:
-        ref.export_user(key)
+        ref.export_record(key)
     reference = n_events / (time.perf_counter() - start)
 
     bus = KafkaBus(config)
     for i in range(0, n_events, 5000):
         bus.publish(events[i : i + 5000])
     bus.close()
+    ceiling = consumer_ceiling(config, n_events)
     worker = KafkaWorker(_processor, config, worker_id="bench", static_membership=False)
     while not worker.processors:  # join the group and restore (empty) before timing
         worker.step()
@@ -89,7 +92,33 @@ def throughput(bootstrap: str, n_events: int) -> dict[str, float]:
         "transactions": stats.batches,
         "changelog_records": stats.changelog_records,
         "reference_events_per_s": round(reference, 1),
+        "consumer_ceiling_events_per_s": round(ceiling, 1),
     }
+
+
+def consumer_ceiling(config: KafkaConfig, n_events: int) -> float:
+    """Records/s of a bare kafka-python consumer draining the events topic, no processing:
+    what any worker built on kafka-python can reach on this machine and broker."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=config.servers,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    try:
+        tp = TopicPartition(config.events, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        seen = 0
+        start = time.perf_counter()
+        while seen < n_events:
+            for records in consumer.poll(timeout_ms=200, max_records=10_000).values():
+                seen += len(records)
+        return n_events / (time.perf_counter() - start)
+    finally:
+        consumer.close()
 
 
 def _has_decision(processor: Processor, key: str, decision_id: str) -> bool:

@@ -1,8 +1,9 @@
 """Reading the compacted user-state changelog: a worker's restore and an API replica's view.
 
-Records are keyed ``tenant/user`` with the bytes of ``Processor.export_user`` as value (a
-tombstone, value None, once the user is deleted), plus one ``__partition__/<p>`` record per
-partition with the partition's shared state (see ``encode_partition``). Workers write them in
+Records are keyed ``tenant/user`` with the bytes of ``Processor.export_record`` as value
+(``streaming.user_record`` version 2; a tombstone, value None, once the user is deleted),
+plus one ``__partition__/<p>`` record per partition with the partition's shared state (see
+``encode_partition``). Workers write them in
 Kafka transactions, so readers use ``read_committed``: what they see is exactly the state of
 committed offsets, never half of a batch.
 """

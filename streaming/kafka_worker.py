@@ -4,7 +4,7 @@ Why state can neither be lost nor double counted
 -----------------------------------------------
 Every polled batch is processed inside one Kafka transaction (KIP-98) that holds
 
-1. the changelog records of every user the batch changed (``Processor.export_user``, a
+1. the changelog records of every user the batch changed (``Processor.export_record``, a
    tombstone for deleted users), written to the changelog partition that mirrors the events
    partition;
 2. one ``__partition__/<p>`` record per touched partition with the partition's shared model
@@ -40,7 +40,6 @@ and replaying onto user records that are ahead of the shared model breaks exactn
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +54,7 @@ from streaming.changelog import encode_partition, partition_key, read_partitions
 from streaming.events import Event, EventError
 from streaming.kafka_bus import KafkaConfig, dead_letter, ensure_topics, make_producer
 from streaming.kafka_metrics import WorkerMetrics
+from streaming.models import install_pending_model
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,11 @@ class KafkaWorker:
             self.config,
             transactional_id=f"{self.config.prefix}.worker.{self.worker_id}",
             transaction_timeout_ms=self._transaction_timeout_ms,
+            # The commit flushes whatever lingers, so lingering costs no latency; it lets
+            # the sender thread wake once per transaction instead of contending for the
+            # accumulator (and the GIL) on every few sends.
+            linger_ms=1000,
+            batch_size=1024 * 1024,
         )
         producer.init_transactions()
         return producer
@@ -274,12 +279,16 @@ class KafkaWorker:
             processor = self.processors.get(p)
             if processor is None:  # not restored yet: leave its offset alone, it is refetched
                 continue
-            changed = self._apply(processor, self._decode(records, p), p)
+            # --- CF models (streaming/models.py): a new version goes in at a batch boundary;
+            # the partition record below carries its version in this transaction.
+            changed = install_pending_model(processor, p, records[0].offset)
+            # ---
+            changed |= self._apply(processor, self._decode(records, p), p)
             self._dead_letter_rejected(processor, p)
             n_events += len(records)
             for key in changed:
                 producer.send(
-                    cfg.changelog, key=key.encode(), value=processor.export_user(key), partition=p
+                    cfg.changelog, key=key.encode(), value=processor.export_record(key), partition=p
                 )
             producer.send(
                 cfg.changelog,
@@ -409,19 +418,8 @@ class KafkaWorker:
 def apply_in_order(
     processor: Any, events: list[Event], partition: int, watermark: float
 ) -> tuple[set[str], float]:
-    """Apply a partition's events in log order; returns the changed keys and the new watermark.
-
-    Pending decisions expire by event time, checked at the first event of each new event-time
-    second (as deterministic as checking before every event, and off the per-event path): the
-    result does not depend on where the stream was cut into batches or transactions.
-    """
-    changed: set[str] = set()
-    next_check = math.floor(watermark) + 1.0
-    for event in events:
-        if event.ts > watermark:
-            watermark = event.ts
-            if watermark >= next_check:
-                next_check = math.floor(watermark) + 1.0
-                changed |= processor.expire(watermark, partition=partition)
-        changed |= processor.apply((event,), partition=partition)
+    """Apply a partition's events in log order; returns the changed keys and the new watermark
+    (``Processor.apply_log``: the result does not depend on where the stream was cut into
+    batches or transactions)."""
+    changed, watermark = processor.apply_log(events, partition=partition, watermark=watermark)
     return changed, watermark

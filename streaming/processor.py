@@ -2,27 +2,39 @@
 
 The processor keeps, per user key, a small book next to the engine's arrays: the decisions
 still open for feedback (arm, context, time), the event ids already applied (so applying an
-event twice is a no-op), counters of evidence, and profile notes. ``export_user`` and
-``import_user`` move a user's whole processing state (book and engine arrays) as bytes, for
-checkpoints and changelogs.
+event twice is a no-op), counters of evidence, and profile notes. ``export_user`` (JSON, for
+exports and checkpoints), ``export_record`` (binary, for the Kafka changelog) and
+``import_user`` (either) move a user's whole processing state (book and engine arrays) as
+bytes; ``streaming.user_record`` defines both formats.
+
+Learning is batched: feedback rows (and default rewards) are queued and handed to
+``Engine.learn_arrays`` in one call per run of consecutive rows. The kernel applies rows in
+order, so the result equals learning them one by one; the queue is flushed before anything that
+reads or rewrites what it updates (a pairwise update, a profile operation, a new user's prior,
+an export or import) and at the end of every ``apply``/``expire``/``apply_log``.
+
+What a user's book holds is bounded: at most ``max_pending`` open decisions and ``max_seen``
+event ids, and entries older than ``horizon_s`` (event time) are dropped as new ones arrive
+(decisions only once they got feedback or the default reward). The consequence: feedback
+arriving more than ``horizon_s`` after its decision is rejected (unknown decision), and an
+event id resent after it fell out of the seen set is applied again.
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bandit import N_FEATURES, Engine, Feedback
+from bandit import N_FEATURES, Engine
+from streaming import user_record
 from streaming.composer import RewardComposer
 from streaming.events import Event
-
-EXPORT_VERSION = 1
 
 
 @dataclass
@@ -30,7 +42,7 @@ class _Book:
     """What the processor knows about one user besides the engine's arrays."""
 
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
+    seen: dict[str, float] = field(default_factory=dict)  # event id -> ts, in applied order
     counters: dict[str, Any] = field(
         default_factory=lambda: {
             "decisions": 0,
@@ -59,6 +71,9 @@ class Processor:
         Decisions kept per user for joining feedback; older ones are dropped first.
     max_seen : int
         Event ids remembered per user for idempotence (the most recent ones).
+    horizon_s : float, optional
+        Event-time age past which seen ids and settled decisions are dropped; defaults to
+        ten wait windows.
 
     Examples
     --------
@@ -83,6 +98,7 @@ class Processor:
         default_reward: float | None = None,
         max_pending: int = 512,
         max_seen: int = 4096,
+        horizon_s: float | None = None,
     ) -> None:
         if not wait_window_s > 0:
             raise ValueError(f"wait_window_s must be > 0, got {wait_window_s}")
@@ -96,6 +112,8 @@ class Processor:
         )
         self.max_pending = max_pending
         self.max_seen = max_seen
+        self.horizon_s = 10 * self.wait_window_s if horizon_s is None else float(horizon_s)
+        self._queue: list[tuple[int, int, np.ndarray, float, float, float]] = []
         self.books: dict[str, _Book] = {}
         self.rejected: list[tuple[Event, str]] = []
         self._expiry: dict[int, list[tuple[float, str, str]]] = {}
@@ -114,26 +132,57 @@ class Processor:
         """
         changed: set[str] = set()
         for event in events:
-            key = event.key
-            book = self.books.get(key)
-            if book is not None and event.event_id in book.seen:
-                continue
-            try:
-                self._handlers[event.kind](event, partition)
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                self.rejected.append((event, str(exc)))
-            book = self.books.get(key)
-            if book is not None:
-                self._mark_seen(book, event.event_id)
-            changed.add(key)
+            self._apply_one(event, partition, changed)
+        self._flush()
         return changed
+
+    def apply_log(
+        self, events: Iterable[Event], *, partition: int, watermark: float
+    ) -> tuple[set[str], float]:
+        """Apply a partition's events in log order, expiring by event time on the way.
+
+        Pending decisions expire at the first event of each new event-time second (as
+        deterministic as checking before every event, and off the per-event path): the result
+        does not depend on where the stream was cut into calls. Returns the changed keys and
+        the new watermark (the largest event time seen).
+        """
+        changed: set[str] = set()
+        next_check = math.floor(watermark) + 1.0
+        for event in events:
+            if event.ts > watermark:
+                watermark = event.ts
+                if watermark >= next_check:
+                    next_check = math.floor(watermark) + 1.0
+                    self._expire(watermark, partition, changed)
+            self._apply_one(event, partition, changed)
+        self._flush()
+        return changed, watermark
 
     def expire(self, now: float, *, partition: int = 0) -> set[str]:
         """Give the default reward to decisions older than the wait window (event time) that
         got no feedback; returns the changed keys."""
+        changed: set[str] = set()
+        self._expire(now, partition, changed)
+        self._flush()
+        return changed
+
+    def _apply_one(self, event: Event, partition: int, changed: set[str]) -> None:
+        key = event.key
+        book = self.books.get(key)
+        if book is not None and event.event_id in book.seen:
+            return
+        try:
+            self._handlers[event.kind](event, partition)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            self.rejected.append((event, str(exc)))
+        book = self.books.get(key)
+        if book is not None:
+            self._mark_seen(book, event)
+        changed.add(key)
+
+    def _expire(self, now: float, partition: int, changed: set[str]) -> None:
         heap = self._expiry.get(partition, [])
         cutoff = now - self.wait_window_s
-        changed: set[str] = set()
         reward, weight = self.default_reward, self.composer.default_weight
         while heap and heap[0][0] <= cutoff:
             _, key, decision_id = heapq.heappop(heap)
@@ -145,21 +194,36 @@ class Processor:
             self._learn(key, entry, reward, weight)
             book.counters["default_rewards"] += 1
             changed.add(key)
-        return changed
 
     def _learn(self, key: str, entry: dict[str, Any], reward: float, weight: float) -> None:
-        """Learn a reward for a pending decision, with its decision-time context and score."""
-        self.engine.learn(
-            [
-                Feedback(
-                    key,
-                    entry["arm"],
-                    reward,
-                    np.asarray(entry["context"]),
-                    weight,
-                    entry.get("user_score"),
-                )
-            ]
+        """Queue a reward for a pending decision, with its decision-time context and score."""
+        if not 0.0 <= reward <= 1.0:  # checked here: at the flush it would fail a whole batch
+            raise ValueError(f"reward: expected a number in [0, 1], got {reward!r}")
+        score = entry.get("user_score")
+        self._queue.append(
+            (
+                self._row(key),
+                entry["arm"],
+                entry["context"],
+                reward,
+                weight,
+                math.nan if score is None else score,
+            )
+        )
+
+    def _flush(self) -> None:
+        """Learn the queued rows in one kernel call (it applies them in order)."""
+        if not self._queue:
+            return
+        rows, arms, contexts, rewards, weights, scores = zip(*self._queue, strict=True)
+        self._queue = []
+        self.engine.learn_arrays(
+            np.array(rows, dtype=np.int64),
+            np.array(arms, dtype=np.int64),
+            np.array(contexts, dtype=np.float64),
+            np.array(rewards, dtype=np.float64),
+            np.array(weights, dtype=np.float64),
+            np.array(scores, dtype=np.float64),
         )
 
     def _decision(self, event: Event, partition: int) -> None:
@@ -168,21 +232,27 @@ class Processor:
         context = _context(p.get("context"))
         key = event.key
         self._ensure_user(key, context)
-        row = self.engine.users.rows([key])[0]
-        self.engine.users.n_decisions[row] += 1
-        self.engine.users.last_seen[row] = max(self.engine.users.last_seen[row], event.ts)
+        users, row = self.engine.users, self._row(key)
+        users.n_decisions[row] += 1
+        users.last_seen[row] = max(users.last_seen[row], event.ts)
         book = self.books.setdefault(key, _Book())
         score = p.get("user_score")
-        book.pending[event.event_id] = {
+        pending = book.pending
+        pending[event.event_id] = {
             "arm": arm,
-            "context": context.tolist(),
+            "context": context,
             "user_score": float(score) if isinstance(score, int | float) else None,
             "ts": event.ts,
             "feedback": 0,
             "expired": False,
         }
-        while len(book.pending) > self.max_pending:
-            book.pending.pop(next(iter(book.pending)))
+        horizon = event.ts - self.horizon_s
+        while pending:  # oldest first: over the cap, or settled and past the horizon
+            first = pending[next(iter(pending))]
+            old = first["ts"] < horizon and (first["feedback"] or first["expired"])
+            if len(pending) <= self.max_pending and not old:
+                break
+            del pending[next(iter(pending))]
         book.counters["decisions"] += 1
         heapq.heappush(self._expiry.setdefault(partition, []), (event.ts, key, event.event_id))
 
@@ -199,18 +269,20 @@ class Processor:
                 raise ValueError(
                     f"other_decision_id: unknown decision {p.get('other_decision_id')!r}"
                 )
+            self._flush()
             self.engine.learn_pairwise([key], [entry["arm"]], [other["arm"]])
         else:
             reward, weight = self.composer.compose(p)
             self._learn(key, entry, reward, weight)
         entry["feedback"] += 1
-        row = self.engine.users.rows([key])[0]
-        self.engine.users.last_seen[row] = max(self.engine.users.last_seen[row], event.ts)
+        users, row = self.engine.users, self._row(key)
+        users.last_seen[row] = max(users.last_seen[row], event.ts)
         book.counters["feedback_events"] += 1
         by_kind = book.counters["by_kind"]
         by_kind[kind] = by_kind.get(kind, 0) + 1
 
     def _profile(self, event: Event, partition: int) -> None:
+        self._flush()  # rare; deletes and pins rewrite what queued rows update
         p, key, op = event.payload, event.key, event.payload.get("op")
         if op == "delete":
             self.engine.forget(key)
@@ -267,43 +339,36 @@ class Processor:
 
     # ------------------------------------------------------------------ state transfer
     def export_user(self, key: str) -> bytes | None:
-        """A user's whole processing state as bytes, or None when nothing is held."""
-        book = self.books.get(key)
-        if book is None and key not in self.engine.users:
-            return None
-        book = book or _Book()
-        arrays = self.engine.users.get(key) if key in self.engine.users else None
-        doc = {
-            "version": EXPORT_VERSION,
-            "engine": {k: _pack(v) for k, v in arrays.items()} if arrays else None,
-            "pins": self.engine.pins.get(key, {}),
-            "pending": book.pending,
-            "seen": list(book.seen),
-            "counters": book.counters,
-            "notes": book.notes,
-        }
-        return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+        """A user's whole processing state as JSON bytes (``streaming.user_record`` version
+        1), or None when nothing is held."""
+        doc = self._document(key)
+        return None if doc is None else user_record.encode_json(doc)
+
+    def export_record(self, key: str) -> bytes | None:
+        """Like ``export_user``, in the compact binary changelog format (version 2)."""
+        doc = self._document(key)
+        return None if doc is None else user_record.encode_binary(doc)
 
     def import_user(self, key: str, data: bytes | None, *, partition: int = 0) -> None:
-        """Replace a user's state with an export (None erases the user)."""
+        """Replace a user's state with an export of either format (None erases the user)."""
+        self._flush()
         if data is None:
             self.engine.forget(key)
             self.books.pop(key, None)
             return
-        doc = json.loads(data)
-        if doc.get("version") != EXPORT_VERSION:
-            raise ValueError(
-                f"user state version {doc.get('version')!r} is not supported "
-                f"(this attune reads version {EXPORT_VERSION})"
-            )
+        doc = user_record.decode(data)
         if doc["engine"] is not None:
-            self.engine.users.put(key, {k: _unpack(v) for k, v in doc["engine"].items()})
+            self.engine.users.put(key, doc["engine"])
         # The record's pins replace the user's pins: an unpin must reach replicas too.
         cleared: dict[str, str | None] = dict.fromkeys(self.engine.pins.get(key, {}))
         self.engine.pin(key, {**cleared, **doc["pins"]})
+        pending = doc["pending"]
+        # Version 1 exports before seen_ts: date the ids by the newest decision held.
+        newest = max((e["ts"] for e in pending.values()), default=0.0)
+        seen_ts = doc.get("seen_ts") or [newest] * len(doc["seen"])
         book = _Book(
-            pending=doc["pending"],
-            seen=dict.fromkeys(doc["seen"]),
+            pending=pending,
+            seen=dict(zip(doc["seen"], seen_ts, strict=True)),
             counters=doc["counters"],
             notes=doc["notes"],
         )
@@ -313,32 +378,64 @@ class Processor:
             if not entry["feedback"] and not entry["expired"]:
                 heapq.heappush(heap, (entry["ts"], key, decision_id))
 
+    def _document(self, key: str) -> dict[str, Any] | None:
+        self._flush()
+        book = self.books.get(key)
+        in_engine = key in self.engine.users
+        if book is None and not in_engine:
+            return None
+        book = book or _Book()
+        return {
+            "engine": self.engine.users.get(key) if in_engine else None,
+            "pins": self.engine.pins.get(key, {}),
+            "pending": book.pending,
+            "seen": list(book.seen),
+            "seen_ts": list(book.seen.values()),
+            "counters": book.counters,
+            "notes": book.notes,
+        }
+
     def export_shared(self, partition: int = 0) -> bytes:
         """The shared interaction model. One engine serves all partitions of a process, so
         every partition exports the same weights; the changelog keeps them per partition."""
-        return json.dumps({"version": EXPORT_VERSION, "W": _pack(self.engine.W)}).encode()
+        self._flush()
+        W = user_record.pack_array(self.engine.W)
+        return json.dumps({"version": user_record.JSON_VERSION, "W": W}).encode()
 
     def import_shared(self, partition: int, data: bytes) -> None:
+        self._flush()
         doc = json.loads(data)
-        W = _unpack(doc["W"])
+        W = user_record.unpack_array(doc["W"])
         if W.shape != self.engine.W.shape:
             raise ValueError(f"W: expected shape {self.engine.W.shape}, got {W.shape}")
         self.engine.W[:] = W
 
     # ------------------------------------------------------------------ internals
+    def _row(self, key: str) -> int:
+        row = self.engine.users.ids.get(key)
+        return int(self.engine.users.rows([key])[0]) if row is None else row
+
     def _ensure_user(self, key: str, context: np.ndarray | None) -> None:
         engine = self.engine
         if key in engine.users:
             return
-        row = engine.users.rows([key])
         if engine.cold_start is not None and context is not None:
+            self._flush()  # the prior may depend on what the queued rows update
+            row = engine.users.rows([key])
             mean, precision = engine.cold_start(context[None, :])
             engine.users.set_prior(row, mean, precision, reset=True)
+        else:
+            engine.users.rows([key])
 
-    def _mark_seen(self, book: _Book, event_id: str) -> None:
-        book.seen[event_id] = None
-        while len(book.seen) > self.max_seen:
-            book.seen.pop(next(iter(book.seen)))
+    def _mark_seen(self, book: _Book, event: Event) -> None:
+        seen = book.seen
+        seen[event.event_id] = event.ts
+        horizon = event.ts - self.horizon_s
+        while seen:  # oldest first: over the cap, or past the horizon
+            first = next(iter(seen))
+            if len(seen) <= self.max_seen and seen[first] >= horizon:
+                break
+            del seen[first]
 
 
 def _arm(value: Any, n_arms: int, name: str) -> int:
@@ -352,20 +449,6 @@ def _context(value: Any) -> np.ndarray:
         ctx = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError("context: expected a list of numbers") from None
-    if ctx.shape != (N_FEATURES,) or not np.all(np.isfinite(ctx)):
+    if ctx.shape != (N_FEATURES,) or not np.isfinite(ctx).all():
         raise ValueError(f"context: expected {N_FEATURES} finite numbers")
     return ctx
-
-
-def _pack(arr: np.ndarray) -> dict[str, Any]:
-    arr = np.asarray(arr, order="C")  # not ascontiguousarray: it turns 0-d into 1-d
-    return {
-        "dtype": arr.dtype.str,
-        "shape": list(arr.shape),
-        "data": base64.b64encode(arr.tobytes()).decode("ascii"),
-    }
-
-
-def _unpack(doc: dict[str, Any]) -> np.ndarray:
-    raw = base64.b64decode(doc["data"])
-    return np.frombuffer(raw, dtype=np.dtype(doc["dtype"])).reshape(tuple(doc["shape"])).copy()

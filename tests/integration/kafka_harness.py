@@ -22,8 +22,13 @@ from streaming.events import Event, EventError
 from streaming.kafka_bus import KafkaConfig
 from streaming.kafka_worker import apply_in_order
 from streaming.processor import Processor
+from streaming.user_record import decode, unpack_array
 
 REPO = Path(__file__).resolve().parents[2]
+
+# The API key the replicas in these tests accept (tenant "acme").
+KEY = "acme-test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 WAIT_WINDOW_S = 30.0
 
 
@@ -165,33 +170,26 @@ def assert_same_state(got: dict[int, Any], want: dict[int, Any]) -> float:
         live_want = {k: v for k, v in want_users.items() if v is not None}
         assert sorted(live_got) == sorted(live_want), f"partition {p}: different users"
         for key, raw in live_want.items():
-            worst = max(worst, _compare_user(key, json.loads(live_got[key]), json.loads(raw)))
-        w_got = _array(json.loads(got_shared)["W"])
-        w_want = _array(json.loads(want_shared)["W"])
+            worst = max(worst, _compare_user(key, decode(live_got[key]), decode(raw)))
+        w_got = unpack_array(json.loads(got_shared)["W"])
+        w_want = unpack_array(json.loads(want_shared)["W"])
         np.testing.assert_allclose(w_got, w_want, rtol=1e-6, atol=1e-9)
         worst = max(worst, float(np.max(np.abs(w_got - w_want), initial=0.0)))
     return worst
 
 
 def _compare_user(key: str, got: dict[str, Any], want: dict[str, Any]) -> float:
-    for field in ("counters", "seen", "pending", "notes", "pins"):
+    for field in ("counters", "seen", "seen_ts", "pending", "notes", "pins"):
         assert got[field] == want[field], f"{key}: {field} differs"
     worst = 0.0
-    for name, doc in want["engine"].items():
-        a, b = _array(got["engine"][name]), _array(doc)
+    for name, b in want["engine"].items():
+        a = got["engine"][name]
         if name == "last_seen":
             np.testing.assert_array_equal(a, b, err_msg=f"{key}: {name}")
             continue
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=f"{key}: {name}")
         worst = max(worst, float(np.max(np.abs(a.astype(float) - b), initial=0.0)))
     return worst
-
-
-def _array(doc: dict[str, Any]) -> np.ndarray:
-    import base64
-
-    raw = base64.b64decode(doc["data"])
-    return np.frombuffer(raw, dtype=np.dtype(doc["dtype"])).reshape(doc["shape"])
 
 
 __all__ = [

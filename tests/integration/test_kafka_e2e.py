@@ -19,12 +19,9 @@ from kafka.partitioner.default import murmur2
 from api.app import create_app
 from api.kafka_mode import KafkaService
 from api.settings import Settings
-from tests.integration.kafka_harness import WorkerProcess
+from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess
 
 pytestmark = pytest.mark.kafka
-
-KEY = "acme-test-key-0123456789"
-AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 PARTITIONS = 4

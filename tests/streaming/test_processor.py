@@ -167,3 +167,72 @@ def test_import_replaces_pins_so_an_unpin_reaches_replicas() -> None:
     writer.apply([prof("p2", op="pin", pins={"length": None})])
     replica.import_user(KEY, writer.export_user(KEY))
     assert KEY not in replica.engine.pins
+
+
+def _mixed_stream() -> list[Event]:
+    """Synthetic traffic (decisions, feedback of every scalar kind, notes, deletes) with pin
+    changes and pairwise feedback woven in, so batches are cut at every flush point."""
+    from streaming.kafka_loadgen import synthetic_events
+
+    out: list[Event] = []
+    last: dict[str, list[str]] = {}
+    for i, e in enumerate(synthetic_events(3000, n_users=30, step_s=0.5, random_state=3)):
+        out.append(e)
+        if e.kind == "decision":
+            ids = last.setdefault(e.user_id, [])
+            ids.append(e.event_id)
+            if len(ids) >= 2 and i % 7 == 0:
+                payload = {"decision_id": ids[-1], "kind": "pairwise", "other_decision_id": ids[-2]}
+                out.append(Event("feedback", f"w{i}", e.tenant, e.user_id, e.ts, payload))
+        if i % 97 == 0:
+            pins = {"length": "brief" if i % 2 else None}
+            out.append(
+                Event("profile", f"q{i}", e.tenant, e.user_id, e.ts, {"op": "pin", "pins": pins})
+            )
+    return out
+
+
+def test_batched_learning_equals_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _mixed_stream()
+    batched, single = make(wait_window_s=20.0), make(wait_window_s=20.0)
+    sizes: list[int] = []
+    learn = batched.engine.learn_arrays
+
+    def counted(rows: np.ndarray, *args: np.ndarray) -> None:
+        sizes.append(len(rows))
+        learn(rows, *args)
+
+    monkeypatch.setattr(batched.engine, "learn_arrays", counted)
+    changed, watermark = batched.apply_log(events, partition=0, watermark=0.0)
+    w = 0.0
+    for event in events:  # one event per call: every row is learned on its own
+        _, w = single.apply_log([event], partition=0, watermark=w)
+    assert w == watermark and len(changed) > 20
+    assert max(sizes) > 10 and len(sizes) < sum(sizes) / 3  # rows were learned in runs
+    kinds = [single.counters(k) for k in changed]
+    assert sum(c["default_rewards"] for c in kinds) > 0
+    assert sum(c["by_kind"].get("pairwise", 0) for c in kinds) > 0
+    np.testing.assert_array_equal(batched.engine.W, single.engine.W)  # bit for bit
+    for key in changed:
+        assert batched.export_record(key) == single.export_record(key), key  # bit for bit
+
+
+def test_the_book_is_bounded_by_count_and_event_time() -> None:
+    p = make(wait_window_s=10.0, max_seen=3, max_pending=100, horizon_s=50.0)
+    p.apply([dec(f"d{i}", ts=float(i)) for i in range(5)])
+    assert list(p.books[KEY].seen) == ["d2", "d3", "d4"]  # the last max_seen ids
+    p.apply([fb("f1", "d0", ts=5.0)])
+    p.expire(20.0)  # d1..d4 get the default reward: all settled now
+    p.apply([dec("d9", ts=60.0)])  # d0..d4 are settled and older than the horizon
+    assert list(p.pending(KEY)) == ["d9"]
+    p.apply([fb("f2", "d1", ts=61.0)])
+    [(_, why)] = p.rejected  # feedback later than the horizon is rejected
+    assert "unknown decision" in why
+    p.apply([dec("d3", ts=62.0)])  # out of the seen set: a resend is applied again
+    assert p.counters(KEY)["decisions"] == 7
+
+
+def test_open_decisions_outlive_the_horizon_until_settled() -> None:
+    p = make(wait_window_s=1000.0, horizon_s=5.0)
+    p.apply([dec("d1", ts=0.0), dec("d2", ts=100.0)])
+    assert list(p.pending(KEY)) == ["d1", "d2"]  # d1 has no feedback yet: kept

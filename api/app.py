@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from api.middleware import BodyLimit
 from api.routes import decisions, feedback, ops, users
@@ -42,7 +44,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         finally:
             svc.stop()
 
-    app = FastAPI(
+    app = AttuneAPI(
+        max_body_bytes=settings.max_body_bytes,
         title="attune",
         version="0.1.0",
         summary="Response-strategy bandit for LLM chat products: decide, learn, explain.",
@@ -55,6 +58,32 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+class AttuneAPI(FastAPI):
+    """FastAPI, with ``POST /v1/decisions`` served in front of its middleware stack.
+
+    Products call that route once per chat turn, and the stack's layers (error pages,
+    telemetry checks, exception routing) cost more than deciding. ``DecisionFastPath`` serves
+    valid requests directly and hands every other one to FastAPI as usual; ``BodyLimit``
+    guards both paths.
+    """
+
+    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._decisions = BodyLimit(
+            decisions.DecisionFastPath(self, fallback=super().__call__), max_bytes=max_body_bytes
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == decisions.PATH
+            and scope["method"] == "POST"
+        ):
+            await self._decisions(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 async def _not_found(request: Request, exc: NotFound) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-Scope = dict[str, Any]
+from starlette.types import Scope
 
 
 class BodyLimit:

@@ -4,11 +4,21 @@ It reads the SQLite log by offset, applies events with a ``Processor`` to its ow
 copies each changed user into the serving engine, the way API replicas materialize the state
 changelog on Kafka. User state and the offset it reflects are checkpointed together in one
 transaction; after a crash, ``recover`` loads the checkpoint and replays the log from its
-offset (applying an event twice is a no-op), so acknowledged feedback is counted exactly once.
+offset, skipping each user's events that their saved state already holds, so acknowledged
+feedback is counted exactly once.
+
+Checkpoints are incremental. A user whose feedback, profile or default reward changed is saved
+at the next checkpoint. A user who only got decisions (most users, most of the time) is saved
+within about ``catch_up_s``: each checkpoint saves the longest-waiting share of them, and the
+checkpoint's replay offset stays before their first unsaved decision, so a crash replays those
+decisions from the log instead. Saving every user a decision touched each second would stall
+decisions for tens of milliseconds, the time to export them, once the users hold some history.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +40,10 @@ class Learner:
         The engine that serves decisions; changed users and the shared model are copied into
         it after each batch.
     checkpoint_interval_s : float
-        How often dirty user states and the offset are saved.
+        How often changed user states and the offset are saved.
+    catch_up_s : float
+        About how long a user changed only by decisions waits to be saved; after a crash, up
+        to this much of the log is replayed.
     expire_interval_s : float
         How often decisions past the wait window get their default reward.
     batch : int
@@ -46,6 +59,7 @@ class Learner:
         *,
         serving: Engine | None = None,
         checkpoint_interval_s: float = 1.0,
+        catch_up_s: float = 30.0,
         expire_interval_s: float = 1.0,
         batch: int = 2000,
         clock: Callable[[], float] = time.time,
@@ -54,6 +68,7 @@ class Learner:
         self.processor = processor
         self.serving = serving
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.catch_up_s = catch_up_s
         self.expire_interval_s = expire_interval_s
         self.batch = batch
         self.clock = clock
@@ -61,7 +76,11 @@ class Learner:
         self.offset = 0
         self.checkpointed = 0
         self.applied_events = 0
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # saved at the next checkpoint
+        # Users changed only by decisions since their last save -> the offset of the first
+        # such decision; insertion order is offset order, so the first entry bounds the replay.
+        self._behind: dict[str, int] = {}
+        self._skip: dict[str, int] = {}  # during recovery: user -> offset their state holds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._progress = threading.Condition()
@@ -77,6 +96,7 @@ class Learner:
                 self.processor.import_user(key, data)
             for partition, data in self.store.load_shared().items():
                 self.processor.import_shared(partition, data)
+            self._skip = self.store.state_offsets()
             self.offset = self.checkpointed = self.store.checkpoint_offset()
             if self.serving is not None:
                 self._sync(set(self.processor.books) | set(self.processor.engine.users.ids))
@@ -85,7 +105,8 @@ class Learner:
         replayed = 0
         while (n := self.step()) > 0:
             replayed += n
-        self.checkpoint()
+        self._skip = {}
+        self.checkpoint(full=True)
         return replayed
 
     def start(self) -> None:
@@ -93,12 +114,12 @@ class Learner:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread and save a final checkpoint."""
+        """Stop the thread and save a final, full checkpoint (a restart then replays nothing)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self.checkpoint()
+        self.checkpoint(full=True)
 
     def notify(self) -> None:
         """Something was appended to the log: wake up now rather than at the next poll."""
@@ -126,22 +147,32 @@ class Learner:
 
     # ------------------------------------------------------------------ work
     def step(self) -> int:
-        """Apply the next batch of the log; returns how many events it held."""
+        """Apply the next batch of the log; returns how many events it held (applied or
+        skipped as already in the recovered state)."""
         rows = self.store.read(self.offset, self.batch)
         if not rows:
             return 0
-        events = [e for _, e in rows]
+        skip = self._skip  # only while recovering
+        rows_to_apply = [r for r in rows if r[0] > skip.get(r[1].key, 0)] if skip else rows
+        events = [e for _, e in rows_to_apply]
         with self.lock:
             changed = self.processor.apply(events)
             self.offset = rows[-1][0]
             self.applied_events += len(events)
-            self._dirty |= changed
+            learned = changed & {e.key for e in events if e.kind != "decision"}
+            self._dirty |= learned
+            for off, e in rows_to_apply:
+                if e.kind == "decision" and e.key in changed and e.key not in self._dirty:
+                    self._behind.setdefault(e.key, off)
             if self.serving is not None:
                 # A decision event changes nothing the serving engine needs (it made the
                 # decision): copying the user after each one would cost a sync per request.
-                self._sync(changed & {e.key for e in events if e.kind != "decision"})
+                self._sync(learned)
         if any(e.kind == "profile" and e.payload.get("op") == "delete" for e in events):
-            self.checkpoint()  # an erasure must reach the disk now, not at the next tick
+            # An erasure must reach the disk now, not at the next tick, and fully: with nothing
+            # left to replay, the tombstone can go too, and no decision that raced the erasure
+            # can bring the user back after a crash.
+            self.checkpoint(full=True)
         with self._progress:
             self._progress.notify_all()
         return len(events)
@@ -154,13 +185,23 @@ class Learner:
                 self._sync(changed)
         return len(changed)
 
-    def checkpoint(self) -> None:
-        """Save dirty users, the shared model and the offset, in one transaction."""
+    def checkpoint(self, *, full: bool = False) -> None:
+        """Save changed users, the shared model and the offsets, in one transaction.
+
+        Users changed only by decisions are saved in shares (see the module docstring), or
+        all of them with ``full``.
+        """
         with self.lock:
-            states = {k: self.processor.export_user(k) for k in self._dirty}
+            behind = self._behind
+            share = len(behind) if full else self._catch_up_share()
+            keys = self._dirty.union(itertools.islice(behind, share))
+            states = {k: self.processor.export_user(k) for k in keys}
+            for key in keys:
+                behind.pop(key, None)
             shared = {0: self.processor.export_shared(0)}
             offset = self.offset
-            self.store.save_checkpoint(states, shared, offset)
+            replay_from = next(iter(behind.values())) - 1 if behind else offset
+            self.store.save_checkpoint(states, shared, replay_from, applied=offset)
             self._dirty.clear()
             self.checkpointed = offset
         self._last_checkpoint = time.monotonic()
@@ -176,7 +217,7 @@ class Learner:
                     self.expire()
                     self._last_expire = now
                 if (
-                    self._dirty or self.checkpointed < self.offset
+                    self._dirty or self._behind or self.checkpointed < self.offset
                 ) and now - self._last_checkpoint >= self.checkpoint_interval_s:
                     self.checkpoint()
                 if n == 0:
@@ -185,6 +226,12 @@ class Learner:
         except BaseException as exc:  # surfaced by /readyz and the next wait_for
             self.error = exc
             raise
+
+    def _catch_up_share(self) -> int:
+        """How many decision-only users this checkpoint saves: with users arriving at a
+        steady rate, each then waits about ``catch_up_s``."""
+        ticks = max(1.0, self.catch_up_s / self.checkpoint_interval_s)
+        return math.ceil(len(self._behind) / ticks)
 
     def _sync(self, keys: set[str]) -> None:
         """Copy users (and the shared model) from the learner's engine to the serving one."""

@@ -6,9 +6,10 @@ events      the log: every decision, feedback and profile event, ``offset`` incr
             (AUTOINCREMENT, so an offset is never reused after a delete), unique per
             ``(tenant, event_id)`` so a resent event is stored once.
 user_state  one row per user key: the processor's export of that user (engine arrays, pins,
-            pending decisions, seen event ids, counters).
+            pending decisions, seen event ids, counters) and the log offset it reflects.
 shared      the shared interaction model per partition.
-meta        schema version and the learner's offset (saved with the state it reflects).
+meta        schema version and the learner's replay offset (saved with the state it reflects:
+            the log after it holds every event some user's saved state lacks).
 api_keys    SHA-256 hashes of per-tenant keys (the local development key lives here).
 
 Durability: the file is in WAL mode. Writes that a client is told are durable (feedback,
@@ -31,6 +32,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bandit import SchemaError
 from streaming.composer import RewardComposer
 from streaming.events import Event
@@ -46,7 +49,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_user ON events (tenant, user_id);
 CREATE TABLE IF NOT EXISTS user_state (
-    key TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL
+    key TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL,
+    offset INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS shared (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL,
@@ -96,6 +100,13 @@ class Store:
                 raise SchemaError(
                     f"{self.path}: store schema version {row[0]} is not supported (this attune "
                     f"reads version {STORE_SCHEMA_VERSION})"
+                )
+            columns = [c[1] for c in self._db.execute("PRAGMA table_info(user_state)")]
+            if "offset" not in columns:
+                # Files from before per-user offsets: 0 means "replay everything after the
+                # replay offset", which is what those files' single offset meant.
+                self._db.execute(
+                    "ALTER TABLE user_state ADD COLUMN offset INTEGER NOT NULL DEFAULT 0"
                 )
         self._synchronous = "NORMAL"
         self._later: list[tuple[Any, ...]] = []
@@ -266,11 +277,22 @@ class Store:
 
     # ------------------------------------------------------------------ learner checkpoints
     def save_checkpoint(
-        self, states: Mapping[str, bytes | None], shared: Mapping[int, bytes], offset: int
+        self,
+        states: Mapping[str, bytes | None],
+        shared: Mapping[int, bytes],
+        offset: int,
+        *,
+        applied: int | None = None,
     ) -> None:
         """Save user states (None deletes), the shared model and the learner offset in one
         transaction, so the offset never runs ahead of the state that reflects it. Applied
-        delete events (tombstones) up to ``offset`` are removed from the log here."""
+        delete events (tombstones) up to ``offset`` are removed from the log here.
+
+        ``offset`` is where a recovery replays the log from; ``applied`` (default ``offset``)
+        is the offset the saved states and shared model reflect, recorded per user so that a
+        replay skips what a user's state already holds.
+        """
+        applied = offset if applied is None else applied
         with self._lock:
             self._flush_locked()
             self._set_sync("FULL")
@@ -282,8 +304,8 @@ class Store:
                         cur.execute("DELETE FROM user_state WHERE key=?", (key,))
                     else:
                         cur.execute(
-                            "INSERT OR REPLACE INTO user_state VALUES (?, ?, ?)",
-                            (key, key.partition("/")[0], data),
+                            "INSERT OR REPLACE INTO user_state VALUES (?, ?, ?, ?)",
+                            (key, key.partition("/")[0], data, applied),
                         )
                 for partition, data in shared.items():
                     cur.execute("INSERT OR REPLACE INTO shared VALUES (?, ?)", (partition, data))
@@ -309,6 +331,12 @@ class Store:
         with self._lock:
             rows = self._db.execute("SELECT key, data FROM user_state").fetchall()
         yield from ((k, bytes(d)) for k, d in rows)
+
+    def state_offsets(self) -> dict[str, int]:
+        """The log offset each saved user state reflects."""
+        with self._lock:
+            rows = self._db.execute("SELECT key, offset FROM user_state").fetchall()
+        return {k: int(off) for k, off in rows}
 
     def load_state(self, key: str) -> bytes | None:
         with self._lock:
@@ -380,7 +408,15 @@ _INSERT = (
 
 
 def _row(e: Event) -> tuple[Any, ...]:
-    return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), e.to_bytes().decode("utf-8"))
+    # ``Event.to_bytes``'s document (equal once parsed), by orjson: a decision carries ~150
+    # floats (its action distribution and context), which the standard library formats several
+    # times slower, on the request path. What orjson refuses (integers past 64 bits in a free-form
+    # audit object) goes the standard library's way; a non-finite float becomes null.
+    try:
+        body = orjson.dumps(e.to_dict()).decode("utf-8")
+    except orjson.JSONEncodeError:
+        body = e.to_bytes().decode("utf-8")
+    return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), body)
 
 
 def _filters(

@@ -1,15 +1,28 @@
-"""``POST /v1/decisions``: a strategy for this turn."""
+"""``POST /v1/decisions``: a strategy for this turn.
+
+Chat products call this once per turn, so it has two paths to the same service call. The
+FastAPI route declares the operation (OpenAPI, docs, fuzzing) and answers every request the
+fast path passes on. ``DecisionFastPath`` (which ``api.app.AttuneAPI`` puts in front of
+FastAPI) serves the common request, a JSON body from a known key that validates, without
+FastAPI's request machinery, which costs more than the decision itself; anything else (no or
+unknown key, a body that does not validate) goes to the route, so errors keep exactly
+FastAPI's status codes and shapes.
+"""
 
 from __future__ import annotations
 
-import json
 import time
+from typing import Any
 
+import orjson
 from fastapi import APIRouter, Response
+from pydantic import ValidationError
 
 from api.deps import ServiceDep, TenantDep
 from api.schemas import DecisionCreate, DecisionPublic
+from api.service import InputError, Service
 
+PATH = "/v1/decisions"
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
@@ -24,6 +37,112 @@ async def create_decision(body: DecisionCreate, tenant: TenantDep, service: Serv
     out = service.decide(tenant, body)
     # Serialized here rather than re-validated against the response model: the service built
     # it from typed engine output, and validation would cost a tenth of the latency budget.
-    response = Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+    response = Response(encode(out), media_type="application/json")
     service.metrics.decision_latency.observe(time.perf_counter() - start)
     return response
+
+
+def encode(out: dict[str, Any]) -> bytes:
+    # orjson: several times faster than the standard library's encoder on this dict (~12 us
+    # saved per request); it writes UTF-8 rather than \u escapes, the same JSON once parsed.
+    return orjson.dumps(out)
+
+
+class DecisionFastPath:
+    """Serve valid, authenticated ``POST /v1/decisions`` requests straight from ASGI.
+
+    The body is validated with the route's own model and the key checked like ``get_tenant``
+    does; a request that fails either check is handed to ``fallback`` (the FastAPI app) with
+    its body replayed, so the FastAPI route answers it (401, 403, 422 in FastAPI's shape).
+
+    Parameters
+    ----------
+    app : FastAPI
+        The application whose ``state.service`` decides.
+    fallback : ASGI app
+        Where every request this path does not serve goes.
+    """
+
+    def __init__(self, app: Any, fallback: Any) -> None:
+        self.app = app
+        self.fallback = fallback
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raw = await _read_body(receive)
+        if raw is None:
+            return  # the client went away: nobody to answer
+        service: Service = self.app.state.service
+        tenant = _tenant(scope, service)
+        body = _validate(raw) if tenant is not None else None
+        if tenant is None or body is None:
+            await self.fallback(scope, _replay(raw, receive), send)
+            return
+        start = time.perf_counter()
+        try:
+            out = service.decide(tenant, body)
+        except InputError:
+            await self.fallback(scope, _replay(raw, receive), send)  # the route words the 422
+            return
+        payload = encode(out)
+        service.metrics.decision_latency.observe(time.perf_counter() - start)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive: Any) -> bytes | None:
+    """The whole request body, or None when the client disconnects first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(raw: bytes, receive: Any) -> Any:
+    """A ``receive`` that yields the already-read body once, then defers to the server."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            message: dict[str, Any] = await receive()
+            return message
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return replay
+
+
+def _tenant(scope: dict[str, Any], service: Service) -> str | None:
+    """The tenant of a well-formed bearer key on a JSON request, or None (the route then
+    answers 401/403, or reads the body its own way)."""
+    json_body = seen_key = False
+    tenant = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" and not seen_key:  # the first one counts, as in Starlette
+            seen_key = True
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and key.strip():
+                tenant = service.tenant_for(key.strip())
+        elif name == b"content-type":
+            json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
+    return tenant if json_body else None
+
+
+def _validate(raw: bytes) -> DecisionCreate | None:
+    try:
+        return DecisionCreate.model_validate_json(raw)
+    except ValidationError:
+        return None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi.testclient import TestClient
 
 from api.schemas import DecisionPublic
@@ -99,3 +102,40 @@ def test_invalid_json_gets_422(client: TestClient) -> None:
         "/v1/decisions", content=b"{nope", headers={**ACME, "content-type": "application/json"}
     )
     assert r.status_code == 422
+
+
+def test_fast_path_and_fastapi_route_answer_alike(client: TestClient) -> None:
+    """``application/json`` is served by the ASGI fast path; FastAPI also reads a ``+json``
+    type, which the fast path passes on: both must give the same kind of answer."""
+    histogram = service_of(client).metrics.decision_latency
+    before = _count(histogram)
+    body = json.dumps({"user_id": "ana", "message": "why is the sky blue?"}).encode()
+    answers = []
+    for content_type in ("application/json", "application/merge-patch+json"):
+        r = client.post(
+            "/v1/decisions", content=body, headers={**ACME, "content-type": content_type}
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        answers.append(DecisionPublic.model_validate(r.json()))
+    fast, route = answers
+    assert fast.decision_id != route.decision_id
+    assert fast.directives.messages[-1] == route.directives.messages[-1]  # the user's turn
+    assert fast.explanation and route.explanation
+    assert _count(histogram) == before + 2  # both paths record their latency
+
+
+def test_fast_path_passes_errors_to_fastapi_in_its_shape(client: TestClient) -> None:
+    r = client.post("/v1/decisions", json={"user_id": "u", "locale": 5}, headers=ACME)
+    assert r.status_code == 422
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["body", "locale"] and error["type"] == "string_type"
+    r = client.post(
+        "/v1/decisions", json={"user_id": "u", "constraints": {"length": "epic"}}, headers=ACME
+    )  # valid for the schema, refused by the engine
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "constraints"]
+
+
+def _count(histogram: Any) -> float:
+    [metric] = histogram.collect()
+    return next(s.value for s in metric.samples if s.name.endswith("_count"))

@@ -14,8 +14,8 @@ from streaming.store import Store
 CTX = [1.0] + [0.0] * 15
 
 
-def learner(path: Path, serving: Engine | None = None) -> Learner:
-    proc = Processor(Engine(random_state=0), RewardComposer(), wait_window_s=1e6)
+def learner(path: Path, serving: Engine | None = None, **params: int) -> Learner:
+    proc = Processor(Engine(random_state=0), RewardComposer(), wait_window_s=1e6, **params)
     return Learner(Store(path), proc, serving=serving, checkpoint_interval_s=0.05)
 
 
@@ -68,3 +68,59 @@ def test_recovery_replays_after_the_checkpoint_exactly_once(tmp_path: Path) -> N
     c = second.processor.counters("acme/ana")
     assert (c["decisions"], c["feedback_events"]) == (7, 7)
     second.store.close()
+
+
+def decisions(user: str, n: int, start: int = 0) -> list[Event]:
+    return [
+        Event("decision", f"{user}-d{i}", "acme", user, float(i), {"arm": 1, "context": CTX})
+        for i in range(start, start + n)
+    ]
+
+
+def test_decision_only_users_are_saved_in_shares_and_replayed_after_a_crash(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "c.sqlite"
+    # Remembering only 2 event ids, the processor cannot tell ana's replayed events from new
+    # ones: only the offset saved with her state keeps them from being applied twice.
+    first = learner(path, max_seen=2)
+    first.catch_up_s = 4 * first.checkpoint_interval_s  # a quarter of the waiting users a tick
+    first.recover()
+    for user in ("u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"):
+        first.store.append(decisions(user, 2))
+    first.store.append(events(3))  # ana: feedback, saved at every checkpoint
+    first.step()
+    first.checkpoint()
+    states = first.store.state_offsets()
+    assert "acme/ana" in states and len(states) == 1 + 2  # ana and the 2 longest-waiting
+    assert first.store.checkpoint_offset() < first.offset  # the rest is replayed on recovery
+    first.store.append(events(2, start=3))
+    first.step()  # applied, never checkpointed: the crash below loses it from memory only
+    first.store.close()
+
+    second = learner(path, max_seen=2)
+    second.recover()
+    c = second.processor.counters("acme/ana")
+    assert (c["decisions"], c["feedback_events"]) == (5, 5)  # none twice, none lost
+    for user in ("u0", "u3", "u7"):
+        assert second.processor.counters(f"acme/{user}")["decisions"] == 2
+    # Recovery ends with a full checkpoint: nothing is left to replay.
+    assert second.store.checkpoint_offset() == second.offset
+    assert len(second.store.state_offsets()) == 9
+    second.store.close()
+
+
+def test_every_waiting_user_is_saved_within_the_catch_up_time(tmp_path: Path) -> None:
+    lr = learner(tmp_path / "d.sqlite")
+    lr.catch_up_s = 3 * lr.checkpoint_interval_s
+    lr.recover()
+    for user in ("u0", "u1", "u2", "u3", "u4", "u5"):
+        lr.store.append(decisions(user, 1))
+    lr.step()
+    saved = []
+    for _ in range(4):
+        lr.checkpoint()
+        saved.append(len(lr.store.state_offsets()))
+    assert saved == [2, 4, 5, 6]  # a third of those still waiting, rounded up, each tick
+    assert lr.store.checkpoint_offset() == lr.offset
+    lr.store.close()

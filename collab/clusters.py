@@ -1,4 +1,5 @@
-"""Groups of users: k-means over user factors, and a classifier from a first request to a group.
+"""Groups of users: k-means over user factors, a classifier from a request to a group, and each
+group's mean reward per arm with how far its members stray from it.
 
 The groups give new users a prior better than the population's (when their first request says
 something about them) and give serving stacks a per-group adapter id.
@@ -6,7 +7,10 @@ something about them) and give serving stacks a per-group adapter id.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import polars as pl
 
 # Above this many users MiniBatchKMeans, whose cost does not grow with n per pass.
 MINIBATCH_ABOVE = 50_000
@@ -86,3 +90,95 @@ def fit_classifier(
     else:
         coef[classes], intercept[classes] = clf.coef_, clf.intercept_
     return coef, intercept, accuracy
+
+
+# Events a cluster's arm needs before its own mean reward outweighs the centers' prediction.
+SHRINK_EVENTS = 10.0
+
+
+@dataclass(frozen=True)
+class ClusterStats:
+    """What the members' own events say about their clusters.
+
+    Attributes
+    ----------
+    rewards : ndarray of float64, shape (k, n_arms)
+        Mean observed reward per cluster and arm, shrunk toward the centers' prediction.
+    member_var : float
+        Variance of a member's expected reward of an arm around ``rewards``: how far one user
+        strays from their group (the cold-start prior's width, in reward units); NaN without
+        users seen twice on an arm.
+    noise_var : float
+        Mean variance of one reward around its expectation (about ``r (1 - r)`` for thumbs).
+    """
+
+    rewards: np.ndarray
+    member_var: float
+    noise_var: float
+
+
+def cluster_stats(
+    interactions: pl.DataFrame,
+    user_ids: np.ndarray,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    max_rows: int = 200_000,
+) -> ClusterStats:
+    """Per-cluster mean rewards per arm, and the spread of members around them.
+
+    Parameters
+    ----------
+    interactions : polars.DataFrame
+        ``user_id, arm, reward`` and optionally ``weight``.
+    user_ids, labels : ndarrays, shape (n_users,)
+        The model's users and their clusters.
+    predicted : ndarray, shape (k, n_arms)
+        The cluster centers' calibrated scores.
+    rng : numpy.random.Generator
+        Picks the users of the sample.
+    max_rows : int
+        A seeded sample of whole users, about this many events, is enough: each cell needs
+        tens of events, not millions, and whole users keep each member's cells intact.
+
+    Notes
+    -----
+    The cold-start prior is a cluster's *typical reward per arm*. The center's factor scores
+    give it only through the low-rank model (the per-strategy quirks the factors miss are
+    lost, several times the members' own spread), while the members' events measure it
+    directly; each cell is shrunk toward ``predicted`` with ``SHRINK_EVENTS`` pseudo-events, so
+    an arm the cluster rarely tried keeps the model's guess.
+
+    ``member_var`` is a method-of-moments estimate from each member's mean reward ``rbar`` of
+    an arm over ``n`` events, with ``R`` the cluster's reward and ``p`` the member's
+    expectation: ``E (rbar - R)^2 = v + E[p (1 - p)] / n`` and ``E[p (1 - p)] = R (1 - R) - v``,
+    so ``v = sum[(rbar - R)^2 - R (1 - R) / n] / sum(1 - 1/n)``: cells seen once carry no
+    information about ``v`` and weigh nothing.
+    """
+    k, n_arms = predicted.shape
+    keep = rng.random(len(user_ids)) < max_rows / max(len(interactions), 1)
+    index = pl.DataFrame({"user_id": np.asarray(user_ids)[keep], "cluster": labels[keep]})
+    weight = pl.col("weight") if "weight" in interactions.columns else pl.lit(1.0)
+    cells = (
+        interactions.lazy()
+        .select("user_id", "arm", "reward", weight.alias("w"))
+        .join(index.lazy(), on="user_id", how="inner")
+        .group_by("user_id", "cluster", "arm")
+        .agg((pl.col("w") * pl.col("reward")).sum().alias("wr"), pl.col("w").sum(), pl.len())
+        .collect()
+    )
+    at = (cells["cluster"].to_numpy(), cells["arm"].to_numpy())
+    wr, w = cells["wr"].to_numpy(), cells["w"].to_numpy()
+    sum_wr = np.zeros((k, n_arms))
+    sum_w = np.zeros((k, n_arms))
+    np.add.at(sum_wr, at, wr)
+    np.add.at(sum_w, at, w)
+    rewards = (sum_wr + SHRINK_EVENTS * predicted) / (sum_w + SHRINK_EVENTS)
+    r = np.clip(rewards[at], 0.0, 1.0)
+    n = cells["len"].to_numpy().astype(np.float64)
+    noise = r * (1.0 - r)
+    informative = float(np.sum(1.0 - 1.0 / n))
+    excess = float(np.sum((wr / np.maximum(w, 1e-12) - r) ** 2 - noise / n))
+    member_var = excess / informative if informative > 0 else float("nan")
+    return ClusterStats(rewards, member_var, float(np.sum(n * noise) / max(float(n.sum()), 1.0)))

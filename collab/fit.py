@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from bandit import Catalog, check_random_state
-from collab.clusters import fit_classifier, fit_clusters
+from collab.clusters import cluster_stats, fit_classifier, fit_clusters
 from collab.matrix import NotEnoughData, Weighting, build_matrix, user_contexts
 from collab.model import CFModel
 
@@ -182,6 +182,14 @@ def fit(
             interactions, data.user_ids, max_rows=classifier_rows, seed=int(rng.integers(2**31 - 1))
         )
         coef, intercept, accuracy = fit_classifier(samples, labels, k, rng)
+        a, b = calibration
+        stats = cluster_stats(
+            interactions,
+            data.user_ids,
+            labels,
+            a + b * (centers @ arm_f.T).astype(np.float64),
+            rng,
+        )
     meta = {
         "factors": factors,
         "iterations": iterations,
@@ -190,6 +198,8 @@ def fit(
         "n_interactions": data.n_interactions,
         "nnz": int(data.matrix.nnz),
         "classifier_accuracy": accuracy,
+        "member_var": stats.member_var if np.isfinite(stats.member_var) else None,
+        "noise_var": stats.noise_var,
     }
     return CFModel(
         version=int(version if version is not None else time.time() * 1000),
@@ -204,6 +214,7 @@ def fit(
         cluster_centers=centers,
         classifier_coef=coef,
         classifier_intercept=intercept,
+        cluster_rewards=stats.rewards,
         calibration=calibration,
         meta=meta,
     )

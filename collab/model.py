@@ -16,7 +16,9 @@ import numpy as np
 
 from bandit.state import SchemaError, save_npz
 
-MODEL_SCHEMA_VERSION = 1
+# 2 added ``cluster_rewards``; version 1 files still load (without it).
+MODEL_SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _ARRAYS = (
     "user_ids",
     "user_factors",
@@ -26,6 +28,7 @@ _ARRAYS = (
     "cluster_centers",
     "classifier_coef",
     "classifier_intercept",
+    "cluster_rewards",
 )
 
 
@@ -65,6 +68,10 @@ class CFModel:
     classifier_coef, classifier_intercept : ndarrays, shapes (n_clusters, n_context), (n_clusters,)
         Multinomial logistic regression from a first request's features to a cluster; empty
         (0 rows) when the features did not predict clusters better than chance.
+    cluster_rewards : ndarray of float64, shape (n_clusters, n_arms)
+        Each cluster's mean observed reward per arm (its members' events, shrunk toward the
+        centers' scores where few): the cold-start prior means are fitted to it. Empty (0 rows)
+        in models written before it existed; the centers' scores stand in.
     calibration : tuple of float
         ``(a, b)``: the reward a factor score stands for, ``a + b * (user . arm)``.
     meta : dict
@@ -93,6 +100,7 @@ class CFModel:
     cluster_centers: np.ndarray
     classifier_coef: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     classifier_intercept: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cluster_rewards: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     calibration: tuple[float, float] = (0.5, 1.0)
     meta: dict[str, Any] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -123,6 +131,11 @@ class CFModel:
             self.classifier_coef.shape[0] != k or self.classifier_intercept.shape != (k,)
         ):
             raise ValueError(f"classifier: expected {k} rows of coefficients and intercepts")
+        if len(self.cluster_rewards) and self.cluster_rewards.shape != (k, len(self.arm_ids)):
+            raise ValueError(
+                f"cluster_rewards: expected shape ({k}, {len(self.arm_ids)}), "
+                f"got {self.cluster_rewards.shape}"
+            )
         if self.kind not in ("als", "bpr"):
             raise ValueError(f"kind must be 'als' or 'bpr', got {self.kind!r}")
 
@@ -204,10 +217,10 @@ class CFModel:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("schema_version") != MODEL_SCHEMA_VERSION:
+        if meta.get("schema_version") not in READABLE_VERSIONS:
             raise SchemaError(
                 f"{path}: CF model schema version {meta.get('schema_version')} is not supported "
-                f"(this attune reads version {MODEL_SCHEMA_VERSION})"
+                f"(this attune reads versions {READABLE_VERSIONS})"
             )
         return cls(
             version=int(meta["version"]),

@@ -1,10 +1,26 @@
-"""Re-choosing a new user's cluster prior as their feedback comes in.
+"""Re-choosing a new user's cluster prior as their requests and feedback come in.
 
 The cold-start prior is picked from one request; when that request says little ("thanks!") or
 points at the wrong group, a Gaussian prior around the wrong cluster holds the user back for
-many turns. After each of a new user's first feedbacks, ``refine_cluster_priors`` asks which
-cluster prior explains the user's evidence best (the Gaussian marginal likelihood of the
-linear reward model, times the cluster's share of users) and swaps the prior to that one.
+many turns. After each of a new user's first feedbacks, ``refine_cluster_priors`` computes the
+user's cluster log-posterior from everything seen so far and swaps the prior to its best
+cluster:
+
+    log p(c | user) = log share_c
+                      + sum over the user's requests of [log p(c | x) - log p(c)]
+                      + log p(reward evidence | prior of c)
+
+The middle term is naive Bayes over the classifier's outputs: every request of a user is an
+independent sample of how they write, so a user who once said "thanks!" and then asked three
+questions in Japanese ends up in the Japanese group. Its sum is kept per user in the
+``ClusterPrior`` (the engine's posterior cannot give it back), fed by the decision-time
+contexts the caller passes with the feedback. The last term is the Gaussian marginal likelihood
+of the linear reward model under each cluster prior.
+
+The swap goes to the single most likely cluster: a posterior-weighted mixture of the cluster
+means (held at ``precision * max p``) was measured worse on the simulated community of
+``tests/collab`` (16.6 feedbacks to 90% of the oracle against 14.0), since a mixture of two
+groups' means recommends what neither group likes.
 
 The swap is exact because of how the engine keeps a posterior: with forgetting, the prior's
 share of the natural parameters stays ``A = lam I + evidence``, ``b = lam m + evidence``
@@ -24,7 +40,12 @@ from collab.warm import ClusterPrior
 
 
 def refine_cluster_priors(
-    engine: Engine, prior: ClusterPrior, user_ids: Sequence[str], *, max_feedback: int = 20
+    engine: Engine,
+    prior: ClusterPrior,
+    user_ids: Sequence[str],
+    contexts: np.ndarray | None = None,
+    *,
+    max_feedback: int = 20,
 ) -> np.ndarray:
     """Give each user (with fewer than ``max_feedback`` feedbacks) the most likely cluster prior.
 
@@ -34,42 +55,60 @@ def refine_cluster_priors(
         An engine warm-started with ``prior`` (``engine.cold_start``).
     prior : ClusterPrior
     user_ids : sequence of str
-        Users just updated; unknown ids are skipped.
+        Users just updated; unknown ids are skipped. A user may appear more than once.
+    contexts : ndarray, shape (len(user_ids), N_FEATURES), optional
+        The request features of the feedback just learned (``Feedback.context``), one row per
+        entry of ``user_ids``: their classifier evidence is added to the user's log-posterior.
+        Without them only the reward evidence and earlier requests count.
     max_feedback : int
         Users with more evidence than this keep their prior (it no longer matters much, and
-        a known user's own CF prior must never be replaced).
+        a known user's own CF prior must never be replaced); their request evidence is dropped.
 
     Returns
     -------
     ndarray of int64, shape (n,)
-        The chosen cluster per user, -1 where nothing changed.
+        The chosen cluster per entry of ``user_ids``, -1 where nothing changed.
     """
     state = engine.users
     d = state.d
     means = np.zeros((prior.cluster_means.shape[0], d))
     means[:, : prior.cluster_means.shape[1]] = prior.cluster_means
-    log_share = np.log(np.maximum(prior.shares, 1e-12))
     lam_new = prior.precision
     out = np.full(len(user_ids), -1, dtype=np.int64)
     with engine.lock:  # the swap must not interleave with a learn of the same row
+        eligible = [_eligible(engine, prior, uid, max_feedback) for uid in user_ids]
+        if contexts is not None:
+            take = [i for i, ok in enumerate(eligible) if ok]
+            prior.observe_requests([user_ids[i] for i in take], np.asarray(contexts)[take])
+        done: dict[str, int] = {}
         for i, uid in enumerate(user_ids):
-            row = state.ids.get(uid)
-            if row is None or not 0 < state.n_feedback[row] <= max_feedback:
+            if not eligible[i]:
+                prior.forget(uid)
                 continue
-            if prior.model.rows([uid])[0] >= 0:  # a known user keeps their own CF prior
+            if uid in done:
+                out[i] = done[uid]
                 continue
+            row = state.ids[uid]
             lam_old = float(state.prior_prec[row])
             A = unpack(state.A[row].astype(np.float64), d) - lam_old * np.eye(d)
             b = state.B[row].astype(np.float64) - lam_old * state.prior_mean[row]
-            k = int(np.argmax(_log_evidence(A, b, means, lam_new) + log_share))
+            log_post = prior.log_prior(uid) + _log_evidence(A, b, means, lam_new)
+            k = int(np.argmax(log_post))
             A += lam_new * np.eye(d)
             b += lam_new * means[k]
             state.A[row] = A[np.tril_indices(d)]
             state.B[row] = b
             state.prior_mean[row] = means[k]
             state.prior_prec[row] = lam_new
-            out[i] = k
+            out[i] = done[uid] = k
     return out
+
+
+def _eligible(engine: Engine, prior: ClusterPrior, uid: str, max_feedback: int) -> bool:
+    row = engine.users.ids.get(uid)
+    if row is None or not 0 < engine.users.n_feedback[row] <= max_feedback:
+        return False
+    return bool(prior.model.rows([uid])[0] < 0)  # a known user keeps their own CF prior
 
 
 def _log_evidence(A: np.ndarray, b: np.ndarray, means: np.ndarray, lam: float) -> np.ndarray:

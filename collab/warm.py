@@ -8,11 +8,14 @@
    in the arm-feature space: the attribute block fits them on the one-hots (readable in the
    profile: "prefers brief"), the embedding block fits what the attributes leave unexplained.
    The prior precision grows with the user's training events.
-3. New users: k-means clusters of the user factors get prior means the same way; a user's
-   first request picks a mixture of them through the model's classifier (or the population's
-   mixture when the features do not separate clusters), installed with
-   ``engine.set_cold_start``. ``collab.refine_cluster_priors`` re-picks the cluster from the
-   user's first feedbacks (the caller runs it after each learn of a new user).
+3. New users: each k-means cluster of the user factors gets the prior mean that fits its
+   members' measured reward per arm (``CFModel.cluster_rewards``; the center's factor scores
+   for older models), with a precision set by how far members stray from it
+   (``cold_precision``). A user's first request picks a mixture of them through the model's
+   classifier (or the population's mixture when the features do not separate clusters),
+   installed with ``engine.set_cold_start``. ``collab.refine_cluster_priors`` re-picks the
+   cluster from all the user's requests and feedbacks so far (the caller runs it after each
+   learn of a new user, with the feedback's context).
 
 **Retrains never count feedback twice.** A known user's factors already contain all their
 feedback up to ``model.cutoff_ts``. ``reset_known=True`` therefore *replaces* their posterior
@@ -26,7 +29,8 @@ happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,7 @@ from collab.arms import ArmSpace, arm_space
 from collab.model import CFModel
 
 CHUNK = 65_536
+DEFAULT_COLD = 100.0  # for models trained before ``fit`` measured the members' spread
 
 
 @dataclass(frozen=True)
@@ -50,10 +55,11 @@ class Priors:
         Prior precision a known user gains per training event (on top of the engine's
         ``prior_precision``), up to ``max_events`` events.
     max_events : int >= 0
-    cold : float > 0
+    cold : float > 0 or None
         Prior precision of a new user's cluster prior, times the classifier's probability of
-        its best guess (an unsure guess is held loosely). High, because a cluster mean averages
-        many users; ``refine_cluster_priors`` corrects a wrong guess as feedback arrives.
+        its best guess (an unsure guess is held loosely). None: estimated from how far the
+        model's cluster members stray from their cluster (``cold_precision``), or
+        ``DEFAULT_COLD`` for a model without that estimate.
     embedding_norm : float > 0 or None
         Mean norm of an installed arm embedding; None = the norm of an arm's level one-hots
         (``sqrt(n_dimensions)``).
@@ -61,13 +67,13 @@ class Priors:
 
     per_event: float = 0.5
     max_events: int = 20
-    cold: float = 100.0
+    cold: float | None = None
     embedding_norm: float | None = None
 
     def __post_init__(self) -> None:
         if self.per_event < 0 or self.max_events < 0:
             raise ValueError("per_event and max_events must be >= 0")
-        if not self.cold > 0:
+        if self.cold is not None and not self.cold > 0:
             raise ValueError(f"cold must be > 0, got {self.cold}")
         if self.embedding_norm is not None and not self.embedding_norm > 0:
             raise ValueError(f"embedding_norm must be > 0, got {self.embedding_norm}")
@@ -97,11 +103,24 @@ class PriorMap:
         self.attrs = attrs
         self.emb_pinv = np.linalg.pinv(self.embeddings)  # (f, n_arms)
         self.model = model
+        self.arm_ids = engine.catalog.arm_ids
+        # mean squared norm of an installed arm feature vector (bias, one-hots, embedding)
+        self.arm_norm2 = float(
+            np.mean(np.sum(attrs**2, axis=1) + np.sum(self.embeddings**2, axis=1))
+        )
 
     def means(self, factors: np.ndarray) -> np.ndarray:
         """Prior means, shape (n, width + f), of users with these CF factors (n, factors)."""
-        rewards = self.a + self.b * (factors @ self.space.rotation) @ self.space.factors.T
-        rewards -= self.baseline
+        return self.fit_rewards(self.rewards(factors))
+
+    def rewards(self, factors: np.ndarray) -> np.ndarray:
+        """Calibrated rewards, shape (n, n_arms) in catalog order, of CF factors (n, factors)."""
+        return self.a + self.b * (factors @ self.space.rotation) @ self.space.factors.T
+
+    def fit_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """Prior means, shape (n, width + f), whose arm scores best fit ``rewards`` (n, n_arms)
+        on top of what the shared model already predicts."""
+        rewards = rewards - self.baseline
         theta_attr = rewards @ self.attr_pinv.T
         rest = rewards - theta_attr @ self.attrs.T
         return np.hstack([theta_attr, rest @ self.emb_pinv.T])
@@ -181,20 +200,82 @@ class ClusterPrior:
     """The cold-start prior: a first request's cluster mixture of cluster prior means.
 
     Callable as ``engine.set_cold_start`` expects: ``prior(contexts (m, N_FEATURES)) ->
-    (means (m, d'), precisions (m,))``.
+    (means (m, d'), precisions (m,))``. It also keeps, per new user, the classifier's evidence
+    of their requests so far (``observe_requests``), which ``refine_cluster_priors`` adds to the
+    reward evidence; at most ``max_tracked`` users are kept, the least recently seen dropped.
     """
 
-    def __init__(self, pmap: PriorMap, model: CFModel, precision: float) -> None:
+    def __init__(
+        self,
+        pmap: PriorMap,
+        model: CFModel,
+        precision: float | None = None,
+        *,
+        max_tracked: int = 100_000,
+    ) -> None:
         self.model = model
-        self.cluster_means = pmap.means(model.cluster_centers.astype(np.float64))
-        self.precision = precision
+        self.cluster_means = pmap.fit_rewards(_cluster_rewards(pmap, model))
+        self.precision = cold_precision(pmap, model) if precision is None else precision
         sizes = np.bincount(model.user_clusters, minlength=model.n_clusters).astype(float)
         self.shares = sizes / max(sizes.sum(), 1.0)
+        self.max_tracked = max_tracked
+        self._log_share = np.log(np.maximum(self.shares, 1e-12))
+        self._requests: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __call__(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs = self.model.cluster_probabilities(contexts)
         # An unsure guess gets a wider prior: the user's first feedback then moves it sooner.
         return probs @ self.cluster_means, self.precision * probs.max(axis=1)
+
+    def observe_requests(self, user_ids: Sequence[str], contexts: np.ndarray) -> None:
+        """Add each request's naive-Bayes evidence ``log p(c | x) - log p(c)`` to its user's
+        sum (``contexts`` shape (len(user_ids), N_FEATURES)); no classifier adds nothing."""
+        if not len(user_ids):
+            return
+        probs = self.model.cluster_probabilities(contexts)
+        # the floor keeps one odd request from ruling a cluster out for good
+        ratios = np.log(np.maximum(probs, 1e-6)) - self._log_share
+        for uid, ratio in zip(user_ids, ratios, strict=True):
+            self._requests[uid] = self._requests.pop(uid, 0.0) + ratio
+        while len(self._requests) > self.max_tracked:
+            self._requests.popitem(last=False)
+
+    def log_prior(self, user_id: str) -> np.ndarray:
+        """The user's cluster log-posterior before their rewards: log share plus the evidence
+        of their observed requests, shape (n_clusters,)."""
+        return self._log_share + self._requests.get(user_id, 0.0)
+
+    def forget(self, user_id: str) -> None:
+        """Drop a user's request evidence (they no longer need a cluster prior)."""
+        self._requests.pop(user_id, None)
+
+
+def cold_precision(pmap: PriorMap, model: CFModel) -> float:
+    """The cluster prior's precision: noise variance over the prior variance of a coordinate.
+
+    In the engine's units (unit weight per reward) a Gaussian prior ``N(m, tau^2 I)`` under
+    reward noise ``sigma^2`` is precision ``sigma^2 / tau^2``. A member's expected reward of
+    arm ``a`` then strays from the cluster's by variance ``tau^2 |x_a|^2``, which the model
+    measured as ``member_var`` (``clusters.cluster_stats``), so ``tau^2 = member_var /
+    mean |x_a|^2`` over the installed arm features.
+    """
+    member_var = model.meta.get("member_var")
+    noise_var = model.meta.get("noise_var")
+    if member_var is None or noise_var is None or not member_var > 0:
+        return DEFAULT_COLD
+    return float(noise_var * pmap.arm_norm2 / member_var)
+
+
+def _cluster_rewards(pmap: PriorMap, model: CFModel) -> np.ndarray:
+    """Each cluster's reward per catalog arm, shape (k, n_arms): the members' measured rewards
+    (``model.cluster_rewards``) where the model has them, else the centers' scores."""
+    rewards = pmap.rewards(model.cluster_centers.astype(np.float64))
+    if not len(model.cluster_rewards):
+        return rewards
+    index = {a: i for i, a in enumerate(model.arm_ids)}
+    rows = np.array([index.get(a, -1) for a in pmap.arm_ids], dtype=np.int64)
+    rewards[:, rows >= 0] = model.cluster_rewards[:, rows[rows >= 0]]
+    return rewards
 
 
 def _select_users(engine: Engine, model: CFModel, users: str | Iterable[str]) -> list[str]:

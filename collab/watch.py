@@ -9,6 +9,7 @@ the embedded mode; workers and the service run a ``ModelWatcher`` on it and call
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,22 @@ def publish(model: CFModel, models_dir: str | Path, *, keep: int = 3) -> Path:
     for old in sorted(_versions(models_dir))[:-keep] if keep > 0 else []:
         model_path(models_dir, old).unlink(missing_ok=True)
     return path
+
+
+def model_to_bytes(model: CFModel) -> bytes:
+    """The model's npz file as bytes (what the Kafka models topic carries)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        model.save(path)
+        return path.read_bytes()
+
+
+def model_from_bytes(data: bytes) -> CFModel:
+    """Inverse of ``model_to_bytes``; an unknown schema version raises ``SchemaError``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.npz"
+        path.write_bytes(data)
+        return CFModel.load(path)
 
 
 def latest_version(models_dir: str | Path) -> int | None:
@@ -71,8 +88,8 @@ class ModelWatcher:
     interval_s : float
         Seconds between polls of the background thread.
     on_error : callable, optional
-        Called with the exception when a load fails (the watcher keeps the old model and
-        retries at the next poll); default: ignore.
+        Called with the exception when a load or ``on_new_model`` fails (the watcher keeps
+        the old model and retries at the next poll); default: ignore.
 
     Examples
     --------
@@ -103,12 +120,13 @@ class ModelWatcher:
         """Load and hand over a new version if there is one; returns it (None if none)."""
         try:
             model = self._load_if_new()
-        except Exception as exc:  # a bad file must not kill a worker; report it
+            if model is not None:
+                self.on_new_model(model)
+        except Exception as exc:  # a bad file or a failed install must not kill a worker
             if self.on_error is not None:
                 self.on_error(exc)
             return None
         if model is not None:
-            self.on_new_model(model)
             self.version = model.version
         return model
 

@@ -180,10 +180,11 @@ def run_new_users(
     users: list[User],
     horizon: int,
     seed: int,
-    after_learn: Callable[[str], object] | None = None,
+    after_learn: Callable[[Feedback], object] | None = None,
 ) -> np.ndarray:
-    """Play each new user for ``horizon`` turns; returns the expected reward of the action
-    distribution before each feedback, shape (n_users, horizon)."""
+    """Play each new user for ``horizon`` turns, calling ``after_learn(feedback)`` after each
+    learn; returns the expected reward of the action distribution before each feedback, shape
+    (n_users, horizon)."""
     rng = np.random.default_rng(seed)
     out = np.empty((len(users), horizon))
     for i, u in enumerate(users):
@@ -193,9 +194,10 @@ def run_new_users(
             )
             out[i, t] = float(d.action_dist @ u.mu)
             reward = float(rng.random() < u.mu[d.arm])
-            engine.learn([Feedback(u.uid, d.arm, reward, d.context)])
+            feedback = Feedback(u.uid, d.arm, reward, d.context)
+            engine.learn([feedback])
             if after_learn is not None:
-                after_learn(u.uid)
+                after_learn(feedback)
     return out
 
 

@@ -12,7 +12,7 @@ import pytest
 
 import collab
 from api.cli import main
-from bandit import SchemaError
+from bandit import Engine, SchemaError
 
 
 def test_save_load_round_trip(world, tmp_path) -> None:
@@ -28,8 +28,10 @@ def test_save_load_round_trip(world, tmp_path) -> None:
         "cluster_centers",
         "classifier_coef",
         "classifier_intercept",
+        "cluster_rewards",
     ):
         np.testing.assert_array_equal(getattr(back, name), getattr(world.model, name))
+    assert back.meta == world.model.meta
     assert (back.version, back.arm_ids, back.calibration, back.cutoff_ts) == (
         world.model.version,
         world.model.arm_ids,
@@ -52,6 +54,22 @@ def test_unknown_schema_version_is_refused(world, tmp_path) -> None:
     np.savez(path, **arrays)
     with pytest.raises(SchemaError, match="schema version 99 is not supported"):
         collab.CFModel.load(path)
+
+
+def test_version_1_model_loads_without_cluster_rewards(world, tmp_path) -> None:
+    path = tmp_path / "m.npz"
+    world.model.save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files if k != "cluster_rewards"}
+    meta = json.loads(str(arrays["meta"]))
+    meta["schema_version"] = 1
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    back = collab.CFModel.load(path)
+    assert back.cluster_rewards.shape == (0, 0)
+    engine = Engine(random_state=0)
+    collab.warm_start(engine, back, users=[])  # the centers' scores stand in
+    assert engine.cold_start is not None
 
 
 def test_clusters_and_adapters(world) -> None:

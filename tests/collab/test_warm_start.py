@@ -13,6 +13,7 @@ import pytest
 import collab
 from bandit import Catalog, DecisionRequest, Engine, Feedback, featurize
 from bandit.state import unpack
+from collab.clusters import cluster_stats
 from tests.collab.community import Community, learn_history, run_new_users, turns_to_reach
 from tests.collab.conftest import N_HISTORY_USERS
 
@@ -41,6 +42,7 @@ def time_to_90(world) -> dict[str, np.ndarray]:
         expected = run_new_users(engine, community, new, HORIZON, seed=7, after_learn=refine)
         out[name] = turns_to_reach(expected, oracle)
         out[name + "_first"] = expected[:, 0] / oracle
+        out[name + "_at5"] = expected[:, 5] / oracle  # the share after 5 feedbacks
     print(
         json.dumps(
             {k: float(v.mean()) for k, v in out.items()}
@@ -51,26 +53,30 @@ def time_to_90(world) -> dict[str, np.ndarray]:
     return out
 
 
-def _refine(engine: Engine, prior: collab.ClusterPrior, uid: str) -> None:
-    collab.refine_cluster_priors(engine, prior, [uid])
+def _refine(engine: Engine, prior: collab.ClusterPrior, feedback: Feedback) -> None:
+    collab.refine_cluster_priors(engine, prior, [feedback.user_id], feedback.context[None])
 
 
 def test_warm_start_personalizes_new_users_faster_than_cold(time_to_90) -> None:
+    """Half of issue 5's bar: at least 3x faster than the same policy started cold."""
     warm, cold = time_to_90["warm"].mean(), time_to_90["cold"].mean()
-    # measured (seeds above): warm 22.75 feedbacks on average (median 9), cold 57.6 (90% of
-    # the cold users never reach 90% within the horizon of 60, so the true ratio is higher)
-    assert warm * 2 <= cold, (warm, cold)
+    # measured (seeds above): warm 13.95 feedbacks on average (median 2, 18% never reach it),
+    # cold 57.6 (90% of the cold users never reach 90% within the horizon of 60, so the true
+    # ratio is higher). Before the naive-Bayes refine and the measured cluster priors: 22.75.
+    assert warm * 3 <= cold, (warm, cold)
     assert time_to_90["warm_first"].mean() >= time_to_90["cold_first"].mean() + 0.15
+    # after 5 feedbacks the average user gets 90% of their oracle (measured 0.905; cold 0.59)
+    assert time_to_90["warm_at5"].mean() >= 0.88, time_to_90["warm_at5"].mean()
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 5's bar (90% of oracle within 5 feedbacks on "
-    "average) is not reached on this community; see the report for the numbers",
+    reason="issue 5's bar (90% of oracle within 5 feedbacks on average, staying there 3 turns) "
+    "is not reached: 13.95 on average, median 2; the users who never reach it (18%) are those "
+    "whose own best strategy is not their cluster's and a tight isotropic prior holds them",
 )
 def test_issue_bar_within_five_feedbacks(time_to_90) -> None:
     assert time_to_90["warm"].mean() <= 5.0
-    assert time_to_90["warm"].mean() * 3 <= time_to_90["cold"].mean()
 
 
 def test_known_users_start_from_their_persona(world, trained_engine) -> None:
@@ -132,6 +138,7 @@ def test_new_arm_gets_the_embedding_its_attributes_imply(world) -> None:
         world.model,
         arm_ids=tuple(catalog.arm_ids[i] for i in keep),
         arm_factors=world.model.arm_factors[keep],
+        cluster_rewards=world.model.cluster_rewards[:, keep],
     )
     space = collab.arm_space(catalog, model, room=17)
     assert space.imputed.sum() == 1 and space.imputed[missing]
@@ -189,3 +196,59 @@ def test_refine_swaps_a_wrong_cluster_prior_and_keeps_the_evidence(world) -> Non
     collab.warm_start(engine, world.model, users=[known])
     engine.learn([Feedback(known, best, 1.0, d.context)])
     assert collab.refine_cluster_priors(engine, prior, [known]).tolist() == [-1]
+
+
+def test_refine_reads_every_request_not_only_the_first(world) -> None:
+    """Naive Bayes over requests: a user who first says "ok", then writes in Japanese, gets the
+    Japanese group's prior although their (uninformative) rewards favour no cluster."""
+    engine = Engine(random_state=0)
+    collab.warm_start(engine, world.model, users=[])
+    prior = engine.cold_start
+    fans = [u for u in world.known if u.persona == "ja_casual"]
+    target = np.bincount([world.model.cluster_of(u.uid) for u in fans]).argmax()
+    [d] = engine.decide([DecisionRequest("t/quiet", "ok")])
+    engine.learn([Feedback("t/quiet", d.arm, 0.5, d.context)])
+    assert collab.refine_cluster_priors(engine, prior, ["t/quiet"]).tolist() != [target]
+    later = featurize(["なぜ空は青いのですか", "カレーの作り方を教えて", "猫の名前を考えて"])
+    engine.learn([Feedback("t/quiet", d.arm, 0.5, c) for c in later])
+    chosen = collab.refine_cluster_priors(engine, prior, ["t/quiet"] * 3, later)
+    assert chosen.tolist() == [target] * 3
+    # past max_feedback the user keeps their prior and their request evidence is dropped
+    assert collab.refine_cluster_priors(engine, prior, ["t/quiet"], max_feedback=2).tolist() == [-1]
+    assert prior.log_prior("t/quiet").tolist() == pytest.approx(np.log(prior.shares).tolist())
+
+
+def test_cluster_stats_measure_the_members_spread() -> None:
+    """Method of moments on Bernoulli thumbs recovers a known spread of members around their
+    cluster from a few events per cell."""
+    rng = np.random.default_rng(0)
+    n_users, n_arms, events, spread = 2000, 16, 100, 0.08
+    labels = rng.integers(2, size=n_users)
+    base = rng.uniform(0.3, 0.7, size=(2, n_arms))
+    p = np.clip(base[labels] + spread * rng.standard_normal((n_users, n_arms)), 0, 1)
+    users = np.repeat(np.arange(n_users), events)
+    arms = rng.integers(n_arms, size=len(users))
+    df = pl.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in users],
+            "arm": arms,
+            "reward": (rng.random(len(users)) < p[users, arms]).astype(float),
+        }
+    )
+    ids = np.array([f"u{i}" for i in range(n_users)])
+    stats = cluster_stats(df, ids, labels, np.full((2, n_arms), 0.5), rng)
+    assert stats.member_var == pytest.approx(spread**2, rel=0.25)
+    assert stats.noise_var == pytest.approx(np.mean(p * (1 - p)), rel=0.1)
+    np.testing.assert_allclose(stats.rewards, base, atol=0.05)
+
+
+def test_cold_precision_comes_from_the_members_spread(world) -> None:
+    engine = Engine(random_state=0)
+    collab.warm_start(engine, world.model, users=[])
+    meta = world.model.meta
+    assert 0 < meta["member_var"] < meta["noise_var"]
+    pmap = collab.PriorMap(engine, world.model, collab.Priors())
+    expected = meta["noise_var"] * pmap.arm_norm2 / meta["member_var"]
+    assert engine.cold_start.precision == pytest.approx(expected)
+    collab.warm_start(engine, world.model, users=[], priors=collab.Priors(cold=50.0))
+    assert engine.cold_start.precision == 50.0

@@ -13,6 +13,8 @@ Differences from the embedded mode, by design:
 - A decision made by another replica is known here once its changelog record arrives; feedback
   that races ahead of it waits up to ``JOIN_WAIT_S`` for it.
 - Exports carry profile and state; the raw events stay in Kafka (retention applies).
+- CF models come from the models topic (``api.models.ReplicaModels``): a new version gives
+  the replica its arm embeddings and cold-start prior; user state stays the workers'.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import OrderedDict
 from typing import Any
 
 from api.metrics import Metrics
+from api.models import ReplicaModels
 from api.service import (
     DEV_TENANT,
     InputError,
@@ -38,7 +41,7 @@ from bandit import Catalog, DecisionRequest, Engine
 from streaming.changelog import ChangelogMaterializer
 from streaming.events import Event, new_id
 from streaming.kafka_bus import KafkaBus, KafkaConfig
-from streaming.processor import Processor
+from streaming.models import ModelProcessor
 from streaming.store import hash_key
 
 JOIN_WAIT_S = 5.0
@@ -88,7 +91,7 @@ class KafkaService(Service):
         )
         # The view applies changelog records to the serving engine under the engine's own lock,
         # so a decision never sees half of a user's record.
-        self.processor = Processor(
+        self.processor = ModelProcessor(
             self.engine,
             settings.rewards,
             wait_window_s=settings.wait_window_s,
@@ -106,6 +109,7 @@ class KafkaService(Service):
             rejected=lambda: self.view.errors,
             users=lambda: len(self.engine.users),
         )
+        self.models = ReplicaModels(self.engine, settings, self.metrics, self.config)
         self.keys = {hash_key(k): t for k, t in settings.api_keys.items()}
         self.ready = False
         self.dev_key: str | None = None
@@ -125,12 +129,14 @@ class KafkaService(Service):
         self.view.start()
         if not self.view.wait_caught_up(120):
             raise TimeoutError("the changelog view did not catch up within 120 s")
+        self.models.start()
         if self.settings.warm:
             self.engine.warm()
         self.ready = True
 
     def stop(self) -> None:
         self.ready = False
+        self.models.stop()
         self.view.close()
         if self.bus is not None:
             self.bus.close()

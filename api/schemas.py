@@ -74,6 +74,9 @@ class DirectivesPublic(BaseModel):
     messages: list[dict[str, str]]
     params: dict[str, float | int]
     locale: str
+    adapter: str | None = Field(
+        None, description="the user's group adapter id, when adapter_template is set"
+    )
 
 
 class ReasonPublic(BaseModel):
@@ -168,6 +171,9 @@ class ProfilePublic(BaseModel):
     pins: dict[str, str]
     evidence: EvidencePublic
     last_seen: float | None
+    cluster: int | None = Field(
+        None, description="the user's group in the CF model (null without a model)"
+    )
 
 
 class ProfileUpdate(_Body):

@@ -8,6 +8,7 @@ changed users into the serving engine. The routes stay thin: they translate HTTP
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import secrets
@@ -15,11 +16,12 @@ import time
 from typing import Any
 
 from api.metrics import Metrics
+from api.models import EmbeddedModels, Models
 from api.settings import Settings
 from bandit import Catalog, Decision, DecisionRequest, Engine
 from streaming.embedded import Learner
 from streaming.events import Event, new_id
-from streaming.processor import Processor
+from streaming.models import ModelProcessor
 from streaming.store import Store, event_rows_json, hash_key
 
 DEV_TENANT = "dev"
@@ -49,7 +51,7 @@ class Service:
         params = settings.engine_params()
         self.engine = Engine(catalog, random_state=settings.random_state, **params)
         learner_engine = Engine(catalog, random_state=0, **params)
-        self.processor = Processor(
+        self.processor = ModelProcessor(
             learner_engine,
             settings.rewards,
             wait_window_s=settings.wait_window_s,
@@ -68,6 +70,14 @@ class Service:
             rejected=lambda: len(self.processor.rejected),
             users=lambda: len(self.engine.users),
         )
+        self.models: Models = EmbeddedModels(
+            self.engine,
+            settings,
+            self.metrics,
+            learner=self.learner,
+            processor=self.processor,
+            store=self.store,
+        )
         self.keys = {hash_key(k): t for k, t in settings.api_keys.items()}
         self.ready = False
         self.dev_key: str | None = None
@@ -75,7 +85,8 @@ class Service:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Recover state, create the dev key if needed, warm the kernels, start learning."""
+        """Recover state, create the dev key if needed, install the newest CF model, warm the
+        kernels, start learning and watching for new models."""
         if not self.keys:
             stored = self.store.api_keys()
             if not stored:
@@ -84,13 +95,20 @@ class Service:
                 stored = self.store.api_keys()
             self.keys = stored
         self.learner.recover()
+        self.models.start()
         if self.settings.warm:
             self.engine.warm()
+            # Everything loaded so far (libraries, compiled kernels, recovered users) lives as
+            # long as the process: moved out of the collector's sight, it no longer makes each
+            # full collection (a pause on every thread) take tens to hundreds of milliseconds.
+            gc.collect()
+            gc.freeze()
         self.learner.start()
         self.ready = True
 
     def stop(self) -> None:
         self.ready = False
+        self.models.stop()
         self.learner.stop()
         self.store.close()
 
@@ -133,6 +151,7 @@ class Service:
                 "messages": messages,
                 "params": dict(directives.params),
                 "locale": directives.locale,
+                "adapter": self.models.adapter(d.user_id),
             },
             "propensity": d.propensity,
             "explanation": [r.to_dict() for r in d.explanation],
@@ -179,6 +198,7 @@ class Service:
             counters = self.processor.counters(key)
         prof["user_id"] = user_id
         prof["evidence"] = counters
+        prof["cluster"] = self.models.cluster(key)
         return prof
 
     def update_pins(self, tenant: str, user_id: str, pins: dict[str, str | None]) -> dict:

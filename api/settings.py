@@ -20,6 +20,10 @@ file looks like::
     wait_window_s = 600              # no feedback this long -> the default reward
     default_reward = 0.5
 
+    [models]                         # collaborative-filtering models (attune train)
+    adapter_template = "cluster-{k}" # directives.adapter per user group; off by default
+    poll_interval_s = 5.0            # how often the models folder or topic is checked
+
     [rewards]                        # the reward composer, see streaming/composer.py
     thumbs_down = 0.0
     signals = { regenerated = -0.5 }
@@ -29,7 +33,8 @@ file looks like::
 
 Environment variables: ``ATTUNE_SETTINGS`` (the file), ``ATTUNE_HOST``, ``ATTUNE_PORT``,
 ``ATTUNE_DATA_DIR``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``, ``ATTUNE_WAIT_WINDOW_S``,
-``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``).
+``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_ADAPTER_TEMPLATE``, ``ATTUNE_API_KEYS``
+(``"tenant-a:key-a,tenant-b:key-b"``).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ _SECTIONS = {
         "random_state",
     ),
     "feedback": ("wait_window_s", "default_reward", "checkpoint_interval_s"),
+    "models": ("adapter_template", "poll_interval_s"),
 }
 _ENV = {
     "ATTUNE_HOST": ("host", str),
@@ -66,6 +72,7 @@ _ENV = {
     "ATTUNE_POLICY": ("policy", str),
     "ATTUNE_WAIT_WINDOW_S": ("wait_window_s", float),
     "ATTUNE_DEFAULT_REWARD": ("default_reward", float),
+    "ATTUNE_ADAPTER_TEMPLATE": ("adapter_template", str),
 }
 
 
@@ -80,6 +87,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("attune-data")
+    db_file: Path | None = None  # the store; default <data_dir>/attune.sqlite
     catalog: Path | None = None
     max_body_bytes: int = 64 * 1024
     policy: str = "lints"
@@ -95,6 +103,8 @@ class Settings:
     checkpoint_interval_s: float = 1.0
     rewards: RewardComposer = field(default_factory=RewardComposer)
     api_keys: Mapping[str, str] = field(default_factory=dict)  # key -> tenant
+    adapter_template: str | None = None
+    poll_interval_s: float = 5.0
     warm: bool = True
 
     def __post_init__(self) -> None:
@@ -108,18 +118,29 @@ class Settings:
             raise SettingsError(f"default_reward must be in [0, 1], got {self.default_reward}")
         if not self.checkpoint_interval_s > 0:
             raise SettingsError("checkpoint_interval_s must be > 0")
+        if not self.poll_interval_s > 0:
+            raise SettingsError(f"poll_interval_s must be > 0, got {self.poll_interval_s}")
+        if self.adapter_template is not None:
+            _check_template(self.adapter_template)
         for key, tenant in self.api_keys.items():
             if not _TENANT.match(tenant):
                 raise SettingsError(f"tenant {tenant!r}: names must match {_TENANT.pattern}")
             if len(key) < 8:
                 raise SettingsError(f"tenant {tenant!r}: API keys must have >= 8 characters")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.db_file is not None:
+            object.__setattr__(self, "db_file", Path(self.db_file))
         if self.catalog is not None:
             object.__setattr__(self, "catalog", Path(self.catalog))
 
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "attune.sqlite"
+        return self.db_file or self.data_dir / "attune.sqlite"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where ``attune train`` publishes models in the embedded mode."""
+        return self.data_dir / "models"
 
     def engine_params(self) -> dict[str, Any]:
         return {
@@ -131,6 +152,18 @@ class Settings:
             "floor": self.floor,
             "shared_lr": self.shared_lr,
         }
+
+
+def _check_template(template: str) -> None:
+    """An adapter template must name the cluster as ``{k}`` and nothing else."""
+    try:
+        one, two = template.format(k=1), template.format(k=2)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SettingsError(
+            f"adapter_template: expected text with a {{k}} field, got {template!r} ({exc})"
+        ) from None
+    if one == two:
+        raise SettingsError(f"adapter_template: {template!r} must contain {{k}}")
 
 
 def parse_api_keys(text: str) -> dict[str, str]:

@@ -249,6 +249,19 @@ class ClusterPrior:
         """Drop a user's request evidence (they no longer need a cluster prior)."""
         self._requests.pop(user_id, None)
 
+    def request_evidence(self, user_id: str) -> np.ndarray | None:
+        """The user's summed request evidence, shape (n_clusters,), or None."""
+        evidence = self._requests.get(user_id)
+        return None if evidence is None else np.asarray(evidence, dtype=np.float64)
+
+    def set_request_evidence(self, user_id: str, evidence: np.ndarray | None) -> None:
+        """Put back evidence a caller keeps elsewhere (a worker keeps it in the user's record,
+        so it survives restores); None drops it."""
+        if evidence is None:
+            self._requests.pop(user_id, None)
+        else:
+            self._requests[user_id] = np.asarray(evidence, dtype=np.float64)
+
 
 def cold_precision(pmap: PriorMap, model: CFModel) -> float:
     """The cluster prior's precision: noise variance over the prior variance of a coordinate.

@@ -52,6 +52,8 @@ class _Book:
         }
     )
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What subclasses keep per user in the record (``streaming.models``: cluster evidence).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Processor:
@@ -371,6 +373,7 @@ class Processor:
             seen=dict(zip(doc["seen"], seen_ts, strict=True)),
             counters=doc["counters"],
             notes=doc["notes"],
+            extra=doc.get("extra") or {},
         )
         self.books[key] = book
         heap = self._expiry.setdefault(partition, [])
@@ -393,6 +396,7 @@ class Processor:
             "seen_ts": list(book.seen.values()),
             "counters": book.counters,
             "notes": book.notes,
+            "extra": book.extra,
         }
 
     def export_shared(self, partition: int = 0) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
         "--bus",
         default=None,
         help="kafka://host:port[?prefix=attune] to run as an API replica on Kafka "
-        "(see api/kafka_mode.py; default: the embedded store) ($ATTUNE_BUS)",
+        "(see api/kafka_mode.py), or sqlite:///path/to/store.sqlite for the embedded store "
+        "in that file (default <data-dir>/attune.sqlite) ($ATTUNE_BUS)",
     )
 
 
@@ -64,13 +66,16 @@ def run(args: argparse.Namespace) -> int:
         from api.kafka_mode import KafkaService
 
         app = create_app(settings, service=KafkaService(settings, bus))
-    elif bus and not bus.startswith("sqlite://"):
+    elif bus.startswith("sqlite://"):
+        settings = replace(settings, db_file=sqlite_path(bus))
+        app = create_app(settings)
+    elif bus:
         raise ValueError(f"--bus: expected kafka://host:port or sqlite:///path, got {bus!r}")
     else:
         app = create_app(settings)
     print(
         f"attune: serving on http://{settings.host}:{settings.port} (docs at /docs), "
-        f"data in {settings.data_dir.resolve()}",
+        f"store {settings.db_path.resolve()}",
         flush=True,
     )
     uvicorn.run(
@@ -80,5 +85,18 @@ def run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         workers=1,
+        # attune never reads the client address, so the per-request X-Forwarded-* parsing
+        # layer is skipped; the Server header is dropped for the same reason (bytes per turn).
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:///abs/path.sqlite`` (``sqlite://rel/path.sqlite``: relative to
+    the working directory), as ``streaming.bus`` reads it."""
+    path = url.removeprefix("sqlite://")
+    if not path.strip("/"):
+        raise ValueError(f"--bus {url!r}: expected sqlite:///path/to/file.sqlite")
+    return Path(path)

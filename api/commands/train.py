@@ -5,14 +5,14 @@ Parquet file of interactions), writes the interactions it trained on as Parquet 
 scientists, fits ``collab.fit`` and publishes the model: ``<data-dir>/models/cf-<version>.npz``
 in the embedded mode (workers and the service pick it up with ``collab.ModelWatcher``), or the
 models topic with ``--bus kafka://...``. Users deleted through the profile API are erased from
-the log, so they are not in the next model.
+the embedded log, so they are not in the next model; a Kafka topic cannot be rewritten, so
+training from it drops every event of a user that came before their delete event.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,7 @@ def _kafka_decisions(url: str, tenant: str | None) -> list[dict[str, Any]]:
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     decisions: dict[tuple[str, str], Event] = {}
     rewards: dict[tuple[str, str], list[float]] = {}
+    by_user: dict[str, list[tuple[str, str]]] = {}
     composer = RewardComposer()
     try:
         parts = [
@@ -210,6 +211,12 @@ def _kafka_decisions(url: str, tenant: str | None) -> list[dict[str, Any]]:
                         continue
                     if e.kind == "decision":
                         decisions[(e.tenant, e.event_id)] = e
+                        by_user.setdefault(e.key, []).append((e.tenant, e.event_id))
+                    elif e.kind == "profile" and e.payload.get("op") == "delete":
+                        # The topic cannot be rewritten: forget what came before the delete.
+                        for gone in by_user.pop(e.key, []):
+                            decisions.pop(gone, None)
+                            rewards.pop(gone, None)
                     elif e.kind == "feedback" and e.payload.get("kind") != "pairwise":
                         try:
                             reward, _ = composer.compose(e.payload)
@@ -242,11 +249,10 @@ def publish(model: Any, args: argparse.Namespace) -> str:
 
     if args.bus is None:
         return str(collab.publish(model, args.data_dir / "models"))
+    from collab.watch import model_to_bytes
     from streaming.kafka_bus import KafkaConfig, publish_model
+    from streaming.model_feed import MODEL_KEY
 
     config = KafkaConfig.from_url(args.bus)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.npz"
-        model.save(path)
-        publish_model(config, "cf", path.read_bytes())
-    return f"{config.models} (key 'cf', version {model.version})"
+    publish_model(config, MODEL_KEY.decode(), model_to_bytes(model))
+    return f"{config.models} (key {MODEL_KEY.decode()!r}, version {model.version})"

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from bandit import Catalog, Engine
     from streaming.kafka_bus import KafkaConfig
     from streaming.kafka_worker import KafkaWorker
-    from streaming.processor import Processor
+    from streaming.model_feed import ModelFeed
+    from streaming.models import ModelProcessor
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -68,13 +69,21 @@ def run(args: argparse.Namespace) -> int:
     catalog = Catalog.from_toml(settings.catalog) if settings.catalog else Catalog.default()
     params = settings.engine_params()
 
-    def make_processor(partition: int) -> Processor:
+    # CF models from the models topic: installed at batch boundaries, and a restored partition
+    # gets back the version its record names (streaming/models.py). Read to the end first, so
+    # that version is there when the first partitions are restored.
+    feed = ModelFeed(config, poll_interval_s=settings.poll_interval_s).start()
+    if not feed.wait_caught_up(120):
+        raise TimeoutError(f"the models topic {config.models} was not read within 120 s")
+
+    def make_processor(partition: int) -> ModelProcessor:
         # One engine per partition: its shared model sees only that partition's events, in
         # log order, which is what makes a restored partition exact (see kafka_worker).
         engine = Engine(catalog, random_state=0, **params)
-        return Processor(
+        return ModelProcessor(
             engine,
             settings.rewards,
+            source=feed,
             wait_window_s=settings.wait_window_s,
             default_reward=settings.default_reward,
         )
@@ -99,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         f"attune: worker {worker_id} consuming {config.events} in group {worker.group_id}",
         flush=True,
     )
-    stats = worker.run(stop=stop)
+    try:
+        stats = worker.run(stop=stop)
+    finally:
+        feed.close()
     print(f"attune: worker {worker_id} stopped after {stats.events} events", flush=True)
     return 0

@@ -12,7 +12,9 @@ Without ``--bootstrap`` (or ``ATTUNE_KAFKA_BOOTSTRAP``) it starts a throwaway br
   included. Next to it, two ceilings measured in the same run: ``reference_events_per_s``,
   the same events applied by a bare ``Processor`` with no Kafka (decode + apply + export of
   changed users), and ``consumer_ceiling_events_per_s``, a bare kafka-python consumer
-  draining the same topic with no processing at all.
+  draining the same topic with no processing at all; ``consumer_ceiling_100B_per_s`` is the
+  same consumer on as many 100-byte records (what kafka-python reads when records are as
+  small as they can usefully be).
 - ``feedback_to_state_p50_ms`` / ``_p99_ms``: an API replica (``KafkaService``) takes
   decisions and feedback over HTTP; an ``attune worker`` process applies them; a second
   replica's changelog view is watched. Measured from the feedback's 202 to the moment that view
@@ -34,7 +36,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -46,7 +48,7 @@ from bandit import Engine  # noqa: E402
 from streaming.changelog import ChangelogMaterializer  # noqa: E402
 from streaming.composer import RewardComposer  # noqa: E402
 from streaming.events import Event  # noqa: E402
-from streaming.kafka_bus import KafkaBus, KafkaConfig  # noqa: E402
+from streaming.kafka_bus import KafkaBus, KafkaConfig, ensure_topics  # noqa: E402
 from streaming.kafka_loadgen import synthetic_events  # noqa: E402
 from streaming.kafka_worker import KafkaWorker, apply_in_order  # noqa: E402
 from streaming.processor import Processor  # noqa: E402
@@ -77,6 +79,14 @@ def throughput(bootstrap: str, n_events: int) -> dict[str, float]:
         bus.publish(events[i : i + 5000])
     bus.close()
     ceiling = consumer_ceiling(config, n_events)
+    tiny = KafkaConfig(bootstrap, prefix=f"tiny{uuid.uuid4().hex[:8]}", partitions=1)
+    ensure_topics(tiny)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20)
+    for i in range(n_events):
+        producer.send(tiny.events, key=b"u%d" % (i % 2000), value=b"x" * 100)
+    producer.flush()
+    producer.close()
+    tiny_ceiling = consumer_ceiling(tiny, n_events)
     worker = KafkaWorker(_processor, config, worker_id="bench", static_membership=False)
     while not worker.processors:  # join the group and restore (empty) before timing
         worker.step()
@@ -93,6 +103,7 @@ def throughput(bootstrap: str, n_events: int) -> dict[str, float]:
         "changelog_records": stats.changelog_records,
         "reference_events_per_s": round(reference, 1),
         "consumer_ceiling_events_per_s": round(ceiling, 1),
+        "consumer_ceiling_100B_per_s": round(tiny_ceiling, 1),
     }
 
 

@@ -8,7 +8,9 @@ Four topics share one prefix (``kafka://host:port?prefix=attune``):
   user's record to the partition the user's events come from) plus one ``__partition__/<p>``
   record per partition holding the partition's shared model.
 - ``<prefix>.models``: compacted, trained CF models by name (``publish_model``,
-  ``read_models``).
+  ``read_models``). A model is written as chunks of at most ``MODEL_CHUNK_BYTES`` under
+  ``<name>/<i>`` followed by a manifest under ``<name>`` (chunk count, size, SHA-256), so a
+  model of any size fits Kafka's message limit; ``ModelAssembler`` puts them back together.
 - ``<prefix>.deadletters``: events a worker could not apply, with the reason.
 
 The producer waits for every in-sync replica (``acks=all``) and is idempotent, so a retried send
@@ -18,6 +20,7 @@ is never written twice and ``publish`` returning means the events are durable.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -35,7 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_KEY_PREFIX = "__partition__/"
-MAX_MODEL_BYTES = 64 * 1024 * 1024
+MODEL_CHUNK_BYTES = 4 * 1024 * 1024
+MAX_MODEL_BYTES = MODEL_CHUNK_BYTES + 64 * 1024  # one record of the models topic
 _COMPACTED = {
     "cleanup.policy": "compact",
     "min.cleanable.dirty.ratio": "0.1",
@@ -262,17 +266,71 @@ class KafkaBus:
         self._producer.close()
 
 
-def publish_model(config: KafkaConfig, name: str, data: bytes) -> None:
+def publish_model(
+    config: KafkaConfig, name: str, data: bytes, *, chunk_bytes: int = MODEL_CHUNK_BYTES
+) -> None:
     """Put a trained model (e.g. ``CFModel`` bytes) on the compacted models topic under
-    ``name``; the newest record per name is the current model."""
-    if len(data) > MAX_MODEL_BYTES:
-        raise ValueError(f"model {name!r}: {len(data)} bytes exceed {MAX_MODEL_BYTES}")
+    ``name``: its chunks first, then the manifest that makes it current (see the module
+    docstring). Returns once the broker has all of it."""
+    if not 0 < chunk_bytes <= MODEL_CHUNK_BYTES:
+        raise ValueError(f"chunk_bytes must be in (0, {MODEL_CHUNK_BYTES}], got {chunk_bytes}")
+    if "/" in name:
+        raise ValueError(f"model name {name!r}: '/' is reserved for chunk keys")
     ensure_topics(config)
-    producer = make_producer(config, max_request_size=MAX_MODEL_BYTES + 1024 * 1024)
+    n = max(1, -(-len(data) // chunk_bytes))
+    manifest = {
+        "chunks": n,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    producer = make_producer(config, max_request_size=MAX_MODEL_BYTES)
     try:
-        producer.send(config.models, key=name.encode(), value=data).get(timeout=60)
+        # One producer, one partition: the manifest lands after every chunk it names.
+        for i in range(n):
+            chunk = data[i * chunk_bytes : (i + 1) * chunk_bytes]
+            producer.send(config.models, key=f"{name}/{i}".encode(), value=chunk)
+        producer.send(config.models, key=name.encode(), value=json.dumps(manifest).encode())
+        producer.flush(timeout=120)
     finally:
         producer.close()
+
+
+class ModelAssembler:
+    """Turns the models topic's records, read in order, back into whole models.
+
+    ``add(key, value)`` returns ``(name, bytes)`` when a manifest completes a model, else None.
+    Chunks are kept per name until a manifest claims them; a manifest whose chunks do not
+    match its size or hash (a publish that died half way and was compacted over) is skipped
+    with a warning.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, dict[int, bytes]] = {}
+
+    def add(self, key: bytes | None, value: bytes | None) -> tuple[str, bytes | None] | None:
+        if key is None:
+            return None
+        name, _, index = key.decode().partition("/")
+        if index:
+            if value is None:
+                self._chunks.get(name, {}).pop(int(index), None)
+            else:
+                self._chunks.setdefault(name, {})[int(index)] = value
+            return None
+        if value is None:
+            return name, None  # the model was deleted
+        try:
+            manifest = json.loads(value)
+            n, size, digest = manifest["chunks"], manifest["size"], manifest["sha256"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("models topic: %r is not a model manifest; skipped", name)
+            return None
+        have = self._chunks.get(name, {})
+        data = b"".join(have.get(i, b"") for i in range(n))
+        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
+            log.warning("models topic: %r has incomplete chunks; skipped", name)
+            return None
+        return name, data
 
 
 def read_models(config: KafkaConfig, *, timeout_s: float = 60.0) -> dict[str, bytes]:
@@ -280,10 +338,11 @@ def read_models(config: KafkaConfig, *, timeout_s: float = 60.0) -> dict[str, by
     consumer = KafkaConsumer(
         bootstrap_servers=config.servers,
         enable_auto_commit=False,
-        max_partition_fetch_bytes=MAX_MODEL_BYTES + 1024 * 1024,
-        fetch_max_bytes=MAX_MODEL_BYTES + 1024 * 1024,
+        max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
+        fetch_max_bytes=4 * MAX_MODEL_BYTES,
     )
     latest: dict[str, bytes | None] = {}
+    assembler = ModelAssembler()
     try:
         tp = TopicPartition(config.models, 0)
         consumer.assign([tp])
@@ -295,7 +354,9 @@ def read_models(config: KafkaConfig, *, timeout_s: float = 60.0) -> dict[str, by
                 raise TimeoutError("reading the models topic timed out")
             for records in consumer.poll(timeout_ms=200).values():
                 for rec in records:
-                    latest[rec.key.decode()] = rec.value
+                    done = assembler.add(rec.key, rec.value)
+                    if done is not None:
+                        latest[done[0]] = done[1]
     finally:
         consumer.close()
     return {k: v for k, v in latest.items() if v is not None}

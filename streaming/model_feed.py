@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from collab import CFModel
 from collab.watch import model_from_bytes
-from streaming.kafka_bus import MAX_MODEL_BYTES, KafkaConfig, ensure_topics
+from streaming.kafka_bus import MAX_MODEL_BYTES, KafkaConfig, ModelAssembler, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,10 @@ class ModelFeed:
         consumer = KafkaConsumer(
             bootstrap_servers=self.config.servers,
             enable_auto_commit=False,
-            max_partition_fetch_bytes=MAX_MODEL_BYTES + 1024 * 1024,
-            fetch_max_bytes=MAX_MODEL_BYTES + 1024 * 1024,
+            max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
+            fetch_max_bytes=4 * MAX_MODEL_BYTES,
         )
+        assembler = ModelAssembler()
         try:
             consumer.assign([tp])
             consumer.seek_to_beginning(tp)
@@ -101,8 +102,9 @@ class ModelFeed:
             while not self._stop.is_set():
                 for records in consumer.poll(timeout_ms=self.poll_ms).values():
                     for rec in records:
-                        if rec.key == MODEL_KEY and rec.value is not None:
-                            self._add(rec.value)
+                        done = assembler.add(rec.key, rec.value)
+                        if done is not None and done[0] == MODEL_KEY.decode() and done[1]:
+                            self._add(done[1])
                 if consumer.position(tp) >= end:
                     self._caught_up.set()
         except Exception:  # a replica or worker keeps its current model; say why

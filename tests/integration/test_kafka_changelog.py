@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streaming.changelog import (
@@ -99,3 +100,21 @@ def test_models_topic_keeps_the_newest_model_per_name(config: KafkaConfig) -> No
     publish_model(config, "cf", big)
     publish_model(config, "other", b"x")
     assert read_models(config) == {"cf": big, "other": b"x"}
+
+
+def test_a_model_larger_than_a_record_travels_in_chunks(config: KafkaConfig) -> None:
+    rng = np.random.default_rng(0)
+    first = rng.bytes(2_000_000)
+    second = rng.bytes(700_000)
+    publish_model(config, "cf", first, chunk_bytes=256 * 1024)  # 8 chunks
+    assert read_models(config) == {"cf": first}
+    publish_model(config, "cf", second, chunk_bytes=256 * 1024)  # 3 chunks, fewer than before
+    assert read_models(config) == {"cf": second}
+    # A torn publish (a chunk overwritten, then a manifest its chunks do not match) is skipped:
+    # readers keep the last whole model instead of half-reading a new one.
+    producer = make_producer(config)
+    producer.send(config.models, key=b"cf/0", value=b"torn")
+    producer.send(config.models, key=b"cf", value=b'{"chunks": 3, "size": 700000, "sha256": "0"}')
+    producer.flush()
+    producer.close()
+    assert read_models(config) == {"cf": second}

@@ -19,7 +19,6 @@ Differences from the embedded mode, by design:
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
@@ -30,7 +29,6 @@ from api.metrics import Metrics
 from api.models import ReplicaModels
 from api.service import (
     DEV_TENANT,
-    InputError,
     NotFound,
     Service,
     _input_error,
@@ -203,41 +201,11 @@ class KafkaService(Service):
         return self._response(d, decision_id, body), event
 
     # ------------------------------------------------------------------ profiles
-    def _check_pins(self, pins: dict[str, str | None]) -> None:
-        for dim, level in pins.items():
-            try:
-                if level is None:
-                    self.catalog.dimension(dim)
-                else:
-                    self.catalog.mask({dim: level})
-            except (KeyError, ValueError) as exc:
-                raise InputError(f"pins.{dim}", str(exc).strip("\"'")) from None
+    def _log_profile(self, event: Event) -> None:
+        self._publish(event)
 
-    def update_pins(self, tenant: str, user_id: str, pins: dict[str, str | None]) -> dict:
-        self._check_pins(pins)
-        key = f"{tenant}/{user_id}"
-        self._publish(
-            Event(
-                "profile", new_id("p_"), tenant, user_id, time.time(), {"op": "pin", "pins": pins}
-            )
-        )
-        with self.engine.lock:  # pins apply to the very next decision, not after the worker
-            self.engine.users.rows([key])
-            self.engine.pin(key, pins)
-        return self.profile(tenant, user_id)
-
-    def export(self, tenant: str, user_id: str) -> dict[str, Any]:
-        key = f"{tenant}/{user_id}"
-        profile = self.profile(tenant, user_id)
-        with self.learner.lock:
-            raw = self.processor.export_user(key)
-        return {
-            "user_id": user_id,
-            "tenant": tenant,
-            "profile": profile,
-            "state": json.loads(raw) if raw else {},
-            "events": [],
-        }  # the log lives in Kafka, under its retention
+    def _user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        return []  # the log lives in Kafka, under its retention
 
     def delete(self, tenant: str, user_id: str) -> None:
         """Publish the erasure and wait until the worker's tombstone reaches this replica."""

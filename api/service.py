@@ -201,8 +201,7 @@ class Service:
         prof["cluster"] = self.models.cluster(key)
         return prof
 
-    def update_pins(self, tenant: str, user_id: str, pins: dict[str, str | None]) -> dict:
-        key = f"{tenant}/{user_id}"
+    def _check_pins(self, pins: dict[str, str | None]) -> None:
         for dim, level in pins.items():
             try:
                 if level is None:
@@ -211,11 +210,24 @@ class Service:
                     self.catalog.mask({dim: level})
             except (KeyError, ValueError) as exc:
                 raise InputError(f"pins.{dim}", str(exc).strip("\"'")) from None
-        event = Event(
-            "profile", new_id("p_"), tenant, user_id, time.time(), {"op": "pin", "pins": pins}
-        )
+
+    def _log_profile(self, event: Event) -> None:
+        """Make a profile command durable and hand it to whatever learns from the log."""
         self.store.append([event], durable=True)
         self.learner.notify()
+
+    def _user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        """The user's logged events, for their export."""
+        return event_rows_json(self.store.iter_events(tenant=tenant, user_id=user_id))
+
+    def update_pins(self, tenant: str, user_id: str, pins: dict[str, str | None]) -> dict:
+        self._check_pins(pins)
+        key = f"{tenant}/{user_id}"
+        self._log_profile(
+            Event(
+                "profile", new_id("p_"), tenant, user_id, time.time(), {"op": "pin", "pins": pins}
+            )
+        )
         with self.engine.lock:  # pins apply to the very next decision, not after the learner
             self.engine.users.rows([key])
             self.engine.pin(key, pins)
@@ -226,14 +238,12 @@ class Service:
         profile = self.profile(tenant, user_id)
         with self.learner.lock:
             raw = self.processor.export_user(key)
-        state = json.loads(raw) if raw else {}
-        events = event_rows_json(self.store.iter_events(tenant=tenant, user_id=user_id))
         return {
             "user_id": user_id,
             "tenant": tenant,
             "profile": profile,
-            "state": state,
-            "events": events,
+            "state": json.loads(raw) if raw else {},
+            "events": self._user_events(tenant, user_id),
         }
 
     def delete(self, tenant: str, user_id: str) -> None:

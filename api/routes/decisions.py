@@ -18,7 +18,7 @@ import orjson
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
 
-from api.deps import ServiceDep, TenantDep
+from api.deps import ServiceDep, TenantDep, bearer_key
 from api.schemas import DecisionCreate, DecisionPublic
 from api.service import InputError, Service
 
@@ -133,9 +133,9 @@ def _tenant(scope: dict[str, Any], service: Service) -> str | None:
     for name, value in scope["headers"]:
         if name == b"authorization" and not seen_key:  # the first one counts, as in Starlette
             seen_key = True
-            scheme, _, key = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and key.strip():
-                tenant = service.tenant_for(key.strip())
+            key = bearer_key(value.decode("latin-1"))
+            if key is not None:
+                tenant = service.tenant_for(key)
         elif name == b"content-type":
             json_body = value.split(b";", 1)[0].strip().lower() == b"application/json"
     return tenant if json_body else None

@@ -15,9 +15,9 @@
   decision adds the classifier's evidence of its request to a per-cluster sum kept in the
   user's book (``extra["cluster_evidence"]``), so it travels with the user's changelog record
   and a restored worker re-picks exactly as an uninterrupted one.
-- ``export_shared`` adds the installed version, the batch offset it went in at and the shared
-  model it was built against to the partition record, so a Kafka worker records the version
-  in the same transaction as the state it shaped; ``import_shared`` re-attaches that version
+- The partition record (``export_shared``) also carries the installed version, the batch
+  offset it went in at and the shared model it was built against, so a Kafka worker records
+  the version in the same transaction as the state it shaped; ``import_shared`` re-attaches it
   (arm embeddings and cold-start prior, bit for bit) before the partition's events replay.
 - **A deleted user is never warm-started from the model again.** Their events are erased, but
   a model trained before the delete still holds their factor vector. The processor keeps a
@@ -29,8 +29,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
 from streaming.store import Store, hash_key
+from streaming.user_record import pack_array, unpack_array
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +88,10 @@ class Installed:
 
     def record(self) -> dict[str, Any]:
         """What the partition record carries (see the module docstring)."""
-        w = np.ascontiguousarray(self.shared, dtype=np.float64)
         return {
             "version": self.version,
             "offset": self.offset,
-            "shape": list(w.shape),
-            "W": base64.b64encode(w.tobytes()).decode("ascii"),
+            "W": pack_array(np.ascontiguousarray(self.shared, dtype=np.float64)),
         }
 
     def cluster_of(self, engine: Engine, key: str) -> int | None:
@@ -266,21 +263,17 @@ class ModelProcessor(Processor):
         self.engine.set_prior([key], mean, precision, reset=True)
 
     # ------------------------------------------------------------------ state transfer
-    def export_shared(self, partition: int = 0) -> bytes:
-        data = super().export_shared(partition)
-        forgotten = self.forgotten.get(partition)
-        if self.installed is None and not forgotten:
-            return data
-        doc = json.loads(data)
+    def _shared_document(self, partition: int) -> dict[str, Any]:
+        doc = super()._shared_document(partition)
         if self.installed is not None:
             doc["model"] = self.installed.record()
+        forgotten = self.forgotten.get(partition)
         if forgotten:
             doc["forgotten"] = sorted(forgotten.items())
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return doc
 
-    def import_shared(self, partition: int, data: bytes) -> None:
-        super().import_shared(partition, data)
-        doc = json.loads(data)
+    def _load_shared_document(self, partition: int, doc: dict[str, Any]) -> None:
+        super()._load_shared_document(partition, doc)
         self.forgotten[partition] = {str(h): float(ts) for h, ts in doc.get("forgotten", [])}
         info = doc.get("model")
         if info is None or self.source is None:
@@ -293,8 +286,7 @@ class ModelProcessor(Processor):
                 info["version"],
             )
             return
-        shared = np.frombuffer(base64.b64decode(info["W"]), dtype=np.float64)
-        self._attach(model, shared.reshape(info["shape"]), int(info["offset"]))
+        self._attach(model, unpack_array(info["W"]), int(info["offset"]))
 
     # ------------------------------------------------------------------ deleted users
     def _is_forgotten(self, key: str) -> bool:

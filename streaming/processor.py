@@ -403,12 +403,17 @@ class Processor:
         """The shared interaction model. One engine serves all partitions of a process, so
         every partition exports the same weights; the changelog keeps them per partition."""
         self._flush()
-        W = user_record.pack_array(self.engine.W)
-        return json.dumps({"version": user_record.JSON_VERSION, "W": W}).encode()
+        return json.dumps(self._shared_document(partition)).encode()
 
     def import_shared(self, partition: int, data: bytes) -> None:
         self._flush()
-        doc = json.loads(data)
+        self._load_shared_document(partition, json.loads(data))
+
+    def _shared_document(self, partition: int) -> dict[str, Any]:
+        """What a partition record holds (subclasses add to it)."""
+        return {"version": user_record.JSON_VERSION, "W": user_record.pack_array(self.engine.W)}
+
+    def _load_shared_document(self, partition: int, doc: dict[str, Any]) -> None:
         W = user_record.unpack_array(doc["W"])
         if W.shape != self.engine.W.shape:
             raise ValueError(f"W: expected shape {self.engine.W.shape}, got {W.shape}")

@@ -100,7 +100,7 @@ class EmbeddedModels(Models):
         self.watcher.stop()
 
     def install(self, model: CFModel) -> None:
-        source, serving = self.processor.engine, self.engine
+        serving = self.engine
         with self.learner.lock:
             events = store_events(self.store, self.learner.offset)
             replay = replay_frame(events, model.cutoff_ts, self.composer)
@@ -110,9 +110,7 @@ class EmbeddedModels(Models):
             with serving.lock:
                 serving.set_arm_embeddings(installed.pmap.embeddings)
                 serving.set_cold_start(installed.cold)
-                for key in keys:
-                    serving.users.put(key, source.users.get(key))
-                serving.W[:] = source.W
+                self.learner.sync(keys)
                 self.installed = installed
         self.version.set(model.version)
         log.info("installed CF model v%d (%d users)", model.version, len(keys))

@@ -99,7 +99,7 @@ class Learner:
             self._skip = self.store.state_offsets()
             self.offset = self.checkpointed = self.store.checkpoint_offset()
             if self.serving is not None:
-                self._sync(set(self.processor.books) | set(self.processor.engine.users.ids))
+                self.sync(set(self.processor.books) | set(self.processor.engine.users.ids))
                 for key, pins in self.processor.engine.pins.items():
                     self.serving.pin(key, pins)
         replayed = 0
@@ -167,7 +167,7 @@ class Learner:
             if self.serving is not None:
                 # A decision event changes nothing the serving engine needs (it made the
                 # decision): copying the user after each one would cost a sync per request.
-                self._sync(learned)
+                self.sync(learned)
         if any(e.kind == "profile" and e.payload.get("op") == "delete" for e in events):
             # An erasure must reach the disk now, not at the next tick, and fully: with nothing
             # left to replay, the tombstone can go too, and no decision that raced the erasure
@@ -182,7 +182,7 @@ class Learner:
             changed = self.processor.expire(self.clock())
             self._dirty |= changed
             if self.serving is not None:
-                self._sync(changed)
+                self.sync(changed)
         return len(changed)
 
     def checkpoint(self, *, full: bool = False) -> None:
@@ -233,7 +233,7 @@ class Learner:
         ticks = max(1.0, self.catch_up_s / self.checkpoint_interval_s)
         return math.ceil(len(self._behind) / ticks)
 
-    def _sync(self, keys: set[str]) -> None:
+    def sync(self, keys: set[str]) -> None:
         """Copy users (and the shared model) from the learner's engine to the serving one."""
         source, target = self.processor.engine, self.serving
         assert target is not None

@@ -20,13 +20,25 @@ MIN_GAIN = 0.05
 
 
 def fit_clusters(
-    user_factors: np.ndarray, arm_factors: np.ndarray, k: int, rng: np.random.Generator
+    user_factors: np.ndarray,
+    arm_factors: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    contexts: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """k-means labels (n,) int64 and centers (k, factors) float32 of the user factors.
+    """k-means labels (n,) int64 and centers (k, factors) float32 of the users.
 
-    The clustering runs in the metric of the predicted scores: with ``V^T V = L L^T``,
+    The factors enter in the metric of the predicted scores: with ``V^T V = L L^T``,
     ``|(u1 - u2) L| = |(u1 - u2) V^T|``, so two users are close when they would rank the arms
     alike, whatever directions of the factor space the arms leave unused.
+
+    ``contexts`` (n, width), each user's mean request features (NaN rows: unknown), joins them
+    with equal weight (each block centered and scaled to unit mean squared norm): a group is
+    then users who rank strategies alike *and write alike*, which is what a new user's
+    requests can reveal. On scores alone, 100 thumbs per user leave personas that differ in one
+    level mixed (a fifth of each group from other personas on the simulated community), and
+    the group's prior is a blend that ranks none of them right. A user without requests is
+    placed by the scores alone. Centers are the members' mean factors.
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
@@ -37,15 +49,31 @@ def fit_clusters(
     v = np.asarray(arm_factors, dtype=np.float64)
     gram = v.T @ v
     chol = np.linalg.cholesky(gram + 1e-9 * np.trace(gram) * np.eye(len(gram)) + 1e-12)
-    x = (u @ chol).astype(np.float32)
+    x = _unit_block(u @ chol)
+    if contexts is not None:
+        c = np.asarray(contexts, dtype=np.float64)
+        known = ~np.isnan(c).any(axis=1)
+        if known.sum() >= k:
+            block = np.zeros_like(c)
+            block[known] = _unit_block(c[known])
+            x = np.hstack([x, block])
     km: KMeans | MiniBatchKMeans
     if len(x) > MINIBATCH_ABOVE:
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
     else:
         km = KMeans(n_clusters=k, random_state=seed, n_init=4)
-    labels = km.fit_predict(x).astype(np.int64)
-    centers = np.linalg.solve(chol.T, km.cluster_centers_.T.astype(np.float64)).T
+    labels = km.fit_predict(x.astype(np.float32)).astype(np.int64)
+    sums = np.zeros((k, u.shape[1]))
+    np.add.at(sums, labels, u)
+    sizes = np.bincount(labels, minlength=k)[:, None]
+    centers = np.where(sizes > 0, sums / np.maximum(sizes, 1), u.mean(axis=0))
     return labels, centers.astype(np.float32)
+
+
+def _unit_block(x: np.ndarray) -> np.ndarray:
+    """``x`` centered and scaled so its rows have unit mean squared norm."""
+    x = x - x.mean(axis=0)
+    return x / max(float(np.sqrt(np.mean(np.sum(x**2, axis=1)))), 1e-12)
 
 
 def fit_classifier(
@@ -92,10 +120,6 @@ def fit_classifier(
     return coef, intercept, accuracy
 
 
-# Events a cluster's arm needs before its own mean reward outweighs the centers' prediction.
-SHRINK_EVENTS = 10.0
-
-
 @dataclass(frozen=True)
 class ClusterStats:
     """What the members' own events say about their clusters.
@@ -103,7 +127,11 @@ class ClusterStats:
     Attributes
     ----------
     rewards : ndarray of float64, shape (k, n_arms)
-        Mean observed reward per cluster and arm, shrunk toward the centers' prediction.
+        Mean observed reward per cluster and arm, shrunk toward a smooth model of the
+        cluster's rewards (empirical Bayes, see ``cluster_stats``).
+    quirk_var : float
+        Variance of a cluster's reward of an arm around that smooth model (the per-strategy
+        effects the attributes do not explain), which sets the shrinkage.
     member_var : float
         Variance of a member's expected reward of an arm around ``rewards``: how far one user
         strays from their group (the cold-start prior's width, in reward units); NaN without
@@ -115,6 +143,7 @@ class ClusterStats:
     rewards: np.ndarray
     member_var: float
     noise_var: float
+    quirk_var: float
 
 
 def cluster_stats(
@@ -124,6 +153,7 @@ def cluster_stats(
     predicted: np.ndarray,
     rng: np.random.Generator,
     *,
+    attributes: np.ndarray | None = None,
     max_rows: int = 200_000,
 ) -> ClusterStats:
     """Per-cluster mean rewards per arm, and the spread of members around them.
@@ -138,6 +168,9 @@ def cluster_stats(
         The cluster centers' calibrated scores.
     rng : numpy.random.Generator
         Picks the users of the sample.
+    attributes : ndarray, shape (n_arms, width), optional
+        The arms' attribute one-hots; the smooth model is then each cluster's least-squares
+        fit of its mean rewards on them (else ``predicted``).
     max_rows : int
         A seeded sample of whole users, about this many events, is enough: each cell needs
         tens of events, not millions, and whole users keep each member's cells intact.
@@ -147,14 +180,19 @@ def cluster_stats(
     The cold-start prior is a cluster's *typical reward per arm*. The center's factor scores
     give it only through the low-rank model (the per-strategy quirks the factors miss are
     lost, several times the members' own spread), while the members' events measure it
-    directly; each cell is shrunk toward ``predicted`` with ``SHRINK_EVENTS`` pseudo-events, so
-    an arm the cluster rarely tried keeps the model's guess.
+    directly but noisily: a hundred users with a hundred thumbs each over 128 arms leave about
+    80 events per cell, a standard error of 0.05, as large as the quirks themselves. So each
+    cell's mean ``rbar`` (``n`` events) is shrunk toward the smooth model ``s`` by the
+    empirical-Bayes weight ``q / (q + s (1 - s) / n)``, with the quirk variance ``q`` measured
+    by the method of moments, ``E (rbar - s)^2 = q + s (1 - s) / n``. On the simulated
+    community this cuts the error of the cluster rewards by a quarter (RMSE 0.053 -> 0.041
+    against the members' true means). An arm the cluster never tried gets ``s``.
 
     ``member_var`` is a method-of-moments estimate from each member's mean reward ``rbar`` of
     an arm over ``n`` events, with ``R`` the cluster's reward and ``p`` the member's
     expectation: ``E (rbar - R)^2 = v + E[p (1 - p)] / n`` and ``E[p (1 - p)] = R (1 - R) - v``,
-    so ``v = sum[(rbar - R)^2 - R (1 - R) / n] / sum(1 - 1/n)``: cells seen once carry no
-    information about ``v`` and weigh nothing.
+    so ``v = sum[(rbar - R)^2 - R (1 - R) / n] / sum(1 - 1/n)`` over the cells seen at least
+    twice (a cell seen once says nothing about ``v``).
     """
     k, n_arms = predicted.shape
     keep = rng.random(len(user_ids)) < max_rows / max(len(interactions), 1)
@@ -174,11 +212,40 @@ def cluster_stats(
     sum_w = np.zeros((k, n_arms))
     np.add.at(sum_wr, at, wr)
     np.add.at(sum_w, at, w)
-    rewards = (sum_wr + SHRINK_EVENTS * predicted) / (sum_w + SHRINK_EVENTS)
+    rewards, quirk_var = _shrink(sum_wr, sum_w, predicted, attributes)
     r = np.clip(rewards[at], 0.0, 1.0)
     n = cells["len"].to_numpy().astype(np.float64)
     noise = r * (1.0 - r)
-    informative = float(np.sum(1.0 - 1.0 / n))
-    excess = float(np.sum((wr / np.maximum(w, 1e-12) - r) ** 2 - noise / n))
+    # cells seen once have expectation 0 here but a variance of about 1/16 each: left in,
+    # they swamp the estimate (it came out negative on the simulated community)
+    twice = n >= 2
+    informative = float(np.sum(1.0 - 1.0 / n[twice]))
+    excess = float(np.sum(((wr / np.maximum(w, 1e-12) - r) ** 2 - noise / n)[twice]))
     member_var = excess / informative if informative > 0 else float("nan")
-    return ClusterStats(rewards, member_var, float(np.sum(n * noise) / max(float(n.sum()), 1.0)))
+    noise_var = float(np.sum(n * noise) / max(float(n.sum()), 1.0))
+    return ClusterStats(rewards, member_var, noise_var, quirk_var)
+
+
+def _shrink(
+    sum_wr: np.ndarray, sum_w: np.ndarray, predicted: np.ndarray, attributes: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """Cluster x arm mean rewards shrunk toward a smooth model, and the quirk variance."""
+    seen = sum_w > 0
+    raw = np.where(seen, sum_wr / np.maximum(sum_w, 1e-12), predicted)
+    if attributes is None:
+        smooth, params = predicted, 0
+    else:  # each cluster's weighted least-squares fit on the attributes
+        root = np.sqrt(sum_w)
+        smooth = np.stack(
+            [
+                attributes @ np.linalg.lstsq(attributes * r[:, None], m * r, rcond=None)[0]
+                for m, r in zip(raw, root, strict=True)
+            ]
+        )
+        params = len(raw) * int(np.linalg.matrix_rank(attributes))
+    p = np.clip(smooth, 0.02, 0.98)
+    noise = p * (1.0 - p) / np.maximum(sum_w, 1e-12)
+    excess = float(np.sum(((raw - smooth) ** 2 - noise)[seen]))
+    quirk_var = max(excess / max(int(seen.sum()) - params, 1), 1e-6)
+    weight = np.where(seen, quirk_var / (quirk_var + noise), 0.0)
+    return smooth + weight * (raw - smooth), quirk_var

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from bandit import Catalog, check_random_state
 from collab.clusters import cluster_stats, fit_classifier, fit_clusters
-from collab.matrix import NotEnoughData, Weighting, build_matrix, user_contexts
+from collab.matrix import Interactions, NotEnoughData, Weighting, build_matrix, user_contexts
 from collab.model import CFModel
 
 Progress = Callable[[str], None]
@@ -108,6 +108,7 @@ def fit(
     version: int | None = None,
     min_users: int = MIN_USERS,
     classifier_rows: int = 20_000,
+    context_rows: int = 200_000,
     show_progress: bool = False,
     progress: Progress | None = None,
     random_state: Any = None,
@@ -133,6 +134,9 @@ def fit(
         shipped catalog).
     classifier_rows : int
         Requests (a seeded sample) the cold-start classifier trains on.
+    context_rows : int
+        Requests (a seeded sample) whose per-user means join the clustering
+        (``clusters.fit_clusters``).
     version : int, optional
         Defaults to the training time in milliseconds, so later runs have higher versions.
     progress : callable, optional
@@ -149,7 +153,8 @@ def fit(
         Fewer than ``min_users`` users or fewer than 2 distinct arms with a preference.
     """
     rng = check_random_state(random_state)
-    ids = tuple(arm_ids) if arm_ids is not None else (catalog or Catalog.default()).arm_ids
+    catalog = catalog or Catalog.default()
+    ids = tuple(arm_ids) if arm_ids is not None else catalog.arm_ids
     trainer = make_trainer(model)
     if not 1 <= factors <= 256:
         raise ValueError(f"factors must be in [1, 256], got {factors}")
@@ -177,19 +182,40 @@ def fit(
     k = min(n_clusters, data.matrix.shape[0])
     # one thread: on a busy machine sklearn's OpenMP pool spends more time waiting than working
     with threadpool_limits(1):
-        labels, centers = fit_clusters(user_f, arm_f, k, rng)
         samples = user_contexts(
-            interactions, data.user_ids, max_rows=classifier_rows, seed=int(rng.integers(2**31 - 1))
+            interactions, data.user_ids, max_rows=context_rows, seed=int(rng.integers(2**31 - 1))
         )
+        means = None if samples is None else _mean_contexts(samples, len(data.user_ids))
+        labels, centers = fit_clusters(user_f, arm_f, k, rng, contexts=means)
+        if samples is not None and len(samples[1]) > classifier_rows:
+            pick = rng.choice(len(samples[1]), size=classifier_rows, replace=False)
+            samples = (samples[0][pick], samples[1][pick])
         coef, intercept, accuracy = fit_classifier(samples, labels, k, rng)
         a, b = calibration
+        center_rewards = a + b * (centers @ arm_f.T).astype(np.float64)
         stats = cluster_stats(
             interactions,
             data.user_ids,
             labels,
-            a + b * (centers @ arm_f.T).astype(np.float64),
+            center_rewards,
             rng,
+            attributes=_attributes(catalog, ids),
         )
+    weight = 0.0
+    if model == "als":
+        with threadpool_limits(1, "blas"):
+            weight = _individual_weight(
+                interactions,
+                data,
+                weighting,
+                arm_f,
+                labels,
+                centers,
+                b,
+                stats.rewards,
+                regularization,
+                rng,
+            )
     meta = {
         "factors": factors,
         "iterations": iterations,
@@ -200,6 +226,8 @@ def fit(
         "classifier_accuracy": accuracy,
         "member_var": stats.member_var if np.isfinite(stats.member_var) else None,
         "noise_var": stats.noise_var,
+        "quirk_var": stats.quirk_var,
+        "individual_weight": weight,
     }
     return CFModel(
         version=int(version if version is not None else time.time() * 1000),
@@ -218,6 +246,89 @@ def fit(
         calibration=calibration,
         meta=meta,
     )
+
+
+def _individual_weight(
+    interactions: pl.DataFrame,
+    data: Interactions,
+    weighting: Weighting | None,
+    arm_f: np.ndarray,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    slope: float,
+    group_rewards: np.ndarray,
+    regularization: float,
+    rng: np.random.Generator,
+    sample: int = 2000,
+) -> float:
+    """How much of a known user's factor-predicted deviation from their group holds up on
+    events the factors did not see, in [0, 1] (``warm.PriorMap.means`` scales it by this).
+
+    ALS fits each user's factor to their own few events, so the deviation of their predicted
+    rewards from their group's mixes taste with noise. For a sample of users, each one's
+    events are split in two at random; half A recomputes their factor with the trained item
+    factors (``recalculate_user``, the ALS user step), and the least-squares slope ``s`` of
+    half B's ``cell reward - group reward`` on the predicted deviation
+    ``slope * (x_A - center) . v`` measures its reliability on half the events. The
+    Spearman-Brown step ``2 s / (1 + s)`` gives the reliability on all of them. (Halving the
+    *cells* instead would not do: implicit ALS reads a missing cell as a dislike.) On the
+    simulated community, 100 thumbs per user, it is 0.41 (``s`` = 0.26).
+    """
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    if slope <= 0:
+        return 0.0
+    users = rng.choice(len(data.user_ids), size=min(sample, len(data.user_ids)), replace=False)
+    index = pl.DataFrame({"user_id": data.user_ids[users], "row": users})
+    events = interactions.join(index, on="user_id", how="inner")
+    half = rng.random(len(events)) < 0.5
+    a = build_matrix(events.filter(pl.Series(half)), data.matrix.shape[1], weighting)
+    b = build_matrix(events.filter(pl.Series(~half)), data.matrix.shape[1], weighting)
+    row_of = dict(zip(index["user_id"].to_list(), index["row"].to_list(), strict=True))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
+        als = AlternatingLeastSquares(
+            factors=arm_f.shape[1], regularization=regularization, num_threads=1
+        )
+    als.item_factors = np.ascontiguousarray(arm_f, dtype=np.float32)
+    half_f = np.asarray(als.recalculate_user(np.arange(a.matrix.shape[0]), a.matrix))
+    a_row = {u: i for i, u in enumerate(a.user_ids.tolist())}
+    xs, ys = [], []
+    for i, user in enumerate(b.user_ids.tolist()):
+        if user not in a_row:
+            continue
+        u = row_of[user]
+        lo, hi = b.matrix.indptr[i], b.matrix.indptr[i + 1]
+        arms = b.matrix.indices[lo:hi]
+        offset = slope * (half_f[a_row[user]].astype(np.float64) - centers[labels[u]])
+        xs.append(offset @ arm_f[arms].T)
+        ys.append(b.cell_reward[lo:hi] - group_rewards[labels[u], arms])
+    if not xs:
+        return 0.0
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    s = float(np.clip((x @ y) / max(float(x @ x), 1e-12), 0.0, 1.0))
+    return 2 * s / (1 + s)
+
+
+def _mean_contexts(samples: tuple[np.ndarray, np.ndarray], n_users: int) -> np.ndarray:
+    """Each user's mean request features, shape (n_users, width); NaN rows for users absent
+    from the sample."""
+    contexts, rows = samples
+    ok = ~np.isnan(contexts).any(axis=1)
+    contexts, rows = contexts[ok], rows[ok]
+    sums = np.zeros((n_users, contexts.shape[1]))
+    np.add.at(sums, rows, contexts)
+    counts = np.bincount(rows, minlength=n_users)[:, None]
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _attributes(catalog: Catalog, arm_ids: Sequence[str]) -> np.ndarray | None:
+    """The attribute one-hots of ``arm_ids`` in that order, None if the catalog lacks one."""
+    index = {a: i for i, a in enumerate(catalog.arm_ids)}
+    rows = [index.get(a) for a in arm_ids]
+    if any(r is None for r in rows):
+        return None
+    return catalog.attributes[np.array(rows, dtype=np.int64)]
 
 
 def _check_enough(matrix: sp.csr_matrix, min_users: int, k: int) -> None:

@@ -38,7 +38,15 @@ import numpy as np
 import polars as pl
 
 from bandit import N_FEATURES, Engine
-from collab import CFModel, ClusterPrior, PriorMap, Priors, refine_cluster_priors, warm_start
+from collab import (
+    CFModel,
+    ClusterPrior,
+    PriorMap,
+    Priors,
+    quiet_shared_model,
+    refine_cluster_priors,
+    warm_start,
+)
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
@@ -180,6 +188,7 @@ class ModelProcessor(Processor):
             cold = ClusterPrior(pmap, model, self.priors.cold)
             engine.set_arm_embeddings(pmap.embeddings)
             engine.set_cold_start(cold)
+            quiet_shared_model(engine, self.priors)
             self.installed = Installed(model, pmap, cold, shared.copy(), offset)
 
     # ------------------------------------------------------------------ applying
@@ -258,7 +267,7 @@ class ModelProcessor(Processor):
             return
         events = min(int(model.user_events[row]), self.priors.max_events)
         precision = self.engine.users.prior_precision + self.priors.per_event * events
-        mean = installed.pmap.means(model.user_factors[row : row + 1])
+        mean = installed.pmap.means(np.array([row]))
         self._flush()  # as for a cold-start prior: a new row, set before anything reads it
         self.engine.set_prior([key], mean, precision, reset=True)
 

@@ -211,7 +211,7 @@ def test_a_deleted_user_is_not_warm_started_from_the_model_again(
     assert service.models.watcher.poll() is not None
     installed = service.processor.installed
     assert installed is not None
-    own = installed.pmap.means(model.user_factors[model.rows(["acme/u4"])])[0]
+    own = installed.pmap.means(model.rows(["acme/u4"]))[0]
 
     def prior_of() -> np.ndarray:
         users = service.processor.engine.users

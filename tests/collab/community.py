@@ -215,3 +215,35 @@ def turns_to_reach(
                 out[i] = t
                 break
     return out
+
+
+def oracle_ts(
+    community: Community, users: list[User], horizon: int, seed: int, floor: float = 0.05
+) -> np.ndarray:
+    """A reference no CF model can beat: Thompson sampling that knows each user's persona and
+    its true mean rewards, and has the exact Gaussian prior of the individual taste (the
+    ``noise`` per level one-hot that ``Community.users`` draws), with the engine's floor.
+    Returns the expected reward of its action distribution before each feedback, shape
+    (n_users, horizon), like ``run_new_users``."""
+    rng = np.random.default_rng(seed)
+    levels = community.catalog.attributes[:, 1:]
+    noise_var = 0.2  # about r (1 - r) of a thumbs reward near the top arms
+    out = np.empty((len(users), horizon))
+    for i, u in enumerate(users):
+        base = community.base[u.persona]
+        precision = np.eye(levels.shape[1]) / community.noise**2
+        b = np.zeros(levels.shape[1])
+        for t in range(horizon):
+            cov = np.linalg.inv(precision)
+            # by Cholesky, not ``multivariate_normal``: its SVD's signs vary with BLAS threads
+            chol = np.linalg.cholesky(cov)
+            taste = cov @ b + rng.standard_normal((64, len(b))) @ chol.T
+            best = np.argmax(base[None] + taste @ levels.T, axis=1)
+            dist = (1 - floor) * np.bincount(best, minlength=len(base)) / 64 + floor / len(base)
+            out[i, t] = dist @ u.mu
+            arm = rng.choice(len(base), p=dist)
+            reward = float(rng.random() < u.mu[arm])
+            x = levels[arm]
+            precision += np.outer(x, x) / noise_var
+            b += x * (reward - base[arm]) / noise_var
+    return out

@@ -14,8 +14,14 @@ import collab
 from bandit import Catalog, DecisionRequest, Engine, Feedback, featurize
 from bandit.state import unpack
 from collab.clusters import cluster_stats
-from tests.collab.community import Community, learn_history, run_new_users, turns_to_reach
-from tests.collab.conftest import N_HISTORY_USERS
+from tests.collab.community import (
+    Community,
+    learn_history,
+    oracle_ts,
+    run_new_users,
+    turns_to_reach,
+)
+from tests.collab.conftest import N_HISTORY_USERS, fit_model
 
 N_NEW = 60
 HORIZON = 60
@@ -60,24 +66,57 @@ def _refine(engine: Engine, prior: collab.ClusterPrior, feedback: Feedback) -> N
 def test_warm_start_personalizes_new_users_faster_than_cold(time_to_90) -> None:
     """Half of issue 5's bar: at least 3x faster than the same policy started cold."""
     warm, cold = time_to_90["warm"].mean(), time_to_90["cold"].mean()
-    # measured (seeds above): warm 13.95 feedbacks on average (median 2, 18% never reach it),
-    # cold 57.6 (90% of the cold users never reach 90% within the horizon of 60, so the true
-    # ratio is higher). Before the naive-Bayes refine and the measured cluster priors: 22.75.
+    # measured (seeds above): warm 3.83 feedbacks on average (median 0, none censored), cold
+    # 57.6 (90% of the cold users never reach 90% within the horizon of 60, so the true ratio
+    # is higher). Before groups that write alike, exact group priors and a quiet W: 13.95.
     assert warm * 3 <= cold, (warm, cold)
     assert time_to_90["warm_first"].mean() >= time_to_90["cold_first"].mean() + 0.15
-    # after 5 feedbacks the average user gets 90% of their oracle (measured 0.905; cold 0.59)
-    assert time_to_90["warm_at5"].mean() >= 0.88, time_to_90["warm_at5"].mean()
+    # after 5 feedbacks the average user gets 90% of their oracle (measured 0.946; cold 0.59)
+    assert time_to_90["warm_at5"].mean() >= 0.92, time_to_90["warm_at5"].mean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 5's bar (90% of oracle within 5 feedbacks on average, staying there 3 turns) "
-    "is not reached: 13.95 on average, median 2; the users who never reach it (18%) are in the "
-    "right cluster, but the scores at decision time (the cluster's rewards fitted on the arm "
-    "features, plus the shared W, which drifts as new users learn) rank a 75-90% arm first",
-)
 def test_issue_bar_within_five_feedbacks(time_to_90) -> None:
-    assert time_to_90["warm"].mean() <= 5.0
+    """Issue 5's bar: 90% of the oracle within 5 feedbacks on average (staying there 3 turns),
+    on the fixed-seed community above (measured 3.83)."""
+    assert time_to_90["warm"].mean() <= 5.0, time_to_90["warm"].mean()
+
+
+SEEDS = [(1, 0, 7), (2, 3, 11), (3, 1, 5), (4, 2, 3), (5, 4, 9)]  # community, fit, run
+
+
+def test_five_communities_against_an_oracle_policy() -> None:
+    """The bar over five seeded communities, next to a policy that knows each persona's true
+    rewards (``oracle_ts``), on the same individuals and horizon.
+
+    Measured (mean feedbacks to 90%, warm / oracle): 3.83 / 1.22, 9.20 / 5.48, 17.57 / 4.73,
+    2.00 / 1.00, 14.58 / 4.17; means 9.44 / 3.32 (before groups that write alike, exact group
+    priors and a quiet W, warm was 13.95, 10.15, 19.90, 12.87, 18.72: mean 15.1). Even the
+    oracle is above 5 on one community: some individuals' best strategy is not their
+    persona's, and thumbs take tens of turns to show it. Most of the rest of the gap is the
+    history's size: 100 thumbs from each of 100 members per group measure a group's reward
+    per strategy to about 0.04 (``cluster_stats``), the size of the per-strategy quirks.
+    """
+    warm, oracle = [], []
+    for community_seed, fit_seed, run_seed in SEEDS:
+        # as in ``world`` and ``time_to_90``: the history from one draw of the community, new
+        # users and their requests from a second draw of the same personas
+        past = Community(seed=community_seed)
+        history = past.history(past.users(N_HISTORY_USERS, "h"), 100)
+        model = fit_model(history, random_state=fit_seed)
+        community = Community(seed=community_seed)
+        community.users(N_HISTORY_USERS, "h")
+        new = community.users(N_NEW, "n")
+        best = np.array([u.oracle for u in new])
+        engine = Engine(random_state=0)
+        learn_history(engine, history)
+        collab.warm_start(engine, model)
+        refine = partial(_refine, engine, engine.cold_start)
+        expected = run_new_users(engine, community, new, HORIZON, run_seed, after_learn=refine)
+        warm.append(float(turns_to_reach(expected, best).mean()))
+        reference = oracle_ts(community, new, HORIZON, run_seed)
+        oracle.append(float(turns_to_reach(reference, best).mean()))
+    print(json.dumps({"warm": warm, "oracle": oracle}))
+    assert np.mean(warm) <= 3.5 * np.mean(oracle), (warm, oracle)
 
 
 def test_known_users_start_from_their_persona(world, trained_engine) -> None:
@@ -88,8 +127,10 @@ def test_known_users_start_from_their_persona(world, trained_engine) -> None:
         ctx = featurize(["ok"])
         predicted = trained_engine.expected_rewards(rows, ctx)[0]
         hits.append(user.mu[np.argmax(predicted)] / user.oracle)
-    # measured 0.83: ALS on 100 uniform-logged thumbs per user; a random arm scores about 0.5
-    assert np.mean(hits) >= 0.8, np.mean(hits)
+    # measured 0.913: their group's rewards plus 0.41 (``individual_weight``) of their own
+    # ALS-predicted deviation; the ALS predictions alone (100 uniform-logged thumbs per user)
+    # gave 0.83. A random arm scores about 0.5
+    assert np.mean(hits) >= 0.88, np.mean(hits)
 
 
 def test_returning_users_keep_personalization_across_a_retrain(world) -> None:
@@ -161,6 +202,36 @@ def test_embeddings_and_cold_start_are_installed(world) -> None:
     [d] = engine.decide([DecisionRequest("t/new", "Fix this: def f(x): return x +")])
     assert engine.users.prior_prec[engine.users.ids["t/new"]] > engine.users.prior_precision
     assert 0 < d.propensity <= 1
+
+
+def test_group_priors_reproduce_the_measured_group_rewards(world) -> None:
+    """The group block makes each cluster's prior score every arm at its measured reward, and
+    both embedding blocks are orthogonal to the attributes (so the attribute part of a prior,
+    the part the profile reads, is the attributes-only fit)."""
+    engine = Engine(random_state=0)
+    learn_history(engine, world.history)
+    collab.warm_start(engine, world.model, users=[])
+    pmap = collab.PriorMap(engine, world.model, collab.Priors())
+    assert isinstance(engine.cold_start, collab.ClusterPrior)
+    means = engine.cold_start.cluster_means
+    scores = engine.X[:, : means.shape[1]] @ means.T + pmap.baseline[:, None]
+    np.testing.assert_allclose(scores.T, pmap.cluster_rewards, atol=1e-9)
+    attrs = engine.catalog.attributes
+    np.testing.assert_allclose(attrs.T @ pmap.embeddings, 0.0, atol=1e-9)
+    fitted = np.linalg.lstsq(attrs, pmap.cluster_rewards.T - pmap.baseline[:, None], rcond=None)
+    np.testing.assert_allclose(attrs @ means[:, : attrs.shape[1]].T, attrs @ fitted[0], atol=1e-9)
+
+
+def test_installing_a_model_quiets_the_shared_model(world) -> None:
+    engine = Engine(random_state=0, shared_lr=0.1)
+    collab.warm_start(engine, world.model, users=[])
+    assert engine.config["shared_lr"] == 0.01
+    loud = Engine(random_state=0, shared_lr=0.1)
+    collab.warm_start(loud, world.model, users=[], priors=collab.Priors(shared_lr=None))
+    assert loud.config["shared_lr"] == 0.1
+    slow = Engine(random_state=0, shared_lr=0.001)  # never raised
+    collab.warm_start(slow, world.model, users=[])
+    assert slow.config["shared_lr"] == 0.001
 
 
 def test_bpr_model_warm_starts(world) -> None:

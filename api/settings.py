@@ -59,6 +59,8 @@ _SECTIONS = {
         "forgetting",
         "floor",
         "shared_lr",
+        "shared_lr_min",
+        "shared_lr_tau",
         "random_state",
     ),
     "feedback": ("wait_window_s", "default_reward", "checkpoint_interval_s"),
@@ -97,6 +99,8 @@ class Settings:
     forgetting: float = 0.998
     floor: float = 0.05
     shared_lr: float = 0.1
+    shared_lr_min: float = 0.01
+    shared_lr_tau: float = 2000.0
     random_state: int | None = None
     wait_window_s: float = 600.0
     default_reward: float | None = None
@@ -151,6 +155,8 @@ class Settings:
             "forgetting": self.forgetting,
             "floor": self.floor,
             "shared_lr": self.shared_lr,
+            "shared_lr_min": self.shared_lr_min,
+            "shared_lr_tau": self.shared_lr_tau,
         }
 
 

@@ -519,7 +519,7 @@ def learn_batch(
     attributes,
     W,
     gamma,
-    lr,
+    steps,
 ):
     """Apply feedback in order: user posteriors (rank one, with forgetting) and shared weights.
 
@@ -529,7 +529,8 @@ def learn_batch(
     (without it, ``W`` absorbs a lone user's taste and their profile shows nothing).
     ``user_scores[i]`` is the user's predicted score ``x_a . mu`` at decision time, used where
     ``known[i]``, else computed now (a flag, not NaN: fastmath compiles NaN checks away).
-    ``weights`` scales each observation's precision (1 for a plain reward).
+    ``weights`` scales each observation's precision (1 for a plain reward); ``steps[i]`` is
+    the shared model's step size for observation ``i``.
     """
     d = X.shape[1]
     L = np.empty((d, d))
@@ -547,7 +548,7 @@ def learn_batch(
                     pred += attributes[a, r] * W[r, q] * c[q]
                     z_norm += (attributes[a, r] * c[q]) ** 2
         y = rewards[i] - pred
-        step = lr * (y - mine) / (1.0 + z_norm)
+        step = steps[i] * (y - mine) / (1.0 + z_norm)
         for r in range(attributes.shape[1]):
             if attributes[a, r] != 0.0:
                 for q in range(c.shape[0]):

@@ -10,7 +10,7 @@ from collab.fit import TRAINERS, fit, make_trainer
 from collab.matrix import Interactions, NotEnoughData, Weighting, build_matrix
 from collab.model import MODEL_SCHEMA_VERSION, CFModel, adapter_id
 from collab.refine import refine_cluster_priors
-from collab.warm import ClusterPrior, PriorMap, Priors, quiet_shared_model, warm_start
+from collab.warm import ClusterPrior, PriorMap, Priors, warm_start
 from collab.watch import ModelWatcher, latest_version, load_latest, model_path, publish
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "make_trainer",
     "model_path",
     "publish",
-    "quiet_shared_model",
     "refine_cluster_priors",
     "warm_start",
 ]

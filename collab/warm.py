@@ -21,7 +21,6 @@
    ``collab.refine_cluster_priors`` re-picks the group from all the user's requests and
    feedbacks so far (the caller runs it after each learn of a new user, with the feedback's
    context).
-4. The shared model ``W`` learns with a smaller step from then on (``Priors.shared_lr``).
 
 **Retrains never count feedback twice.** A known user's factors already contain all their
 feedback up to ``model.cutoff_ts``. ``reset_known=True`` therefore *replaces* their posterior
@@ -69,22 +68,12 @@ class Priors:
     embedding_norm : float > 0 or None
         Mean norm of an installed arm embedding; None = the norm of an arm's level one-hots
         (``sqrt(n_dimensions)``).
-    shared_lr : float >= 0 or None
-        Upper bound on the engine's ``shared_lr`` once the model is installed; None leaves it.
-        Before a CF model exists, the shared model ``W`` is the only thing carrying one user's
-        lesson to another ("code question -> code-first"), so it learns with a large step
-        (0.1: fast, but its scores wander by about 0.1). Once each user starts from a group
-        prior, the between-user structure is in the priors and that wander is what remains:
-        at 0.1 it kept a fifth of the new users in the community test on a second-best
-        strategy, at 0.01 (about 0.03 of wander) the mean time to 90% of the oracle fell from
-        9.1 to 7.1 feedbacks over five seeded communities.
     """
 
     per_event: float = 0.5
     max_events: int = 20
     cold: float | None = None
     embedding_norm: float | None = None
-    shared_lr: float | None = 0.01
 
     def __post_init__(self) -> None:
         if self.per_event < 0 or self.max_events < 0:
@@ -93,8 +82,6 @@ class Priors:
             raise ValueError(f"cold must be > 0, got {self.cold}")
         if self.embedding_norm is not None and not self.embedding_norm > 0:
             raise ValueError(f"embedding_norm must be > 0, got {self.embedding_norm}")
-        if self.shared_lr is not None and not self.shared_lr >= 0:
-            raise ValueError(f"shared_lr must be >= 0, got {self.shared_lr}")
 
 
 class PriorMap:
@@ -245,7 +232,6 @@ def warm_start(
             )
         cold = ClusterPrior(pmap, model, priors.cold)
         engine.set_cold_start(cold)
-        quiet_shared_model(engine, priors)
         replayed = 0 if replay is None else _replay(engine, model, replay, cold)
     return {
         "known_users": len(ids),
@@ -253,13 +239,6 @@ def warm_start(
         "replayed": replayed,
         "classifier": model.has_classifier,
     }
-
-
-def quiet_shared_model(engine: Engine, priors: Priors) -> None:
-    """Lower the engine's ``shared_lr`` to ``priors.shared_lr`` (see ``Priors``); every path
-    that installs a model calls it, so a restored worker learns like one that never stopped."""
-    if priors.shared_lr is not None:
-        engine.config["shared_lr"] = min(engine.config["shared_lr"], priors.shared_lr)
 
 
 class ClusterPrior:
@@ -404,7 +383,7 @@ def _replay(engine: Engine, model: CFModel, replay: pl.DataFrame, cold: ClusterP
         mean = np.repeat(cold.shares[None] @ cold.cluster_means, len(idle), axis=0)
         engine.set_prior(idle, mean, cold.precision, reset=True)
     if n:
-        shared = engine.W.copy()
+        shared, updates = engine.W.copy(), engine.shared_updates
         weights = after["weight"].to_numpy() if "weight" in after.columns else None
         engine.learn_arrays(
             engine.users.rows(uids),
@@ -413,5 +392,6 @@ def _replay(engine: Engine, model: CFModel, replay: pl.DataFrame, cold: ClusterP
             after["reward"].to_numpy().astype(np.float64),
             weights,
         )
-        engine.W[:] = shared  # W learned from these events when they first arrived
+        # W learned from these events when they first arrived
+        engine.W[:], engine.shared_updates = shared, updates
     return n

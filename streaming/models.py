@@ -38,15 +38,7 @@ import numpy as np
 import polars as pl
 
 from bandit import N_FEATURES, Engine
-from collab import (
-    CFModel,
-    ClusterPrior,
-    PriorMap,
-    Priors,
-    quiet_shared_model,
-    refine_cluster_priors,
-    warm_start,
-)
+from collab import CFModel, ClusterPrior, PriorMap, Priors, refine_cluster_priors, warm_start
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
@@ -188,7 +180,6 @@ class ModelProcessor(Processor):
             cold = ClusterPrior(pmap, model, self.priors.cold)
             engine.set_arm_embeddings(pmap.embeddings)
             engine.set_cold_start(cold)
-            quiet_shared_model(engine, self.priors)
             self.installed = Installed(model, pmap, cold, shared.copy(), offset)
 
     # ------------------------------------------------------------------ applying

@@ -411,13 +411,18 @@ class Processor:
 
     def _shared_document(self, partition: int) -> dict[str, Any]:
         """What a partition record holds (subclasses add to it)."""
-        return {"version": user_record.JSON_VERSION, "W": user_record.pack_array(self.engine.W)}
+        return {
+            "version": user_record.JSON_VERSION,
+            "W": user_record.pack_array(self.engine.W),
+            "shared_updates": self.engine.shared_updates,  # the shared model's step schedule
+        }
 
     def _load_shared_document(self, partition: int, doc: dict[str, Any]) -> None:
         W = user_record.unpack_array(doc["W"])
         if W.shape != self.engine.W.shape:
             raise ValueError(f"W: expected shape {self.engine.W.shape}, got {W.shape}")
         self.engine.W[:] = W
+        self.engine.shared_updates = int(doc.get("shared_updates", 0))
 
     # ------------------------------------------------------------------ internals
     def _row(self, key: str) -> int:

@@ -7,6 +7,8 @@ side by side with the engine.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from bandit.features import featurize
@@ -128,14 +130,15 @@ def learn_batch(
     attributes,
     W,
     gamma,
-    lr,
+    steps,
 ):
-    """Sequential updates on copies; returns (A, B, n_obs, W)."""
+    """Sequential updates on copies; ``steps`` (n,) are the shared model's step sizes;
+    returns (A, B, n_obs, W)."""
     A, B, n_obs, W = A.astype(np.float64), B.astype(np.float64), n_obs.copy(), W.copy()
     d = X.shape[1]
     tril = np.tril_indices(d)
-    for u, a, c, r, w, mine in zip(
-        rows, arms, contexts, rewards, weights, user_scores, strict=True
+    for u, a, c, r, w, mine, lr in zip(
+        rows, arms, contexts, rewards, weights, user_scores, steps, strict=True
     ):
         full = unpack(A[u], d)
         if np.isnan(mine):
@@ -165,6 +168,12 @@ def learn_pairwise(rows, x_diff, A, B, prior_mean, prior_prec, gamma):
     return A, B
 
 
+def shared_step(config: dict, t: int) -> float:
+    """``Engine.shared_steps`` for one update ``t``."""
+    floor = min(config["shared_lr"], config["shared_lr_min"])
+    return max(floor, config["shared_lr"] / (1 + t / config["shared_lr_tau"]))
+
+
 class NaiveLinTS:
     """The default policy end to end in plain NumPy: full float64 matrices per user.
 
@@ -172,14 +181,31 @@ class NaiveLinTS:
     """
 
     def __init__(
-        self, X, attributes, W, A, B, ids, scale, block, n_max, floor, gamma, lr, prior_prec, seed=0
+        self,
+        X,
+        attributes,
+        W,
+        A,
+        B,
+        ids,
+        scale,
+        block,
+        n_max,
+        floor,
+        gamma,
+        lr,
+        prior_prec,
+        seed=0,
+        t=0,
     ):
         self.X, self.attributes, self.W = X, attributes, W.copy()
         d = X.shape[1]
         self.A = {u: unpack(A[r].astype(np.float64), d) for u, r in ids.items()}
         self.b = {u: B[r].astype(np.float64) for u, r in ids.items()}
         self.scale, self.block, self.n_max = scale, block, n_max
+        # ``lr(t)``: the shared model's step size at its update ``t``
         self.floor, self.gamma, self.lr, self.prior_prec = floor, gamma, lr, prior_prec
+        self.t = t
         self.rng = np.random.default_rng(seed)
 
     @classmethod
@@ -197,8 +223,9 @@ class NaiveLinTS:
             int(p["max_samples"]),
             engine.config["floor"],
             engine.config["forgetting"],
-            engine.config["shared_lr"],
+            partial(shared_step, dict(engine.config)),
             engine.users.prior_precision,
+            t=engine.shared_updates,
         )
 
     def decide(self, user: str, message: str) -> tuple[int, np.ndarray]:
@@ -225,7 +252,8 @@ class NaiveLinTS:
         mine = x @ np.linalg.solve(self.A[user], self.b[user])
         z = np.outer(self.attributes[arm], c)
         y = reward - float((self.W * z).sum())
-        self.W += self.lr / (1 + (z**2).sum()) * (y - mine) * z
+        self.W += self.lr(self.t) / (1 + (z**2).sum()) * (y - mine) * z
+        self.t += 1
         d = len(x)
         g = self.gamma
         self.A[user] = g * self.A[user] + (1 - g) * self.prior_prec * np.eye(d) + np.outer(x, x)

@@ -115,6 +115,8 @@ def test_save_load_round_trip(policy: str, tmp_path) -> None:  # type: ignore[no
     loaded = Engine.load(tmp_path / "engine.npz")
     assert loaded.policy.name == policy and loaded.pins == engine.pins
     assert loaded.policy.params == engine.policy.params
+    assert loaded.shared_updates == engine.shared_updates > 0
+    np.testing.assert_array_equal(loaded.shared_steps(3), engine.shared_steps(3))
     for name in ("A", "B", "prior_mean", "prior_prec", "n_feedback", "n_decisions"):
         rows = engine.users.rows(engine.users.user_ids())
         lrows = loaded.users.rows(engine.users.user_ids())

@@ -186,6 +186,7 @@ def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> Non
     (rows, arms, contexts, rewards, weights, scores, A, B, pm, pp, n_obs, X, attributes, W) = (
         _learning_inputs(rng)
     )
+    steps = rng.uniform(0.05, 0.3, size=len(rows))  # a different step per update
     ref = naive.learn_batch(
         rows,
         arms,
@@ -202,7 +203,7 @@ def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> Non
         attributes,
         W,
         gamma,
-        0.2,
+        steps,
     )
     known = ~np.isnan(scores)
     K.learn_batch(
@@ -222,7 +223,7 @@ def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> Non
         attributes,
         W,
         gamma,
-        0.2,
+        steps,
     )
     np.testing.assert_allclose(A, ref[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(B, ref[1], rtol=1e-5, atol=1e-5)

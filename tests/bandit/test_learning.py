@@ -54,3 +54,17 @@ def test_request_features_transfer_to_a_new_user() -> None:
     firsts = [engine.decide([DecisionRequest(f"new-{i}", code_q)])[0] for i in range(200)]
     share = np.mean([d.levels["format"] == "code-first" for d in firsts])
     assert share > 0.5, f"code-first on a new user's first code question: {share:.0%}"
+
+
+def test_shared_step_decays_from_its_start_to_its_floor() -> None:
+    engine = Engine(random_state=0, shared_lr=0.1, shared_lr_min=0.01, shared_lr_tau=100)
+    np.testing.assert_allclose(engine.shared_steps(3), [0.1, 0.1 / 1.01, 0.1 / 1.02])
+    [d] = engine.decide([DecisionRequest("ana", "hi")])
+    engine.learn([Feedback("ana", d.arm, 1.0, d.context)] * 100)
+    assert engine.shared_updates == 100
+    assert engine.shared_steps(1)[0] == pytest.approx(0.05)  # halved after tau updates
+    engine.shared_updates = 10**6
+    assert engine.shared_steps(1)[0] == 0.01
+    # a start below the floor stays constant
+    low = Engine(random_state=0, shared_lr=0.001, shared_lr_min=0.01)
+    np.testing.assert_allclose(low.shared_steps(2), 0.001)

@@ -66,18 +66,18 @@ def _refine(engine: Engine, prior: collab.ClusterPrior, feedback: Feedback) -> N
 def test_warm_start_personalizes_new_users_faster_than_cold(time_to_90) -> None:
     """Half of issue 5's bar: at least 3x faster than the same policy started cold."""
     warm, cold = time_to_90["warm"].mean(), time_to_90["cold"].mean()
-    # measured (seeds above): warm 3.83 feedbacks on average (median 0, none censored), cold
-    # 57.6 (90% of the cold users never reach 90% within the horizon of 60, so the true ratio
+    # measured (seeds above): warm 1.25 feedbacks on average (median 0, none censored), cold
+    # 59.4 (95% of the cold users never reach 90% within the horizon of 60, so the true ratio
     # is higher). Before groups that write alike, exact group priors and a quiet W: 13.95.
     assert warm * 3 <= cold, (warm, cold)
     assert time_to_90["warm_first"].mean() >= time_to_90["cold_first"].mean() + 0.15
-    # after 5 feedbacks the average user gets 90% of their oracle (measured 0.946; cold 0.59)
+    # after 5 feedbacks the average user gets 90% of their oracle (measured 0.959; cold 0.57)
     assert time_to_90["warm_at5"].mean() >= 0.92, time_to_90["warm_at5"].mean()
 
 
 def test_issue_bar_within_five_feedbacks(time_to_90) -> None:
     """Issue 5's bar: 90% of the oracle within 5 feedbacks on average (staying there 3 turns),
-    on the fixed-seed community above (measured 3.83)."""
+    on the fixed-seed community above (measured 1.25; ``oracle_ts`` gets 1.22 there)."""
     assert time_to_90["warm"].mean() <= 5.0, time_to_90["warm"].mean()
 
 
@@ -88,8 +88,8 @@ def test_five_communities_against_an_oracle_policy() -> None:
     """The bar over five seeded communities, next to a policy that knows each persona's true
     rewards (``oracle_ts``), on the same individuals and horizon.
 
-    Measured (mean feedbacks to 90%, warm / oracle): 3.83 / 1.22, 9.20 / 5.48, 17.57 / 4.73,
-    2.00 / 1.00, 14.58 / 4.17; means 9.44 / 3.32 (before groups that write alike, exact group
+    Measured (mean feedbacks to 90%, warm / oracle): 1.25 / 1.22, 10.88 / 5.48, 14.98 / 4.73,
+    1.25 / 1.00, 8.57 / 4.17; means 7.39 / 3.32 (before groups that write alike, exact group
     priors and a quiet W, warm was 13.95, 10.15, 19.90, 12.87, 18.72: mean 15.1). Even the
     oracle is above 5 on one community: some individuals' best strategy is not their
     persona's, and thumbs take tens of turns to show it. Most of the rest of the gap is the
@@ -116,7 +116,7 @@ def test_five_communities_against_an_oracle_policy() -> None:
         reference = oracle_ts(community, new, HORIZON, run_seed)
         oracle.append(float(turns_to_reach(reference, best).mean()))
     print(json.dumps({"warm": warm, "oracle": oracle}))
-    assert np.mean(warm) <= 3.5 * np.mean(oracle), (warm, oracle)
+    assert np.mean(warm) <= 3 * np.mean(oracle), (warm, oracle)
 
 
 def test_known_users_start_from_their_persona(world, trained_engine) -> None:
@@ -220,18 +220,6 @@ def test_group_priors_reproduce_the_measured_group_rewards(world) -> None:
     np.testing.assert_allclose(attrs.T @ pmap.embeddings, 0.0, atol=1e-9)
     fitted = np.linalg.lstsq(attrs, pmap.cluster_rewards.T - pmap.baseline[:, None], rcond=None)
     np.testing.assert_allclose(attrs @ means[:, : attrs.shape[1]].T, attrs @ fitted[0], atol=1e-9)
-
-
-def test_installing_a_model_quiets_the_shared_model(world) -> None:
-    engine = Engine(random_state=0, shared_lr=0.1)
-    collab.warm_start(engine, world.model, users=[])
-    assert engine.config["shared_lr"] == 0.01
-    loud = Engine(random_state=0, shared_lr=0.1)
-    collab.warm_start(loud, world.model, users=[], priors=collab.Priors(shared_lr=None))
-    assert loud.config["shared_lr"] == 0.1
-    slow = Engine(random_state=0, shared_lr=0.001)  # never raised
-    collab.warm_start(slow, world.model, users=[])
-    assert slow.config["shared_lr"] == 0.001
 
 
 def test_bpr_model_warm_starts(world) -> None:

@@ -157,6 +157,8 @@ def test_shared_model_round_trip() -> None:
     q = make()
     q.import_shared(0, p.export_shared(0))
     np.testing.assert_array_equal(q.engine.W, p.engine.W)
+    # the step schedule travels with W: a restored worker takes the same next step
+    assert q.engine.shared_updates == p.engine.shared_updates == 1
 
 
 def test_import_replaces_pins_so_an_unpin_reaches_replicas() -> None:

@@ -29,6 +29,7 @@ from api.metrics import Metrics
 from api.models import ReplicaModels
 from api.service import (
     DEV_TENANT,
+    InputError,
     NotFound,
     Service,
     _input_error,
@@ -158,6 +159,16 @@ class KafkaService(Service):
         while len(self._recent) > RECENT_DECISIONS:
             self._recent.popitem(last=False)
         return out
+
+    def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | InputError]:
+        """One ``decide`` each: ``Service.decide_many`` logs to the embedded store."""
+        outs: list[dict[str, Any] | InputError] = []
+        for tenant, body in requests:
+            try:
+                outs.append(self.decide(tenant, body))
+            except InputError as exc:
+                outs.append(exc)
+        return outs
 
     def _decision_of(self, tenant: str, user_id: str, decision_id: str) -> Event:
         key = f"{tenant}/{user_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -45,6 +46,15 @@ class Metrics:
             "attune_learner_rejected_events", "Events the learner could not apply", registry=r
         )
         self.users = Gauge("attune_users", "Users held by the serving engine", registry=r)
+        self._decisions_of: dict[str, Any] = {}
+
+    def count_decision(self, tenant: str) -> None:
+        """Count one decision of ``tenant``; its labelled child is looked up once per tenant
+        (``labels`` costs a few microseconds per call, on every decision)."""
+        child = self._decisions_of.get(tenant)
+        if child is None:
+            child = self._decisions_of[tenant] = self.decisions.labels(tenant)
+        child.inc()
 
     def bind(
         self,

@@ -62,6 +62,11 @@ class Service:
             self.processor,
             serving=self.engine,
             checkpoint_interval_s=settings.checkpoint_interval_s,
+            # Decisions run on the event loop, the learner on its own thread: applying its
+            # batches a few events at a time (~0.3 ms) with a short sleep between lets a
+            # request wait that long for the GIL at most, not a whole batch's worth.
+            slice_size=8,
+            slice_pause_s=0.0002,
         )
         self.metrics = Metrics()
         self.metrics.bind(
@@ -103,6 +108,11 @@ class Service:
             # full collection (a pause on every thread) take tens to hundreds of milliseconds.
             gc.collect()
             gc.freeze()
+            # A young-generation collection every 700 container allocations ran a few times
+            # per second of load for about 1 ms each (measured at 1,000 decisions/s, 15 ms/s in
+            # all); nearly all of a request's containers die by reference count well before
+            # 10,000 allocations, so collections become rare without holding more memory.
+            gc.set_threshold(10_000, *gc.get_threshold()[1:])
         self.learner.start()
         self.ready = True
 
@@ -117,25 +127,48 @@ class Service:
 
     # ------------------------------------------------------------------ decisions
     def decide(self, tenant: str, body: Any) -> dict[str, Any]:
-        key = f"{tenant}/{body.user_id}"
+        [out] = self.decide_many([(tenant, body)])
+        if isinstance(out, InputError):
+            raise out
+        return out
+
+    def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | InputError]:
+        """Decide ``(tenant, body)`` requests in one engine call; per request, the response or
+        the ``InputError`` that rejects it (the others are still decided)."""
         try:
-            request = DecisionRequest(
-                key, body.message, body.locale, body.features, body.constraints
+            decisions = self.engine.decide(
+                [
+                    DecisionRequest(
+                        f"{tenant}/{body.user_id}",
+                        body.message,
+                        body.locale,
+                        body.features,
+                        body.constraints,
+                    )
+                    for tenant, body in requests
+                ]
             )
-            [d] = self.engine.decide([request])
         except ValueError as exc:
-            raise _input_error(exc) from None
-        decision_id = new_id("d_")
-        payload = decision_payload(d, decision_id, body)
-        event = Event("decision", decision_id, tenant, body.user_id, time.time(), payload)
+            if len(requests) == 1:
+                return [_input_error(exc)]
+            # One bad request fails the batch: decide each alone to find it.
+            return [out for request in requests for out in self.decide_many([request])]
+        now = time.time()
+        events: list[Event] = []
+        outs: list[dict[str, Any] | InputError] = []
+        for (tenant, body), d in zip(requests, decisions, strict=True):
+            decision_id = new_id("d_")
+            payload = decision_payload(d, decision_id, body)
+            events.append(Event("decision", decision_id, tenant, body.user_id, now, payload))
+            self.metrics.count_decision(tenant)
+            outs.append(self._response(d, decision_id, body))
         # Decisions go to the log by group commit without fsync (see streaming/store.py): a
         # lost decision costs one observation; a commit, let alone an fsync, per turn would
         # cost much of the latency budget.
-        self.store.append_later([event])
+        self.store.append_later(events)
         # No learner wake-up: a decision changes nothing until its feedback arrives, and the
         # learner's next poll (every 50 ms) picks it up without costing this request a wake-up.
-        self.metrics.decisions.labels(tenant).inc()
-        return self._response(d, decision_id, body)
+        return outs
 
     def _response(self, d: Decision, decision_id: str, body: Any) -> dict[str, Any]:
         """The decision as the API answers it: strategy, directives, propensity, explanation."""

@@ -63,64 +63,99 @@ def explain(
     # Every decision is explained, so this runs once per request: each chosen level's lift
     # over its dimension's average is one product with a precomputed centring matrix, and
     # only reasons that can make the cut are built.
-    centring = _centring(catalog)[arm]  # (n_dimensions, n_attribute_columns)
+    tables = _tables(catalog)
+    centring = tables.centring[arm]  # (n_dimensions, n_attribute_columns)
     n = centring.shape[1]
     lift = (centring @ mu[:n]).tolist()
     # Request features: each chosen level's interaction weights against its dimension's average.
     contrib = (centring @ W[:n]) * context
     best_features = np.argsort(-contrib, axis=1)[:, :2].tolist()
     contrib_rows = contrib.tolist()
-    candidates: list[tuple[float, tuple[str, str, Level, str | None]]] = []
-    for j, (dim, idx) in enumerate(
-        zip(catalog.dimensions, catalog.arms[arm].tolist(), strict=True)
-    ):
-        level = dim.levels[idx]
-        candidates.append((lift[j], ("preference", dim.name, level, None)))
+    candidates: list[tuple[float, tuple[str, str, str, int | None]]] = []
+    for j, (dim, level) in enumerate(tables.chosen[arm]):
+        candidates.append((lift[j], ("preference", dim, level, None)))
         for q in best_features[j]:
-            name = FEATURE_NAMES[q]
-            if name in FEATURE_PHRASES:
-                candidates.append((contrib_rows[j][q], ("request", dim.name, level, name)))
+            if q in tables.phrased:
+                candidates.append((contrib_rows[j][q], ("request", dim, level, q)))
     # A stable sort keeps the scoring order among equal weights.
-    kept = sorted((c for c in candidates if c[0] >= min_weight), key=lambda c: -c[0])[:top]
-    best = [_reason(weight, *what) for weight, what in kept]
-    if dist[arm] < dist.max() or not best:
+    kept = sorted((c for c in candidates if c[0] >= min_weight), key=_by_weight)[:top]
+    texts = tables.texts
+    best = [
+        Reason(
+            kind, texts[dim, level, q], weight, dim, level, None if q is None else FEATURE_NAMES[q]
+        )
+        for weight, (kind, dim, level, q) in kept
+    ]
+    p, p_max = float(dist[arm]), float(dist.max())
+    if p < p_max or not best:
         best.append(
             Reason(
                 "exploration",
                 "attune is still trying strategies to learn what works for you"
                 if not best
                 else "attune sometimes tries a different strategy to keep learning",
-                float(dist.max() - dist[arm]),
+                p_max - p,
             )
         )
     return tuple(best)
 
 
-def _reason(weight: float, kind: str, dim: str, level: Level, feature: str | None) -> Reason:
-    if feature is None:
-        text = f"you have responded well to {dim} '{level.label}'"
-    else:
-        text = f"{FEATURE_PHRASES[feature]}, which favours {dim} '{level.label}'"
-    return Reason(kind, text, weight, dimension=dim, level=level.name, feature=feature)
+def _by_weight(candidate: tuple[float, object]) -> float:
+    return -candidate[0]
 
 
-_CENTRING: dict[int, tuple[Catalog, np.ndarray]] = {}
+@dataclass(frozen=True)
+class _Tables:
+    """What explaining a catalog's decisions needs that the catalog alone decides.
 
-
-def _centring(catalog: Catalog) -> np.ndarray:
-    """Per arm, one row per dimension that takes the chosen level's column minus the mean of
-    the dimension's columns: shape (n_arms, n_dimensions, n_attribute_columns).
-
-    Cached by catalog (catalogs are immutable; the catalog is kept so its id stays unique).
+    ``centring``: per arm, one row per dimension that takes the chosen level's column minus
+    the mean of the dimension's columns, shape (n_arms, n_dimensions, n_attribute_columns).
+    ``chosen``: per arm, ``(dimension name, level name)`` per dimension. ``phrased``: the
+    request features that have a phrase. ``texts``: the reason text per (dimension, level,
+    feature index or None for a preference).
     """
-    cached = _CENTRING.get(id(catalog))
-    if cached is not None and cached[0] is catalog:
-        return cached[1]
+
+    catalog: Catalog  # kept so the id the tables are cached under stays unique
+    centring: np.ndarray
+    chosen: list[list[tuple[str, str]]]
+    phrased: frozenset[int]
+    texts: dict[tuple[str, str, int | None], str]
+
+
+_TABLES: dict[int, _Tables] = {}
+
+
+def _tables(catalog: Catalog) -> _Tables:
+    """The explanation tables of a catalog, built once (catalogs are immutable)."""
+    cached = _TABLES.get(id(catalog))
+    if cached is not None and cached.catalog is catalog:
+        return cached
     n_arms, n_dims = catalog.arms.shape
-    out = np.zeros((n_arms, n_dims, catalog.attributes.shape[1]))
+    centring = np.zeros((n_arms, n_dims, catalog.attributes.shape[1]))
     for j, (dim, start) in enumerate(zip(catalog.dimensions, catalog.level_offsets, strict=True)):
-        out[:, j, start : start + len(dim.levels)] = -1.0 / len(dim.levels)
-        out[np.arange(n_arms), j, start + catalog.arms[:, j]] += 1.0
-    out.setflags(write=False)
-    _CENTRING[id(catalog)] = (catalog, out)
-    return out
+        centring[:, j, start : start + len(dim.levels)] = -1.0 / len(dim.levels)
+        centring[np.arange(n_arms), j, start + catalog.arms[:, j]] += 1.0
+    centring.setflags(write=False)
+    chosen = [
+        [
+            (dim.name, dim.levels[idx].name)
+            for dim, idx in zip(catalog.dimensions, catalog.arms[arm].tolist(), strict=True)
+        ]
+        for arm in range(n_arms)
+    ]
+    phrased = frozenset(q for q, name in enumerate(FEATURE_NAMES) if name in FEATURE_PHRASES)
+    texts: dict[tuple[str, str, int | None], str] = {}
+    for dim in catalog.dimensions:
+        for level in dim.levels:
+            texts[dim.name, level.name, None] = _text(dim.name, level, None)
+            for q in phrased:
+                texts[dim.name, level.name, q] = _text(dim.name, level, FEATURE_NAMES[q])
+    tables = _Tables(catalog, centring, chosen, phrased, texts)
+    _TABLES[id(catalog)] = tables
+    return tables
+
+
+def _text(dim: str, level: Level, feature: str | None) -> str:
+    if feature is None:
+        return f"you have responded well to {dim} '{level.label}'"
+    return f"{FEATURE_PHRASES[feature]}, which favours {dim} '{level.label}'"

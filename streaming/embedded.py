@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from bandit import Engine
+from streaming.events import Event
 from streaming.processor import Processor
 from streaming.store import Store
 
@@ -48,6 +49,12 @@ class Learner:
         How often decisions past the wait window get their default reward.
     batch : int
         Events read from the log per step.
+    poll_s : float
+        How often the log is read for events nobody notified about (decisions).
+    slice_size : int, optional
+        The thread applies a batch this many events at a time (default: all at once) ...
+    slice_pause_s : float
+        ... sleeping this long between slices, so that the GIL goes to the requests.
     clock : callable
         Wall clock for the wait window (tests pass a fake one).
     """
@@ -62,6 +69,9 @@ class Learner:
         catch_up_s: float = 30.0,
         expire_interval_s: float = 1.0,
         batch: int = 2000,
+        poll_s: float = 0.05,
+        slice_size: int | None = None,
+        slice_pause_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -71,6 +81,9 @@ class Learner:
         self.catch_up_s = catch_up_s
         self.expire_interval_s = expire_interval_s
         self.batch = batch
+        self.poll_s = poll_s
+        self.slice_size = slice_size
+        self.slice_pause_s = slice_pause_s
         self.clock = clock
         self.lock = threading.RLock()  # guards the processor; API reads take it too
         self.offset = 0
@@ -146,12 +159,28 @@ class Learner:
         return True
 
     # ------------------------------------------------------------------ work
-    def step(self) -> int:
+    def step(self, *, paced: bool = False) -> int:
         """Apply the next batch of the log; returns how many events it held (applied or
-        skipped as already in the recovered state)."""
+        skipped as already in the recovered state: a batch the recovered state holds entirely
+        must not end the recovery).
+
+        ``paced`` (the thread's steps): apply it in slices of ``slice_size`` events with a
+        ``slice_pause_s`` sleep between them, so requests on other threads wait for the GIL
+        at most one slice instead of a whole batch.
+        """
         rows = self.store.read(self.offset, self.batch)
         if not rows:
             return 0
+        size = self.slice_size if paced and self.slice_size else len(rows)
+        for start in range(0, len(rows), size):
+            if start:
+                time.sleep(self.slice_pause_s)
+            self._apply(rows[start : start + size])
+        with self._progress:
+            self._progress.notify_all()
+        return len(rows)
+
+    def _apply(self, rows: list[tuple[int, Event]]) -> None:
         skip = self._skip  # only while recovering
         rows_to_apply = [r for r in rows if r[0] > skip.get(r[1].key, 0)] if skip else rows
         events = [e for _, e in rows_to_apply]
@@ -173,9 +202,6 @@ class Learner:
             # left to replay, the tombstone can go too, and no decision that raced the erasure
             # can bring the user back after a crash.
             self.checkpoint(full=True)
-        with self._progress:
-            self._progress.notify_all()
-        return len(events)
 
     def expire(self) -> int:
         with self.lock:
@@ -185,17 +211,23 @@ class Learner:
                 self.sync(changed)
         return len(changed)
 
-    def checkpoint(self, *, full: bool = False) -> None:
+    def checkpoint(self, *, full: bool = False, paced: bool = False) -> None:
         """Save changed users, the shared model and the offsets, in one transaction.
 
         Users changed only by decisions are saved in shares (see the module docstring), or
-        all of them with ``full``.
+        all of them with ``full``. ``paced`` (the thread's checkpoints): sleep
+        ``slice_pause_s`` between users, since exporting one takes a fraction of a
+        millisecond of GIL and a share holds tens of them.
         """
         with self.lock:
             behind = self._behind
             share = len(behind) if full else self._catch_up_share()
             keys = self._dirty.union(itertools.islice(behind, share))
-            states = {k: self.processor.export_user(k) for k in keys}
+            states: dict[str, bytes | None] = {}
+            for key in keys:
+                if paced and states:
+                    time.sleep(self.slice_pause_s)
+                states[key] = self.processor.export_user(key)
             for key in keys:
                 behind.pop(key, None)
             shared = {0: self.processor.export_shared(0)}
@@ -211,7 +243,8 @@ class Learner:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                n = self.step()
+                self._wake.clear()  # before reading, so a notify from now on is not lost
+                n = self.step(paced=True)
                 now = time.monotonic()
                 if now - self._last_expire >= self.expire_interval_s:
                     self.expire()
@@ -219,10 +252,13 @@ class Learner:
                 if (
                     self._dirty or self._behind or self.checkpointed < self.offset
                 ) and now - self._last_checkpoint >= self.checkpoint_interval_s:
-                    self.checkpoint()
-                if n == 0:
-                    self._wake.wait(0.05)
-                    self._wake.clear()
+                    self.checkpoint(paced=self.slice_size is not None)
+                if n < self.batch:
+                    # Caught up: wait for a notify (feedback, profile changes) or the next poll
+                    # rather than stepping again at once. Decisions (no notify) are then applied
+                    # in batches per poll, not a few per step, each step's fixed cost taking
+                    # the GIL from the requests.
+                    self._wake.wait(self.poll_s)
         except BaseException as exc:  # surfaced by /readyz and the next wait_for
             self.error = exc
             raise

@@ -109,8 +109,13 @@ class Store:
                     "ALTER TABLE user_state ADD COLUMN offset INTEGER NOT NULL DEFAULT 0"
                 )
         self._synchronous = "NORMAL"
-        self._later: list[tuple[Any, ...]] = []
+        self._later: list[tuple[tuple[Any, ...], Event]] = []
         self._later_lock = threading.Lock()
+        self._queued = threading.Event()  # the flusher sleeps on it while nothing is queued
+        # Events committed by group commit, by offset, until a reader passes them: the learner
+        # reads each decision back a few milliseconds after it was queued, and parsing its
+        # document again would cost more than everything else the learner does with it.
+        self._recent: dict[int, Event] = {}
         self._flush_interval_s = flush_interval_s
         self._flusher: threading.Thread | None = None
         self._closed = threading.Event()
@@ -147,9 +152,11 @@ class Store:
         most the last ``flush_interval_s`` of them (feedback for such a decision then gets
         404); acknowledged feedback never takes this path.
         """
-        rows = [_row(e) for e in events]
+        rows = [(_row(e), e) for e in events]
         with self._later_lock:
             self._later.extend(rows)
+        if not self._queued.is_set():
+            self._queued.set()
         if self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_loop, name="attune-store-flush", daemon=True
@@ -169,7 +176,11 @@ class Store:
                 "SELECT offset, body FROM events WHERE offset > ? ORDER BY offset LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [(off, Event.from_bytes(body)) for off, body in rows]
+            recent = self._recent
+            out = [(off, recent.get(off) or Event.from_bytes(body)) for off, body in rows]
+            if rows and recent:
+                _drop_through(recent, rows[-1][0])
+        return out
 
     def last_offset(self) -> int:
         with self._lock:
@@ -273,6 +284,13 @@ class Store:
             n = cur.rowcount
             cur.execute("DELETE FROM user_state WHERE key=?", (key,))
             cur.execute("COMMIT")
+            kept = set(keep)
+            for off in [
+                off
+                for off, e in self._recent.items()
+                if e.tenant == tenant and e.user_id == user_id and off not in kept
+            ]:
+                del self._recent[off]
         return n
 
     # ------------------------------------------------------------------ learner checkpoints
@@ -367,6 +385,7 @@ class Store:
         with self._lock:
             self._flush_locked()
             self._closed.set()
+            self._queued.set()  # let the flusher see the store is closed
             self._db.close()
 
     def _flush_locked(self) -> None:
@@ -375,23 +394,42 @@ class Store:
         if not self._later:
             return
         with self._later_lock:
-            rows, self._later = self._later, []
+            queued, self._later = self._later, []
         self._set_sync("NORMAL")
         cur = self._db.cursor()
+        stored = last = 0
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.executemany(_INSERT, rows)
+            # Multi-row INSERTs rather than ``executemany``: each statement releases and
+            # retakes the GIL once, where ``executemany`` does so per row, and each retake can
+            # make a request on the event loop wait for the GIL.
+            for start in range(0, len(queued), _ROWS_PER_INSERT):
+                chunk = queued[start : start + _ROWS_PER_INSERT]
+                cur.execute(_insert_rows(len(chunk)), [v for row, _ in chunk for v in row])
+                stored += cur.rowcount
+                last = cur.lastrowid or last
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+        if stored == len(queued):
+            # Every row was new, so AUTOINCREMENT gave them consecutive offsets ending at
+            # ``last`` (the lock keeps other writers out); otherwise nothing is remembered.
+            recent = self._recent
+            for off, (_, event) in enumerate(queued, start=last - stored + 1):
+                recent[off] = event
+            if len(recent) > _RECENT_MAX:  # nobody reads the log: keep the newest only
+                _drop_through(recent, last - _RECENT_MAX)
 
     def _flush_loop(self) -> None:
-        while not self._closed.wait(self._flush_interval_s):
-            if self._later:
-                with self._lock:
-                    if not self._closed.is_set():
-                        self._flush_locked()
+        # Idle until something is queued (no wake-ups, no GIL taken, while no decisions
+        # come), then group commit what arrived within the interval.
+        while self._queued.wait() and not self._closed.wait(self._flush_interval_s):
+            self._queued.clear()  # before flushing, so a later append starts the next round
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                self._flush_locked()
 
     def _set_sync(self, level: str) -> None:
         # Called with the lock held and outside a transaction (SQLite ignores the pragma
@@ -401,10 +439,17 @@ class Store:
             self._synchronous = level
 
 
+_RECENT_MAX = 20_000
 _INSERT = (
     "INSERT OR IGNORE INTO events (tenant, event_id, user_id, kind, ts, body) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_ROWS_PER_INSERT = 1000  # 6 parameters a row, well under SQLite's 32,766 per statement
+
+
+def _insert_rows(n: int) -> str:
+    """``_INSERT`` for ``n`` rows in one statement (SQLite inserts them in order)."""
+    return _INSERT + ", (?, ?, ?, ?, ?, ?)" * (n - 1)
 
 
 def _row(e: Event) -> tuple[Any, ...]:
@@ -417,6 +462,15 @@ def _row(e: Event) -> tuple[Any, ...]:
     except orjson.JSONEncodeError:
         body = e.to_bytes().decode("utf-8")
     return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), body)
+
+
+def _drop_through(recent: dict[int, Event], offset: int) -> None:
+    """Forget remembered events up to ``offset`` (the dict is in offset order)."""
+    while recent:
+        first = next(iter(recent))
+        if first > offset:
+            return
+        del recent[first]
 
 
 def _filters(

@@ -11,6 +11,7 @@ FastAPI's status codes and shapes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -66,6 +67,7 @@ class DecisionFastPath:
     def __init__(self, app: Any, fallback: Any) -> None:
         self.app = app
         self.fallback = fallback
+        self._queued: list[tuple[str, DecisionCreate, asyncio.Future[Any]]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = await _read_body(receive)
@@ -78,9 +80,8 @@ class DecisionFastPath:
             await self.fallback(scope, _replay(raw, receive), send)
             return
         start = time.perf_counter()
-        try:
-            out = service.decide(tenant, body)
-        except InputError:
+        out = await self._decide(tenant, body)
+        if isinstance(out, InputError):
             await self.fallback(scope, _replay(raw, receive), send)  # the route words the 422
             return
         payload = encode(out)
@@ -96,6 +97,36 @@ class DecisionFastPath:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+    def _decide(self, tenant: str, body: DecisionCreate) -> asyncio.Future[Any]:
+        """The decision for one request, made together with every other request that reached
+        this point in the same turn of the event loop.
+
+        Requests queue up whenever the loop falls behind (a GIL-holding learner slice, a
+        collection, a burst); one engine call then decides all of them for much less than
+        one call each (about 130 instead of 210 microseconds per request at four), so the
+        backlog clears faster the longer it grows.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._decide_queued)
+        self._queued.append((tenant, body, future))
+        return future
+
+    def _decide_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        service: Service = self.app.state.service
+        try:
+            outs = service.decide_many([(tenant, body) for tenant, body, _ in queued])
+        except Exception as exc:  # every waiting request gets it, as if decided alone
+            for *_, future in queued:
+                if not future.done():  # done: cancelled, its request is gone
+                    future.set_exception(exc)
+            return
+        for (*_, future), out in zip(queued, outs, strict=True):
+            if not future.done():
+                future.set_result(out)
 
 
 async def _read_body(receive: Any) -> bytes | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -134,6 +135,66 @@ def test_fast_path_passes_errors_to_fastapi_in_its_shape(client: TestClient) -> 
         "/v1/decisions", json={"user_id": "u", "constraints": {"length": "epic"}}, headers=ACME
     )  # valid for the schema, refused by the engine
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "constraints"]
+
+
+def test_requests_arriving_together_are_decided_in_one_engine_call(client: TestClient) -> None:
+    """The fast path decides the requests that reach it in one turn of the event loop
+    together; one the engine refuses still gets its own 422 and the others their decisions."""
+    service = service_of(client)
+    batches: list[int] = []
+    decide_many = service.decide_many
+
+    def recording(requests: list[tuple[str, Any]]) -> list[Any]:
+        batches.append(len(requests))
+        return decide_many(requests)
+
+    service.decide_many = recording  # type: ignore[method-assign]
+    bodies: list[dict[str, Any]] = [
+        {"user_id": "u1", "message": "How do I sort a dict in Python?"},
+        {"user_id": "u2", "constraints": {"length": "epic"}},
+        {"user_id": "u3", "message": "why is the sky blue?"},
+    ]
+    answers = asyncio.run(_together(client.app, bodies))
+    assert [status for status, _ in answers] == [200, 422, 200]
+    assert batches[0] == 3
+    assert answers[1][1]["detail"][0]["loc"][:2] == ["body", "constraints"]
+    ids = [answers[0][1]["decision_id"], answers[2][1]["decision_id"]]
+    users = [service.store.get_event("acme", i, kind="decision").user_id for i in ids]  # type: ignore[union-attr]
+    assert users == ["u1", "u3"]
+
+
+async def _together(app: Any, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    """POST the bodies to the ASGI app concurrently; (status, JSON answer) of each."""
+
+    async def post(body: dict[str, Any]) -> tuple[int, Any]:
+        raw = json.dumps(body).encode()
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(k.lower().encode(), v.encode()) for k, v in ACME.items()]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/decisions",
+            "raw_path": b"/v1/decisions",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [*headers, (b"content-type", b"application/json")],
+            "client": ("test", 1),
+            "server": ("test", 80),
+        }
+        await app(scope, receive, send)
+        return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+    return await asyncio.gather(*(post(body) for body in bodies))
 
 
 def _count(histogram: Any) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bandit import Engine
 from streaming.composer import RewardComposer
 from streaming.embedded import Learner
@@ -77,8 +79,11 @@ def decisions(user: str, n: int, start: int = 0) -> list[Event]:
     ]
 
 
+# With 2 events a step, a step of the recovery holds only events ana's saved state has: it
+# must not end the recovery.
+@pytest.mark.parametrize("batch", [2000, 2])
 def test_decision_only_users_are_saved_in_shares_and_replayed_after_a_crash(
-    tmp_path: Path,
+    tmp_path: Path, batch: int
 ) -> None:
     path = tmp_path / "c.sqlite"
     # Remembering only 2 event ids, the processor cannot tell ana's replayed events from new
@@ -99,6 +104,7 @@ def test_decision_only_users_are_saved_in_shares_and_replayed_after_a_crash(
     first.store.close()
 
     second = learner(path, max_seen=2)
+    second.batch = batch
     second.recover()
     c = second.processor.counters("acme/ana")
     assert (c["decisions"], c["feedback_events"]) == (5, 5)  # none twice, none lost

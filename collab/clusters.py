@@ -52,13 +52,15 @@ def fit_clusters(
     v = np.asarray(arm_factors, dtype=np.float64)
     gram = v.T @ v
     chol = np.linalg.cholesky(gram + 1e-9 * np.trace(gram) * np.eye(len(gram)) + 1e-12)
-    x = _unit_block(u @ chol)
+    scores = u @ chol
+    x = unit_rows(scores - scores.mean(axis=0))
     if contexts is not None:
         c = np.asarray(contexts, dtype=np.float64)
         known = ~np.isnan(c).any(axis=1)
         if known.sum() >= k:
             block = np.zeros_like(c)
-            block[known] = _unit_block(c[known])
+            seen = c[known]
+            block[known] = unit_rows(seen - seen.mean(axis=0))
             x = np.hstack([x, block])
     x = x.astype(np.float32)
     km: KMeans | MiniBatchKMeans
@@ -75,10 +77,9 @@ def fit_clusters(
     return labels, centers.astype(np.float32)
 
 
-def _unit_block(x: np.ndarray) -> np.ndarray:
-    """``x`` centered and scaled so its rows have unit mean squared norm."""
-    x = x - x.mean(axis=0)
-    return x / max(float(np.sqrt(np.mean(np.sum(x**2, axis=1)))), 1e-12)
+def unit_rows(block: np.ndarray) -> np.ndarray:
+    """``block`` scaled so its rows have unit mean squared norm."""
+    return block / max(float(np.sqrt(np.mean(np.sum(block**2, axis=1)))), 1e-12)
 
 
 def fit_classifier(

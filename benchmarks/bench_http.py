@@ -10,6 +10,12 @@ became free, so a server stall shows up in the percentiles instead of silently s
 generator down (no coordinated omission). ``decisions_per_s`` is the throughput of a
 closed loop of ``--connections`` connections sending back to back.
 
+The reference: the same generator, at the same top rate, against a bare ASGI app under the
+same uvicorn that answers every request with a stored attune response (no validation, no
+engine, no log). Its percentiles (``reference_p50_ms``, ``reference_p99_ms``) are this
+machine's floor for the method at that moment; on a VM whose speed drifts between runs,
+attune's numbers are only comparable side by side with them.
+
     python benchmarks/bench_http.py --json
 """
 
@@ -26,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -175,8 +182,47 @@ def generate(args: argparse.Namespace) -> None:
             1e3 * (_cpu_seconds(args.server_pid) - cpu) / (phase["sent"])
         )
         out["rates"].append(phase)
-    out["max"] = asyncio.run(_closed_loop(args.port, args.duration, args.saturate_connections))
+    if args.saturate_connections:
+        out["max"] = asyncio.run(_closed_loop(args.port, args.duration, args.saturate_connections))
     print(json.dumps(out))
+
+
+# ---------------------------------------------------------------------- reference server
+def serve_reference(port: int, body_file: str) -> None:
+    """A bare ASGI app under attune's uvicorn settings, answering every request with the
+    stored response body: the floor of what this benchmark can measure."""
+    import uvicorn
+
+    body = Path(body_file).read_bytes()
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body", False):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def _one_decision(port: int) -> bytes:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/decisions",
+        data=json.dumps({"user_id": "reference", "message": MESSAGES[0]}).encode(),
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        body: bytes = r.read()
+    return body
 
 
 # ---------------------------------------------------------------------- server process
@@ -186,12 +232,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_server(port: int, data_dir: str) -> subprocess.Popen:
+def _start_server(port: int, data_dir: str, argv: list[str] | None = None) -> subprocess.Popen:
     env = dict(
         os.environ, ATTUNE_API_KEYS=f"bench:{KEY}", ATTUNE_DATA_DIR=data_dir, ATTUNE_PORT=str(port)
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
+        argv or [sys.executable, "-m", "api.cli", "serve"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -211,6 +257,24 @@ def _start_server(port: int, data_dir: str) -> subprocess.Popen:
     raise RuntimeError("server never became ready")
 
 
+def _generate(args: argparse.Namespace, port: int, pid: int, rates: list[float], **kw: Any) -> dict:
+    """Run the load-generator process against ``port``; its JSON result."""
+    flags = {
+        "rates": ",".join(map(str, rates)),
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "connections": args.connections,
+        "saturate-connections": args.saturate_connections,
+        **kw,
+    }
+    argv = [sys.executable, __file__, "--generate", "--port", str(port), "--server-pid", str(pid)]
+    for name, value in flags.items():
+        argv += [f"--{name}", str(value)]
+    gen = subprocess.run(argv, capture_output=True, text=True, check=True)
+    result: dict = json.loads(gen.stdout)
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -221,45 +285,42 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--connections", type=int, default=32, help="open-loop connection pool")
     p.add_argument("--saturate-connections", type=int, default=8)
+    p.add_argument(
+        "--no-reference", action="store_true", help="skip the bare-uvicorn reference phase"
+    )
     p.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--serve-reference", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.generate:
         generate(args)
         return
+    if args.serve_reference:
+        serve_reference(args.port, args.serve_reference)
+        return
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as data_dir:
         server = _start_server(port, data_dir)
         try:
-            gen = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--generate",
-                    "--port",
-                    str(port),
-                    "--server-pid",
-                    str(server.pid),
-                    "--rates",
-                    ",".join(map(str, args.rates)),
-                    "--duration",
-                    str(args.duration),
-                    "--warmup",
-                    str(args.warmup),
-                    "--connections",
-                    str(args.connections),
-                    "--saturate-connections",
-                    str(args.saturate_connections),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+            raw = _generate(args, port, server.pid, args.rates)
+            sample = _one_decision(port)
         finally:
             server.terminate()
             server.wait(timeout=60)
-    raw = json.loads(gen.stdout)
+        ref = None
+        if not args.no_reference:
+            body_file = Path(data_dir, "response.json")
+            body_file.write_bytes(sample)
+            port = _free_port()
+            argv = [sys.executable, __file__, "--serve-reference", str(body_file)]
+            server = _start_server(port, data_dir, [*argv, "--port", str(port)])
+            try:
+                top = max(args.rates)
+                ref = _generate(args, port, server.pid, [top], **{"saturate-connections": 0})
+            finally:
+                server.terminate()
+                server.wait(timeout=60)
     result: dict = {
         "cores": os.cpu_count(),
         "duration_s_per_rate": args.duration,
@@ -276,6 +337,15 @@ def main() -> None:
     result["decide_p99_ms"] = {int(r["rate"]): round(r["p99_ms"], 3) for r in raw["rates"]}
     result["decisions_per_s"] = round(raw["max"]["decisions_per_s"], 1)
     result["saturation"] = raw["max"]
+    if ref is not None:
+        [r] = ref["rates"]
+        result["reference"] = {
+            "what": "bare ASGI app, same uvicorn settings, stored attune response",
+            "rate": r["rate"],
+            "reference_p50_ms": round(r["p50_ms"], 3),
+            "reference_p99_ms": round(r["p99_ms"], 3),
+            "server_cpu_ms_per_request": round(r["server_cpu_ms_per_request"], 3),
+        }
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -283,6 +353,13 @@ def main() -> None:
         print(
             f"{r['rate']:>7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms  "
             f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  errors {r['errors']}  "
+            f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/request"
+        )
+    if ref is not None:
+        r = ref["rates"][0]
+        print(
+            f"{r['rate']:>7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p90 {r['p90_ms']:6.2f} ms  "
+            f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  (reference: bare uvicorn)  "
             f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/request"
         )
     print(

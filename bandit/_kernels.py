@@ -295,24 +295,46 @@ def ts_distribution(
     stops at once), or at ``n_max``. Returns the number of draws used. The caller then picks the
     arm *from this distribution*, so the logged propensity is exact for the policy that ran.
     """
-    n_arms = GT.shape[1]
+    d, n_arms = GT.shape
+    # Four draws at a time: each loaded row of GT updates four score vectors, so the sweep
+    # reads GT a quarter as often as one draw at a time. (Not BLAS: a BLAS call here, after a
+    # parallel kernel had run, kept an OpenMP worker spinning for the process's life.)
+    scores = np.empty((4, n_arms))
     for a in range(n_arms):
         out[a] = 0.0
     used = 0
     distinct = 0
     while used < n_max:
         before = max(distinct, 1)  # a first block that agrees on one arm is enough
-        # A block's draws in one matrix product, (n_min, d) @ (d, n_arms): BLAS reuses each
-        # loaded row of GT across the draws, about twice as fast as one axpy sweep per draw.
-        scores = np.dot(pool[offset + used : offset + used + n_min], GT)
-        for j in range(n_min):
-            row = scores[j]
+        end = used + n_min
+        for first in range(used, end, 4):
+            s0, s1, s2, s3 = scores[0], scores[1], scores[2], scores[3]
             for a in range(n_arms):
-                row[a] = m[a] + scale * row[a]
-            best = argmax_masked(row, mask)
-            if out[best] == 0.0:
-                distinct += 1
-            out[best] += 1.0
+                s0[a] = m[a]
+                s1[a] = m[a]
+                s2[a] = m[a]
+                s3[a] = m[a]
+            last = offset + end - 1  # a block that is not a multiple of 4 repeats its last draw
+            z0, z1, z2, z3 = (
+                pool[offset + first],
+                pool[min(offset + first + 1, last)],
+                pool[min(offset + first + 2, last)],
+                pool[min(offset + first + 3, last)],
+            )
+            for i in range(d):
+                c0, c1, c2, c3 = scale * z0[i], scale * z1[i], scale * z2[i], scale * z3[i]
+                row = GT[i]
+                for a in range(n_arms):
+                    g = row[a]
+                    s0[a] += c0 * g
+                    s1[a] += c1 * g
+                    s2[a] += c2 * g
+                    s3[a] += c3 * g
+            for j in range(min(4, end - first)):  # ...and counts it once
+                best = argmax_masked(scores[j], mask)
+                if out[best] == 0.0:
+                    distinct += 1
+                out[best] += 1.0
         used += n_min
         if distinct <= before:
             break

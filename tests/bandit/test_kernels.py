@@ -100,19 +100,30 @@ def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray) -> None:
 
 @pytest.mark.parametrize("scale", [0.0, 0.3, 5.0])
 @pytest.mark.parametrize("mask", [np.ones(N_ARMS, bool), np.array([1, 0, 0, 0, 0], bool)])
+# The kernel scores four draws at a time: blocks that are not a multiple of four, and draws
+# that end exactly at the end of the pool, must count each draw once and read nothing past it.
+@pytest.mark.parametrize(
+    ("block", "n_max", "at_end"), [(8, 64, False), (5, 15, True), (1, 3, True)]
+)
 def test_ts_distribution_matches_twin(
-    rng: np.random.Generator, scale: float, mask: np.ndarray
+    rng: np.random.Generator,
+    scale: float,
+    mask: np.ndarray,
+    block: int,
+    n_max: int,
+    at_end: bool,
 ) -> None:
     _, _, X, shared, L, GT, m, mu = factored(rng)
     pool = rng.standard_normal((200, D))
+    offset = len(pool) - n_max if at_end else 17
     out = np.empty(N_ARMS)
-    used = K.ts_distribution(GT, m, scale, mask, pool, 17, 8, 64, out)
-    ref, ref_used = naive.ts_distribution(L, mu, X, shared, scale, mask, pool, 17, 8, 64)
+    used = K.ts_distribution(GT, m, scale, mask, pool, offset, block, n_max, out)
+    ref, ref_used = naive.ts_distribution(L, mu, X, shared, scale, mask, pool, offset, block, n_max)
     assert used == ref_used
     np.testing.assert_allclose(out, ref, atol=1e-12)
     assert out[~mask].sum() == 0 and out.sum() == pytest.approx(1.0)
     if scale == 0.0:  # no uncertainty: one block, all on the mean's best arm
-        assert used == 8 and out.max() == 1.0
+        assert used == block and out.max() == 1.0
 
 
 @pytest.mark.parametrize("floor", [0.0, 0.05, 0.5])

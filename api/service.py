@@ -63,10 +63,14 @@ class Service:
             serving=self.engine,
             checkpoint_interval_s=settings.checkpoint_interval_s,
             # Decisions run on the event loop, the learner on its own thread: applying its
-            # batches a few events at a time (~0.3 ms) with a short sleep between lets a
-            # request wait that long for the GIL at most, not a whole batch's worth.
+            # batches a few events at a time (~0.3 ms) with a sleep between lets a request
+            # wait that long for the GIL at most, not a whole batch's worth. The sleep is
+            # longer than a slice, so while the learner catches up (or exports users for a
+            # checkpoint) the request thread still gets most of the GIL: 0.2 ms gave it about a
+            # third and p99 at 1,000 req/s of 7.6-11.3 ms in three runs, 1 ms 3.3-7.9 ms in
+            # six, alternating on the same VM (benchmarks/bench_http.py).
             slice_size=8,
-            slice_pause_s=0.0002,
+            slice_pause_s=0.001,
         )
         self.metrics = Metrics()
         self.metrics.bind(

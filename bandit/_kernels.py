@@ -6,7 +6,8 @@ NumPy twin in ``tests/bandit/naive.py``.
 
 Per-user state is stored compactly: the posterior precision ``A`` (d x d, symmetric) as its
 packed lower triangle in float32, row-major (entry (i, j), j <= i, at ``i*(i+1)//2 + j``), and
-the natural mean ``b = A @ mu`` in float32. The arithmetic runs in float64.
+the natural mean ``b = A @ mu`` in float32. The arithmetic runs in float64, except the scores of
+Thompson draws (float32: they only pick each draw's best arm).
 
 Randomness: a decision's seed is hashed with splitmix64 into an offset into a pool of standard
 normal draws (made once by the engine's ``numpy.random.Generator``) and one uniform, so a seed
@@ -299,7 +300,16 @@ def ts_distribution(
     # Four draws at a time: each loaded row of GT updates four score vectors, so the sweep
     # reads GT a quarter as often as one draw at a time. (Not BLAS: a BLAS call here, after a
     # parallel kernel had run, kept an OpenMP worker spinning for the process's life.)
-    scores = np.empty((4, n_arms))
+    # In float32: a draw's scores only pick its best arm, and twice the lanes per vector
+    # make the sweep ~40% faster (41 -> 25 us for 64 draws over 128 arms).
+    G = np.empty((d, n_arms), dtype=np.float32)
+    for i in range(d):
+        for a in range(n_arms):
+            G[i, a] = GT[i, a]
+    mean = np.empty(n_arms, dtype=np.float32)
+    for a in range(n_arms):
+        mean[a] = m[a]
+    scores = np.empty((4, n_arms), dtype=np.float32)
     for a in range(n_arms):
         out[a] = 0.0
     used = 0
@@ -310,10 +320,10 @@ def ts_distribution(
         for first in range(used, end, 4):
             s0, s1, s2, s3 = scores[0], scores[1], scores[2], scores[3]
             for a in range(n_arms):
-                s0[a] = m[a]
-                s1[a] = m[a]
-                s2[a] = m[a]
-                s3[a] = m[a]
+                s0[a] = mean[a]
+                s1[a] = mean[a]
+                s2[a] = mean[a]
+                s3[a] = mean[a]
             last = offset + end - 1  # a block that is not a multiple of 4 repeats its last draw
             z0, z1, z2, z3 = (
                 pool[offset + first],
@@ -322,8 +332,11 @@ def ts_distribution(
                 pool[min(offset + first + 3, last)],
             )
             for i in range(d):
-                c0, c1, c2, c3 = scale * z0[i], scale * z1[i], scale * z2[i], scale * z3[i]
-                row = GT[i]
+                c0 = np.float32(scale * z0[i])
+                c1 = np.float32(scale * z1[i])
+                c2 = np.float32(scale * z2[i])
+                c3 = np.float32(scale * z3[i])
+                row = G[i]
                 for a in range(n_arms):
                     g = row[a]
                     s0[a] += c0 * g

@@ -658,7 +658,8 @@ class Engine:
     def _make_pool(self) -> np.ndarray:
         _, _, _, n_max = self.policy.kernel_args()
         rng = np.random.default_rng(self._pool_seed)
-        return rng.standard_normal((POOL_ROWS + n_max, self.n_features))
+        # float32, as the Thompson draws are scored (half the memory the draws stream through)
+        return rng.standard_normal((POOL_ROWS + n_max, self.n_features), dtype=np.float32)
 
 
 def _check_shapes(n: int, **arrays: np.ndarray) -> None:

@@ -646,6 +646,7 @@ class Engine:
         """Compile every kernel this engine calls (on a throwaway copy of its state)."""
         probe = Engine(self.catalog, policy=self.policy, **self.config)
         [d] = probe.decide([DecisionRequest("warm-up", "How does this work?")])
+        d.explanation  # noqa: B018  (the explanation's kernel compiles on first use)
         probe.learn([Feedback("warm-up", d.arm, 1.0, d.context)])
         probe.learn_pairwise(["warm-up"], [d.arm], [(d.arm + 1) % self.n_arms])
         probe.profile("warm-up")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bandit import _kernels as K
 from bandit.catalog import Catalog, Level
 from bandit.features import FEATURE_NAMES, FEATURE_PHRASES
 
@@ -60,23 +61,22 @@ def explain(
     dist : ndarray, shape (n_arms,)
         The action distribution the arm was drawn from.
     """
-    # Every decision is explained, so this runs once per request: each chosen level's lift
-    # over its dimension's average is one product with a precomputed centring matrix, and
-    # only reasons that can make the cut are built.
+    # Every decision is explained, so this runs once per request: the numbers (each chosen
+    # level's lift over its dimension's average, and each dimension's two strongest request
+    # features) come from one kernel call against a precomputed centring matrix, and only
+    # reasons that can make the cut are built.
     tables = _tables(catalog)
     centring = tables.centring[arm]  # (n_dimensions, n_attribute_columns)
-    n = centring.shape[1]
-    lift = (centring @ mu[:n]).tolist()
-    # Request features: each chosen level's interaction weights against its dimension's average.
-    contrib = (centring @ W[:n]) * context
-    best_features = np.argsort(-contrib, axis=1)[:, :2].tolist()
-    contrib_rows = contrib.tolist()
+    terms = np.empty((centring.shape[0], 5))
+    p_max = K.explain_terms(centring, mu, W, context, dist, terms)
     candidates: list[tuple[float, tuple[str, str, str, int | None]]] = []
-    for j, (dim, level) in enumerate(tables.chosen[arm]):
-        candidates.append((lift[j], ("preference", dim, level, None)))
-        for q in best_features[j]:
+    for (dim, level), (lift, q1, w1, q2, w2) in zip(
+        tables.chosen[arm], terms.tolist(), strict=True
+    ):
+        candidates.append((lift, ("preference", dim, level, None)))
+        for q, w in ((int(q1), w1), (int(q2), w2)):
             if q in tables.phrased:
-                candidates.append((contrib_rows[j][q], ("request", dim, level, q)))
+                candidates.append((w, ("request", dim, level, q)))
     # A stable sort keeps the scoring order among equal weights.
     kept = sorted((c for c in candidates if c[0] >= min_weight), key=_by_weight)[:top]
     texts = tables.texts
@@ -86,7 +86,7 @@ def explain(
         )
         for weight, (kind, dim, level, q) in kept
     ]
-    p, p_max = float(dist[arm]), float(dist.max())
+    p = float(dist[arm])
     if p < p_max or not best:
         best.append(
             Reason(

@@ -110,6 +110,19 @@ def apply_floor_and_pick(
     return d, int(allowed[min(i, len(allowed) - 1)])
 
 
+def explain_terms(
+    centring: np.ndarray, mu: np.ndarray, W: np.ndarray, context: np.ndarray, dist: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Per dimension ``[lift, q1, w1, q2, w2]`` (two largest contributions, stable order)."""
+    n = centring.shape[1]
+    lift = centring @ mu[:n]
+    contrib = (centring @ W[:n]) * context
+    top = np.argsort(-contrib, axis=1, kind="stable")[:, :2]
+    weights = np.take_along_axis(contrib, top, axis=1)
+    terms = np.column_stack([lift, top[:, 0], weights[:, 0], top[:, 1], weights[:, 1]])
+    return terms, float(dist.max())
+
+
 def shared_scores(W: np.ndarray, attributes: np.ndarray, contexts: np.ndarray) -> np.ndarray:
     return contexts @ W.T @ attributes.T
 

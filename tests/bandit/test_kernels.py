@@ -280,3 +280,26 @@ def test_posterior_batch_variances_match_twin(rng: np.random.Generator) -> None:
         full = unpack(A[r].astype(float), D)
         np.testing.assert_allclose(mu[i], np.linalg.solve(full, B[r]), rtol=1e-6)
         np.testing.assert_allclose(var[i], np.diag(np.linalg.inv(full)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["random", "silent request", "tied features"])
+def test_explain_terms_match_twin(rng: np.random.Generator, case: str) -> None:
+    centring = np.array(
+        [[0.5, -0.5, 0.0, 0.0, 0.0], [0.0, 0.0, -1 / 3, 2 / 3, -1 / 3]]
+    )  # two dimensions of 2 and 3 levels over 5 attribute columns
+    mu = rng.normal(size=D + 1)
+    W = rng.normal(size=(5, 7))
+    context = rng.normal(size=7)
+    if case == "silent request":  # every contribution 0: the first two features, in order
+        context[:] = 0.0
+    elif case == "tied features":  # features 2 and 4 tie, above all others, in dimension 0
+        W[:, 4] = W[:, 2]
+        context[4] = context[2] = np.sign(centring[0] @ W[:, 2]) * abs(context).max() * 10
+    dist = rng.dirichlet(np.ones(N_ARMS))
+    out = np.empty((2, 5))
+    p_max = K.explain_terms(centring, mu, W, context, dist, out)
+    ref, ref_max = naive.explain_terms(centring, mu, W, context, dist)
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+    assert p_max == ref_max
+    if case == "tied features":  # the tie goes to the lower feature index first
+        assert out[0, 1] == 2.0 and out[0, 3] == 4.0 and out[0, 2] == out[0, 4]

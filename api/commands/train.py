@@ -12,6 +12,7 @@ training from it drops every event of a user that came before their delete event
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,14 @@ def add_parser(subparsers: Any) -> None:
     src.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("attune-data"),
-        help="data folder of attune serve (store + models/); default ./attune-data",
+        help="data folder of attune serve (store + models/); default ./attune-data, "
+        "$ATTUNE_DATA_DIR",
     )
     src.add_argument(
         "--bus",
-        help="kafka://host:port?prefix=attune: read the events topic and "
-        "publish to the models topic instead of the data folder",
+        help="kafka://host:port?prefix=attune: read the events topic and publish to the models "
+        "topic instead of the data folder; sqlite:///path: read the store in that file (as "
+        "attune serve --bus), publish to <data-dir>/models ($ATTUNE_BUS)",
     )
     src.add_argument(
         "--events",
@@ -82,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     import collab
     from bandit import Catalog
 
+    args.data_dir = args.data_dir or Path(os.environ.get("ATTUNE_DATA_DIR") or "attune-data")
+    if args.events is None:  # a file of interactions needs no bus
+        args.bus = args.bus or os.environ.get("ATTUNE_BUS") or None
     if args.events is not None and args.bus is not None:
         raise ValueError("--events and --bus: give one source of events, not both")
     from tqdm import tqdm
@@ -145,14 +150,21 @@ def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.
         return (
             df.filter(pl.col("user_id").str.starts_with(f"{args.tenant}/")) if args.tenant else df
         )
-    if args.bus is not None:
+    if _kafka(args):
         return _rows_frame(_kafka_decisions(args.bus, args.tenant), arm_ids)
-    path = args.data_dir / "attune.sqlite"
-    if not path.is_file():
-        raise ValueError(
-            f"{args.data_dir}: no embedded store (attune.sqlite); give --data-dir, "
-            "--events or --bus"
-        )
+    if args.bus is not None:
+        from api.commands.serve import sqlite_path
+
+        path = sqlite_path(args.bus)
+        if not path.is_file():
+            raise ValueError(f"--bus {args.bus}: no such store {path}")
+    else:
+        path = args.data_dir / "attune.sqlite"
+        if not path.is_file():
+            raise ValueError(
+                f"{args.data_dir}: no embedded store (attune.sqlite); give --data-dir, "
+                "--events or --bus"
+            )
     from streaming.store import Store
 
     store = Store(path)
@@ -243,11 +255,20 @@ def _kafka_decisions(url: str, tenant: str | None) -> list[dict[str, Any]]:
     return out
 
 
+def _kafka(args: argparse.Namespace) -> bool:
+    """Whether ``--bus`` names Kafka (else the events come from a SQLite store or a file)."""
+    if args.bus is None or args.bus.startswith("sqlite://"):
+        return False
+    if not args.bus.startswith("kafka://"):
+        raise ValueError(f"--bus: expected kafka://host:port or sqlite:///path, got {args.bus!r}")
+    return True
+
+
 def publish(model: Any, args: argparse.Namespace) -> str:
     """Publish to the models folder, or to the Kafka models topic with ``--bus``."""
     import collab
 
-    if args.bus is None:
+    if not _kafka(args):
         return str(collab.publish(model, args.data_dir / "models"))
     from collab.watch import model_to_bytes
     from streaming.kafka_bus import KafkaConfig, publish_model

@@ -54,29 +54,17 @@ def _traffic(client: TestClient, users: range, turns: int = TURNS) -> None:
     wait_learner(client)
 
 
-def _train(data_dir: Path) -> CFModel:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "api.cli",
-            "train",
-            "--data-dir",
-            str(data_dir),
-            "--min-users",
-            "10",
-            "--clusters",
-            "2",
-            "--factors",
-            "4",
-            "--iterations",
-            "5",
-            "--no-progress",
-        ],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
+def _run_train(data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    argv = ["train", "--data-dir", str(data_dir), "--min-users", "10", "--clusters", "2"]
+    argv += ["--factors", "4", "--iterations", "5", "--no-progress", *extra]
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *argv], cwd=REPO, capture_output=True, text=True
     )
+
+
+def _train(data_dir: Path, *extra: str) -> CFModel:
+    result = _run_train(data_dir, *extra)
+    assert result.returncode == 0, result.stderr
     model = load_latest(data_dir / "models")
     assert model is not None
     return model
@@ -145,6 +133,25 @@ def test_train_then_hot_reload_groups_and_adapters(
     bumped = replace(model, version=model.version + 1)
     publish(bumped, data_dir / "models")
     assert wait_until(lambda: _model_version(client) == bumped.version, timeout=20)
+
+
+def test_train_reads_the_store_serve_was_given_with_a_sqlite_bus(
+    make_client: Callable[..., TestClient], tmp_path: Path, data_dir: Path
+) -> None:
+    # ``attune serve --bus sqlite:///...`` keeps its store outside the data folder; ``attune
+    # train`` reads it from the same URL and still publishes to <data-dir>/models.
+    store = tmp_path / "elsewhere" / "log.sqlite"
+    client = make_client(data_dir, db_file=store)
+    _traffic(client, range(USERS))
+
+    missed = _run_train(data_dir)
+    assert missed.returncode == 2 and "no embedded store" in missed.stderr
+
+    bad = _run_train(data_dir, "--bus", "redis://x")
+    assert bad.returncode == 2 and "expected kafka://host:port or sqlite:///path" in bad.stderr
+
+    model = _train(data_dir, "--bus", f"sqlite://{store.resolve()}")
+    assert {f"acme/u{u}" for u in range(USERS)} <= set(model.user_ids)
 
 
 def test_retrain_resets_known_users_and_replays_only_newer_feedback(

@@ -62,15 +62,14 @@ def run(args: argparse.Namespace) -> int:
     if settings.catalog is not None and not settings.catalog.is_file():
         raise FileNotFoundError(f"--catalog: no such file {settings.catalog}")
     bus = args.bus or os.environ.get("ATTUNE_BUS", "")
-    if bus.startswith("kafka://"):
+    scheme = bus_scheme(bus) if bus else None
+    if scheme == "kafka":
         from api.kafka_mode import KafkaService
 
         app = create_app(settings, service=KafkaService(settings, bus))
-    elif bus.startswith("sqlite://"):
+    elif scheme == "sqlite":
         settings = replace(settings, db_file=sqlite_path(bus))
         app = create_app(settings)
-    elif bus:
-        raise ValueError(f"--bus: expected kafka://host:port or sqlite:///path, got {bus!r}")
     else:
         app = create_app(settings)
     print(
@@ -91,6 +90,14 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
+
+
+def bus_scheme(url: str) -> str:
+    """``"kafka"`` or ``"sqlite"``: the kind of bus a ``--bus`` URL names (else ValueError)."""
+    for scheme in ("kafka", "sqlite"):
+        if url.startswith(f"{scheme}://"):
+            return scheme
+    raise ValueError(f"--bus: expected kafka://host:port or sqlite:///path, got {url!r}")
 
 
 def sqlite_path(url: str) -> Path:

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         args.bus = args.bus or os.environ.get("ATTUNE_BUS") or None
     if args.events is not None and args.bus is not None:
         raise ValueError("--events and --bus: give one source of events, not both")
+    _kafka(args)  # a --bus of any other kind fails here, before any work
     from tqdm import tqdm
 
     bar = tqdm(
@@ -257,11 +258,9 @@ def _kafka_decisions(url: str, tenant: str | None) -> list[dict[str, Any]]:
 
 def _kafka(args: argparse.Namespace) -> bool:
     """Whether ``--bus`` names Kafka (else the events come from a SQLite store or a file)."""
-    if args.bus is None or args.bus.startswith("sqlite://"):
-        return False
-    if not args.bus.startswith("kafka://"):
-        raise ValueError(f"--bus: expected kafka://host:port or sqlite:///path, got {args.bus!r}")
-    return True
+    from api.commands.serve import bus_scheme
+
+    return args.bus is not None and bus_scheme(args.bus) == "kafka"
 
 
 def publish(model: Any, args: argparse.Namespace) -> str:

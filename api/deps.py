@@ -6,17 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from api.keys import bearer_key
 from api.service import Service
 
 # Both are ``async def`` although they never await: FastAPI runs a plain ``def`` dependency in
 # the thread pool, and two pool round trips per request cost more than the decision itself.
-
-
-def bearer_key(header: str) -> str | None:
-    """The key of an ``Authorization`` header value ``Bearer <key>``, None without one."""
-    scheme, _, key = header.partition(" ")
-    key = key.strip()
-    return key if scheme.lower() == "bearer" and key else None
 
 
 async def get_service(request: Request) -> Service:
@@ -27,14 +21,14 @@ async def get_service(request: Request) -> Service:
 async def get_tenant(request: Request, service: Annotated[Service, Depends(get_service)]) -> str:
     """The tenant of the request's ``Authorization: Bearer <key>``: 401 without a key,
     403 for a key no tenant has."""
-    key = bearer_key(request.headers.get("authorization", ""))
-    if key is None:
+    header = request.headers.get("authorization", "")
+    if bearer_key(header) is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing bearer API key",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    tenant = service.tenant_for(key)
+    tenant = service.tenant_of_header(header)
     if tenant is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "unknown API key")
     return tenant

@@ -46,11 +46,14 @@ class Metrics:
             "attune_learner_rejected_events", "Events the learner could not apply", registry=r
         )
         self.users = Gauge("attune_users", "Users held by the serving engine", registry=r)
+        self.model_version = Gauge(
+            "attune_model_version", "Version of the installed CF model (0: none)", registry=r
+        )
         self._decisions_of: dict[str, Any] = {}
 
     def count_decision(self, tenant: str) -> None:
         """Count one decision of ``tenant``; its labelled child is looked up once per tenant
-        (``labels`` costs a few microseconds per call, on every decision)."""
+        (``labels`` is not free, and this runs on every decision)."""
         child = self._decisions_of.get(tenant)
         if child is None:
             child = self._decisions_of[tenant] = self.decisions.labels(tenant)
@@ -62,12 +65,14 @@ class Metrics:
         applied: Callable[[], float],
         rejected: Callable[[], float],
         users: Callable[[], float],
+        model_version: Callable[[], float],
     ) -> None:
         """Gauges read live values when scraped."""
         self.lag.set_function(lag)
         self.applied.set_function(applied)
         self.rejected.set_function(rejected)
         self.users.set_function(users)
+        self.model_version.set_function(model_version)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,6 +7,7 @@ file looks like::
     host = "127.0.0.1"
     port = 8000
     data_dir = "attune-data"
+    bus = "kafka://127.0.0.1:9092"   # optional; the embedded store in data_dir otherwise
     catalog = "my-catalog.toml"      # optional; the shipped catalog otherwise
     max_body_bytes = 65536
 
@@ -32,9 +33,9 @@ file looks like::
     keys = ["a-long-random-key"]
 
 Environment variables: ``ATTUNE_SETTINGS`` (the file), ``ATTUNE_HOST``, ``ATTUNE_PORT``,
-``ATTUNE_DATA_DIR``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``, ``ATTUNE_WAIT_WINDOW_S``,
-``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_ADAPTER_TEMPLATE``, ``ATTUNE_API_KEYS``
-(``"tenant-a:key-a,tenant-b:key-b"``).
+``ATTUNE_DATA_DIR``, ``ATTUNE_BUS``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``,
+``ATTUNE_WAIT_WINDOW_S``, ``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_ADAPTER_TEMPLATE``,
+``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``).
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from bandit import Catalog
+from streaming.bus import ServingOptions, bus_scheme, sqlite_path
 from streaming.composer import RewardComposer
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 _SECTIONS = {
-    "server": ("host", "port", "data_dir", "catalog", "max_body_bytes"),
+    "server": ("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),
     "engine": (
         "policy",
         "policy_params",
@@ -70,6 +73,7 @@ _ENV = {
     "ATTUNE_HOST": ("host", str),
     "ATTUNE_PORT": ("port", int),
     "ATTUNE_DATA_DIR": ("data_dir", Path),
+    "ATTUNE_BUS": ("bus", str),
     "ATTUNE_CATALOG": ("catalog", Path),
     "ATTUNE_POLICY": ("policy", str),
     "ATTUNE_WAIT_WINDOW_S": ("wait_window_s", float),
@@ -89,7 +93,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("attune-data")
-    db_file: Path | None = None  # the store; default <data_dir>/attune.sqlite
+    bus: str = ""  # see streaming.bus; empty: the embedded store in data_dir
     catalog: Path | None = None
     max_body_bytes: int = 64 * 1024
     policy: str = "lints"
@@ -132,19 +136,45 @@ class Settings:
             if len(key) < 8:
                 raise SettingsError(f"tenant {tenant!r}: API keys must have >= 8 characters")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        if self.db_file is not None:
-            object.__setattr__(self, "db_file", Path(self.db_file))
+        if self.bus:
+            try:
+                bus_scheme(self.bus)
+                if self.bus.startswith("sqlite://"):
+                    sqlite_path(self.bus)
+            except ValueError as exc:
+                raise SettingsError(f"bus: {exc}") from None
         if self.catalog is not None:
             object.__setattr__(self, "catalog", Path(self.catalog))
 
     @property
-    def db_path(self) -> Path:
-        return self.db_file or self.data_dir / "attune.sqlite"
+    def store_path(self) -> Path | None:
+        """The embedded store's file (None on Kafka)."""
+        if not self.bus:
+            return self.data_dir / "attune.sqlite"
+        return sqlite_path(self.bus) if bus_scheme(self.bus) == "sqlite" else None
 
     @property
     def models_dir(self) -> Path:
         """Where ``attune train`` publishes models in the embedded mode."""
         return self.data_dir / "models"
+
+    def load_catalog(self) -> Catalog:
+        """The catalog file the settings name, or the shipped one."""
+        return Catalog.from_toml(self.catalog) if self.catalog else Catalog.default()
+
+    def serving_options(self, catalog: Catalog) -> ServingOptions:
+        """What the bus's backend needs of these settings."""
+        return ServingOptions(
+            catalog=catalog,
+            engine_params=self.engine_params(),
+            random_state=self.random_state,
+            rewards=self.rewards,
+            wait_window_s=self.wait_window_s,
+            default_reward=self.default_reward,
+            checkpoint_interval_s=self.checkpoint_interval_s,
+            data_dir=self.data_dir,
+            poll_interval_s=self.poll_interval_s,
+        )
 
     def engine_params(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,7 @@ Without ``--bootstrap`` (or ``ATTUNE_KAFKA_BOOTSTRAP``) it starts a throwaway br
   draining the same topic with no processing at all; ``consumer_ceiling_100B_per_s`` is the
   same consumer on as many 100-byte records (what kafka-python reads when records are as
   small as they can usefully be).
-- ``feedback_to_state_p50_ms`` / ``_p99_ms``: an API replica (``KafkaService``) takes
+- ``feedback_to_state_p50_ms`` / ``_p99_ms``: an API replica (``attune serve --bus kafka://``) takes
   decisions and feedback over HTTP; an ``attune worker`` process applies them; a second
   replica's changelog view is watched. Measured from the feedback's 202 to the moment that view
   shows the incremented ``feedback_events``.
@@ -41,17 +41,17 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+
 from api.app import create_app  # noqa: E402
-from api.kafka_mode import KafkaService  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from bandit import Engine  # noqa: E402
-from streaming.changelog import ChangelogMaterializer  # noqa: E402
 from streaming.composer import RewardComposer  # noqa: E402
 from streaming.events import Event  # noqa: E402
-from streaming.kafka_bus import KafkaBus, KafkaConfig, ensure_topics  # noqa: E402
-from streaming.kafka_loadgen import synthetic_events  # noqa: E402
-from streaming.kafka_worker import KafkaWorker, apply_in_order  # noqa: E402
+from streaming.kafka.bus import KafkaBus, KafkaConfig, ensure_topics  # noqa: E402
+from streaming.kafka.changelog import ChangelogMaterializer  # noqa: E402
+from streaming.kafka.worker import KafkaWorker, apply_in_order  # noqa: E402
 from streaming.processor import Processor  # noqa: E402
+from tests.loadgen import synthetic_events  # noqa: E402
 
 KEY = "bench-key-0123456789"
 
@@ -174,11 +174,11 @@ def latency(bootstrap: str, n_feedback: int, tmp: Path) -> dict[str, float]:
             cond.notify_all()
 
     view = ChangelogMaterializer(KafkaConfig.from_url(url), view_processor, on_apply=on_apply)
-    settings = Settings(api_keys={KEY: "bench"}, data_dir=tmp, warm=True)
+    settings = Settings(api_keys={KEY: "bench"}, data_dir=tmp, warm=True, bus=url)
     auth = {"Authorization": f"Bearer {KEY}"}
     out: list[float] = []
     try:
-        with TestClient(create_app(settings, service=KafkaService(settings, url))) as api:
+        with TestClient(create_app(settings)) as api:
             view.start()
             view.wait_caught_up(60)
             for i in range(n_feedback + 5):

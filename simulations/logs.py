@@ -204,7 +204,7 @@ def store_frame(path: str | Path, *, tenant: str | None = None) -> pl.DataFrame:
     ``user_id`` is the engine's scoped id, ``"tenant/user"``. Decisions without feedback carry
     the reward composer's default reward (see ``Store.decision_log``).
     """
-    from streaming.store import Store
+    from streaming.sqlite.store import Store
 
     path = Path(path)
     if path.is_dir():

@@ -1,84 +1,137 @@
-"""The bus: where events go. One protocol, two backends, chosen by URL.
+"""The bus URL and the backends it names: one registry, chosen by the URL's scheme.
 
-- ``sqlite:///path/to/attune.sqlite``: the embedded log (``SqliteBus``), no services.
-- ``kafka://host:port?prefix=attune``: Apache Kafka (``streaming.kafka_bus.KafkaBus``).
+- ``sqlite:///path/to/attune.sqlite`` (or an empty URL: ``<data_dir>/attune.sqlite``): the
+  embedded backend, a SQLite log and a learner thread in the serving process
+  (``streaming.sqlite.backend``).
+- ``kafka://host:port?prefix=attune&partitions=8``: an API replica on Apache Kafka, publishing
+  events and materializing the workers' state changelog (``streaming.kafka.backend``).
 
->>> import tempfile, os
->>> bus = make_bus("sqlite:///" + os.path.join(tempfile.mkdtemp(), "a.sqlite"))
->>> type(bus).__name__
-'SqliteBus'
->>> bus.close()
+The HTTP service is written once over the ``Backend`` protocol; DESIGN.md ("The data flow")
+tells the story of both.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from bandit import Catalog, Engine
+from streaming.composer import RewardComposer
 from streaming.events import Event
-from streaming.store import Store
+from streaming.models import ModelHost
+
+# scheme -> "module:Class" of its backend, imported on use (the embedded default must not need
+# the Kafka client).
+BACKENDS = {
+    "sqlite": "streaming.sqlite.backend:EmbeddedBackend",
+    "kafka": "streaming.kafka.backend:KafkaBackend",
+}
 
 
-@runtime_checkable
-class Bus(Protocol):
-    """Where producers put events. ``publish`` returns once the events are durable."""
+@dataclass(frozen=True)
+class ServingOptions:
+    """What a backend needs from the service's settings."""
 
-    def publish(self, events: Sequence[Event]) -> None: ...
+    catalog: Catalog
+    engine_params: Mapping[str, Any] = field(default_factory=dict)
+    random_state: int | None = None
+    rewards: RewardComposer = field(default_factory=RewardComposer)
+    wait_window_s: float = 600.0
+    default_reward: float | None = None
+    checkpoint_interval_s: float = 1.0
+    data_dir: Path = Path("attune-data")
+    poll_interval_s: float = 5.0
 
-    def close(self) -> None: ...
+    def engine(self, random_state: int | None) -> Engine:
+        return Engine(self.catalog, random_state=random_state, **self.engine_params)
 
-
-class SqliteBus:
-    """The embedded bus: the event log of a ``Store``.
-
-    Parameters
-    ----------
-    store : Store or path
-        An open store (shared with the learner in ``attune serve``) or the file to open.
-    """
-
-    def __init__(self, store: Store | str | Path) -> None:
-        self._owned = not isinstance(store, Store)
-        self.store = store if isinstance(store, Store) else Store(store)
-
-    def publish(self, events: Sequence[Event], *, durable: bool = True) -> None:
-        """Append to the log; with ``durable`` (the default) the commit is fsynced."""
-        self.store.append(events, durable=durable)
-
-    def close(self) -> None:
-        if self._owned:
-            self.store.close()
+    def processor_params(self) -> dict[str, Any]:
+        return {"wait_window_s": self.wait_window_s, "default_reward": self.default_reward}
 
 
-def _sqlite(url: str) -> Bus:
-    # sqlite:///abs/path.sqlite is absolute, sqlite://rel/path.sqlite relative to the cwd.
+class Backend(Protocol):
+    """Where the service's events go and where the state it serves from comes from."""
+
+    engine: Engine  # serves decisions and profiles
+    models: ModelHost  # the installed CF model
+    store_path: Path | None  # the SQLite file the service may keep API keys in
+
+    def start(self) -> None:
+        """Recover or catch up state, start following the log and the models."""
+
+    def stop(self) -> None: ...
+
+    def log_decisions(self, events: Sequence[Event]) -> None:
+        """Log decisions without waiting for durability (a lost one costs one observation)."""
+
+    def log(self, event: Event) -> bool:
+        """Log an event durably; False when its id was already logged (a duplicate)."""
+
+    def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
+        """Whether the decision was made for this user (may wait briefly for it to arrive)."""
+
+    def knows(self, tenant: str, user_id: str) -> bool: ...
+
+    def erase(self, tombstone: Event) -> None:
+        """Erase the tombstone's user everywhere; returns once that is applied and durable."""
+
+    def counters(self, key: str) -> dict[str, Any]: ...
+
+    def export_user(self, key: str) -> bytes | None: ...
+
+    def user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def error(self) -> BaseException | None: ...
+
+    def lag(self) -> float: ...
+
+    def applied(self) -> int: ...
+
+    def rejected(self) -> int: ...
+
+
+def bus_scheme(url: str) -> str:
+    """The registered scheme a bus URL names (``sqlite`` or ``kafka``), else ValueError."""
+    scheme = urlsplit(url).scheme
+    if scheme not in BACKENDS or not url.startswith(f"{scheme}://"):
+        raise ValueError(
+            f"bus url {url!r}: expected kafka://host:port or sqlite:///path (unknown scheme "
+            f"{scheme!r}; allowed: " + ", ".join(f"{s}://" for s in BACKENDS) + ")"
+        )
+    return scheme
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:///abs/path.sqlite`` (``sqlite://rel/path.sqlite``: relative to
+    the working directory)."""
     path = url.removeprefix("sqlite://")
     if not path.strip("/"):
         raise ValueError(f"bus url {url!r}: expected sqlite:///path/to/file.sqlite")
-    return SqliteBus(path)
+    return Path(path)
 
 
-def _kafka(url: str) -> Bus:
-    # Imported on use: the embedded default must not need the Kafka client.
-    module = importlib.import_module("streaming.kafka_bus")
-    bus: Bus = module.KafkaBus.from_url(url)
-    return bus
+def open_backend(url: str, options: ServingOptions) -> Backend:
+    """The backend a bus URL names, not started; an empty URL is the embedded default.
 
-
-BUSES: dict[str, Callable[[str], Bus]] = {"sqlite": _sqlite, "kafka": _kafka}
-
-
-def make_bus(url: str) -> Bus:
-    """The bus a URL names; the scheme picks the backend (``sqlite`` or ``kafka``)."""
-    scheme = urlsplit(url).scheme
-    try:
-        factory = BUSES[scheme]
-    except KeyError:
-        raise ValueError(
-            f"bus url {url!r}: unknown scheme {scheme!r}; allowed: "
-            + ", ".join(f"{s}://" for s in BUSES)
-        ) from None
-    return factory(url)
+    >>> import tempfile
+    >>> from bandit import Catalog
+    >>> backend = open_backend("", ServingOptions(Catalog.default(), data_dir=tempfile.mkdtemp()))
+    >>> type(backend).__name__
+    'EmbeddedBackend'
+    >>> open_backend("redis://localhost", ServingOptions(Catalog.default()))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: bus url 'redis://localhost': ... allowed: sqlite://, kafka://)
+    """
+    scheme = bus_scheme(url) if url else "sqlite"
+    module, _, name = BACKENDS[scheme].partition(":")
+    backend: Backend = getattr(importlib.import_module(module), name)(url, options)
+    return backend

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from streaming.payloads import FEEDBACK_KINDS, FeedbackPayload
+
 SIGNALS = ("copied", "regenerated", "asked_simpler", "asked_deeper", "abandoned")
 DEFAULT_SIGNALS = {
     "copied": 0.3,
@@ -111,45 +113,47 @@ class RewardComposer:
             )
         return cls(**table)
 
-    def compose(self, payload: Mapping[str, Any]) -> tuple[float, float]:
-        """``(reward in [0, 1], weight)`` of a non-pairwise feedback payload.
-
-        Raises ``ValueError`` naming the offending field.
-        """
-        kind = payload.get("kind")
+    def compose(self, feedback: FeedbackPayload | Mapping[str, Any]) -> tuple[float, float]:
+        """``(reward in [0, 1], weight)`` of a non-pairwise feedback (a payload record or its
+        JSON object). Raises ``ValueError`` naming the offending field."""
+        fb = feedback if isinstance(feedback, FeedbackPayload) else _parse(feedback)
+        kind, value = fb.kind, fb.value
         if kind == "thumbs":
-            value = payload.get("value")
             if value not in ("up", "down"):
                 raise ValueError(f"value: thumbs must be 'up' or 'down', got {value!r}")
             return (self.thumbs_up if value == "up" else self.thumbs_down), self.thumbs_weight
         if kind == "rating":
-            value = payload.get("value")
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
                 raise ValueError(f"value: a rating must be an integer 1..5, got {value!r}")
             return (value - 1) / 4.0, self.rating_weight
         if kind == "reward":
-            return _unit(payload.get("value"), "value"), self.reward_weight
+            return _unit(value, "value"), self.reward_weight
         if kind == "implicit":
-            return self._implicit(payload), self.implicit_weight
+            return self._implicit(fb), self.implicit_weight
         raise ValueError(f"kind: {kind!r} has no reward; allowed: thumbs, rating, reward, implicit")
 
     def default(self) -> tuple[float, float]:
         """``(reward, weight)`` for a decision that got no feedback within the wait window."""
         return self.default_reward, self.default_weight
 
-    def _implicit(self, payload: Mapping[str, Any]) -> float:
-        signals = payload.get("signals", [])
-        if not isinstance(signals, list | tuple):
-            raise ValueError(f"signals must be a list, got {type(signals).__name__}")
-        bad = [s for s in signals if s not in SIGNALS]
+    def _implicit(self, fb: FeedbackPayload) -> float:
+        bad = [s for s in fb.signals if s not in SIGNALS]
         if bad:
             raise ValueError(f"signals: unknown signal {bad[0]!r}; allowed: {', '.join(SIGNALS)}")
-        dwell = payload.get("dwell_ms", 0) or 0
+        dwell = fb.dwell_ms
         if isinstance(dwell, bool) or not isinstance(dwell, int | float) or dwell < 0:
             raise ValueError(f"dwell_ms must be a non-negative number, got {dwell!r}")
-        total = self.implicit_base + sum(self.signals[s] for s in set(signals))
+        total = self.implicit_base + sum(self.signals[s] for s in set(fb.signals))
         total += self.dwell_bonus * min(1.0, dwell / self.dwell_full_ms)
         return round(min(1.0, max(0.0, total)), 12)
+
+
+def _parse(doc: Mapping[str, Any]) -> FeedbackPayload:
+    if doc.get("kind") not in FEEDBACK_KINDS:  # worded as the composer's own kind error
+        raise ValueError(
+            f"kind: {doc.get('kind')!r} has no reward; allowed: thumbs, rating, reward, implicit"
+        )
+    return FeedbackPayload.from_dict(doc)
 
 
 COMPOSERS: dict[str, type[RewardComposer]] = {"linear": RewardComposer}

@@ -1,36 +1,20 @@
 """CF models inside the processes that learn: install a version, keep it across restores.
 
-``ModelProcessor`` is a ``Processor`` that holds the installed ``collab.CFModel``:
-
-- ``install`` warm-starts its engine (``collab.warm_start``): arm embeddings, the cold-start
-  cluster prior and the priors of known users. The service passes ``users="all"`` and a
-  ``replay`` of the feedback after the model's cutoff read from its log (reset + replay: no
-  feedback counted twice, see ``collab.warm``). A Kafka worker passes ``users="present"`` and
-  no replay: its state keeps no per-decision rewards to replay, so known users restart from
-  the new prior and the feedback between the cutoff and the install is dropped, never counted
-  twice. Model users the engine does not hold yet get their own CF prior when their first
-  decision or profile command arrives, as if they had been warm-started.
-- Applying events re-picks a new user's cluster prior after each of their feedbacks
-  (``collab.refine_cluster_priors``), from their rewards and from every request they made: each
-  decision adds the classifier's evidence of its request to a per-cluster sum kept in the
-  user's book (``extra["cluster_evidence"]``), so it travels with the user's changelog record
-  and a restored worker re-picks exactly as an uninterrupted one.
-- The partition record (``export_shared``) also carries the installed version, the batch
-  offset it went in at and the shared model it was built against, so a Kafka worker records
-  the version in the same transaction as the state it shaped; ``import_shared`` re-attaches it
-  (arm embeddings and cold-start prior, bit for bit) before the partition's events replay.
-- **A deleted user is never warm-started from the model again.** Their events are erased, but
-  a model trained before the delete still holds their factor vector. The processor keeps a
-  one-way hash and the time of each delete (in the partition record, so it survives restores)
-  and gives such a user the cold-start prior when they come back. An entry is dropped once a
-  model trained after the delete (``cutoff_ts`` later than it) is installed: that model was
-  fitted on a log without their rows.
+``ModelProcessor`` is a ``Processor`` holding an installed ``collab.CFModel``. ``install``
+warm-starts its engine (arm embeddings, the cold-start cluster prior, known users' priors;
+collab.warm explains why no feedback is counted twice); applying events re-picks a new user's
+cluster prior after each of their first feedbacks, from their rewards and every request they
+made, with the evidence kept in the user's book so a restored worker re-picks exactly as an
+uninterrupted one. The partition record carries the installed version, so a Kafka worker
+records it in the same transaction as the state it shaped. A deleted user is never warm-started
+from a model trained before their delete: a one-way marker of their key is kept until a model
+trained after it is installed. README.md ("Collaborative-filtering warm start") tells the story.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,25 +26,15 @@ from collab import CFModel, ClusterPrior, PriorMap, Priors, refine_cluster_prior
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
-from streaming.store import Store, hash_key
 from streaming.user_record import pack_array, unpack_array
 
 log = logging.getLogger(__name__)
 
 REFINE_MAX_FEEDBACK = 20  # refine_cluster_priors' default max_feedback
 
-REPLAY_SCHEMA: dict[str, pl.DataType] = {
-    "user_id": pl.String(),
-    "arm": pl.Int64(),
-    "reward": pl.Float64(),
-    "weight": pl.Float64(),
-    "ts": pl.Float64(),
-    "context": pl.List(pl.Float64()),
-}
-
 
 class ModelSource(Protocol):
-    """Where a worker finds model versions (``streaming.model_feed.ModelFeed`` is one)."""
+    """Where a worker finds model versions (``streaming.kafka.model_feed.ModelFeed`` is one)."""
 
     def latest(self) -> CFModel | None: ...
 
@@ -187,8 +161,8 @@ class ModelProcessor(Processor):
     # happens at the same point of the stream however it was cut into batches.
     def _apply_one(self, event: Event, partition: int, changed: set[str]) -> None:
         key = event.key
-        if event.kind == "profile" and event.payload.get("op") == "delete":
-            self.forgotten.setdefault(partition, {})[hash_key(key)] = event.ts
+        if event.is_delete:
+            self.forgotten.setdefault(partition, {})[forgotten_marker(key)] = event.ts
         installed = self.installed
         if installed is None:
             super()._apply_one(event, partition, changed)
@@ -197,7 +171,7 @@ class ModelProcessor(Processor):
             self._prime(installed, key)
         super()._apply_one(event, partition, changed)
         if event.kind == "decision" and self._refinable(installed, key, first=True):
-            self._observe(installed, key, event.payload.get("context"))
+            self._observe(installed, key, event)
         elif event.kind == "feedback" and self._refinable(installed, key):
             self._refine(installed, [key])
 
@@ -225,10 +199,14 @@ class ModelProcessor(Processor):
             and installed.model.rows([key])[0] < 0
         )
 
-    def _observe(self, installed: Installed, key: str, context: Any) -> None:
+    def _observe(self, installed: Installed, key: str, event: Event) -> None:
         """Add a new user's request to their cluster evidence (in their book)."""
-        if not isinstance(context, list) or len(context) != N_FEATURES:
+        try:
+            context = event.decision.context
+        except ValueError:
             return  # the decision was rejected; nothing to learn about the user
+        if len(context) != N_FEATURES:
+            return
         book = self.books[key]
         cold = installed.cold
         cold.set_request_evidence(key, book.extra.get("cluster_evidence"))
@@ -290,7 +268,7 @@ class ModelProcessor(Processor):
 
     # ------------------------------------------------------------------ deleted users
     def _is_forgotten(self, key: str) -> bool:
-        digest = hash_key(key)
+        digest = forgotten_marker(key)
         return any(digest in book for book in self.forgotten.values())
 
     def _forgotten_any(self) -> bool:
@@ -300,6 +278,11 @@ class ModelProcessor(Processor):
         for book in self.forgotten.values():
             for digest in [h for h, ts in book.items() if ts < cutoff_ts]:
                 del book[digest]
+
+
+def forgotten_marker(key: str) -> str:
+    """The one-way marker a deleted user's key leaves behind (SHA-256, hex)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def install_pending_model(processor: Any, partition: int, offset: int) -> set[str]:
@@ -315,42 +298,25 @@ def install_pending_model(processor: Any, partition: int, offset: int) -> set[st
     return processor.install(model, users="present", offset=offset)
 
 
-def replay_frame(
-    events: Iterable[Event], cutoff_ts: float, composer: RewardComposer
-) -> pl.DataFrame:
-    """The feedback a model has not seen, as ``collab.warm_start``'s ``replay``: one row per
-    non-pairwise feedback on a decision made after ``cutoff_ts``, in log order."""
-    decisions: dict[tuple[str, str], Event] = {}
-    rows: dict[str, list[Any]] = {name: [] for name in REPLAY_SCHEMA}
-    for e in events:
-        if e.kind == "decision" and e.ts > cutoff_ts:
-            decisions[(e.tenant, e.event_id)] = e
-        elif e.kind == "feedback" and e.payload.get("kind") != "pairwise":
-            d = decisions.get((e.tenant, str(e.payload.get("decision_id"))))
-            if d is None:
-                continue
-            try:
-                reward, weight = composer.compose(e.payload)
-            except ValueError:
-                continue  # the learner rejected it too
-            rows["user_id"].append(d.key)
-            rows["arm"].append(int(d.payload["arm"]))
-            rows["reward"].append(float(reward))
-            rows["weight"].append(float(weight))
-            rows["ts"].append(float(d.ts))
-            rows["context"].append([float(x) for x in d.payload["context"]])
-    return pl.DataFrame(rows, schema=REPLAY_SCHEMA)
+class ModelHost:
+    """The CF model a serving process holds: its version and each user's group. Backends
+    subclass it to follow where models are published (a folder, a Kafka topic)."""
 
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.installed: Installed | None = None
 
-def store_events(store: Store, upto: int, *, page: int = 5000) -> Iterable[Event]:
-    """The store's events up to offset ``upto`` (what a learner at that offset applied)."""
-    after = 0
-    while after < upto:
-        rows = store.read(after, page)
-        if not rows:
-            return
-        for offset, event in rows:
-            if offset > upto:
-                return
-            yield event
-        after = rows[-1][0]
+    @property
+    def version(self) -> int:
+        """The installed model's version, 0 without one."""
+        return 0 if self.installed is None else self.installed.version
+
+    def cluster(self, key: str) -> int | None:
+        """The user's group, None without a model (see ``Installed.cluster_of``)."""
+        installed = self.installed
+        return None if installed is None else installed.cluster_of(self.engine, key)
+
+    def start(self) -> None:
+        """Install the newest published model and follow new ones."""
+
+    def stop(self) -> None: ...

@@ -26,34 +26,15 @@ import heapq
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bandit import N_FEATURES, Engine
 from streaming import user_record
+from streaming.book import Book
 from streaming.composer import RewardComposer
 from streaming.events import Event
-
-
-@dataclass
-class _Book:
-    """What the processor knows about one user besides the engine's arrays."""
-
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: dict[str, float] = field(default_factory=dict)  # event id -> ts, in applied order
-    counters: dict[str, Any] = field(
-        default_factory=lambda: {
-            "decisions": 0,
-            "feedback_events": 0,
-            "default_rewards": 0,
-            "by_kind": {},
-        }
-    )
-    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # What subclasses keep per user in the record (``streaming.models``: cluster evidence).
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Processor:
@@ -116,7 +97,7 @@ class Processor:
         self.max_seen = max_seen
         self.horizon_s = 10 * self.wait_window_s if horizon_s is None else float(horizon_s)
         self._queue: list[tuple[int, int, np.ndarray, float, float, float]] = []
-        self.books: dict[str, _Book] = {}
+        self.books: dict[str, Book] = {}
         self.rejected: list[tuple[Event, str]] = []
         self._expiry: dict[int, list[tuple[float, str, str]]] = {}
         self._handlers = {
@@ -229,21 +210,20 @@ class Processor:
         )
 
     def _decision(self, event: Event, partition: int) -> None:
-        p = event.payload
-        arm = _arm(p.get("arm"), self.engine.n_arms, "arm")
-        context = _context(p.get("context"))
+        p = event.decision
+        arm = _arm(p.arm, self.engine.n_arms, "arm")
+        context = _context(p.context)
         key = event.key
         self._ensure_user(key, context)
         users, row = self.engine.users, self._row(key)
         users.n_decisions[row] += 1
         users.last_seen[row] = max(users.last_seen[row], event.ts)
-        book = self.books.setdefault(key, _Book())
-        score = p.get("user_score")
+        book = self.books.setdefault(key, Book())
         pending = book.pending
         pending[event.event_id] = {
             "arm": arm,
             "context": context,
-            "user_score": float(score) if isinstance(score, int | float) else None,
+            "user_score": p.user_score,
             "ts": event.ts,
             "feedback": 0,
             "expired": False,
@@ -259,18 +239,15 @@ class Processor:
         heapq.heappush(self._expiry.setdefault(partition, []), (event.ts, key, event.event_id))
 
     def _feedback(self, event: Event, partition: int) -> None:
-        p, key = event.payload, event.key
+        p, key = event.feedback, event.key
         book = self.books.get(key)
-        entry = book.pending.get(str(p.get("decision_id"))) if book else None
+        entry = book.pending.get(p.decision_id) if book else None
         if book is None or entry is None:
-            raise ValueError(f"decision_id: unknown decision {p.get('decision_id')!r}")
-        kind = p.get("kind")
-        if kind == "pairwise":
-            other = book.pending.get(str(p.get("other_decision_id")))
+            raise ValueError(f"decision_id: unknown decision {p.decision_id!r}")
+        if p.kind == "pairwise":
+            other = book.pending.get(str(p.other_decision_id))
             if other is None:
-                raise ValueError(
-                    f"other_decision_id: unknown decision {p.get('other_decision_id')!r}"
-                )
+                raise ValueError(f"other_decision_id: unknown decision {p.other_decision_id!r}")
             self._flush()
             self.engine.learn_pairwise([key], [entry["arm"]], [other["arm"]])
         else:
@@ -281,59 +258,32 @@ class Processor:
         users.last_seen[row] = max(users.last_seen[row], event.ts)
         book.counters["feedback_events"] += 1
         by_kind = book.counters["by_kind"]
-        by_kind[kind] = by_kind.get(kind, 0) + 1
+        by_kind[p.kind] = by_kind.get(p.kind, 0) + 1
 
     def _profile(self, event: Event, partition: int) -> None:
         self._flush()  # rare; deletes and pins rewrite what queued rows update
-        p, key, op = event.payload, event.key, event.payload.get("op")
-        if op == "delete":
+        p, key = event.profile, event.key
+        if p.is_delete:
             self.engine.forget(key)
             self.books.pop(key, None)
             return
-        if op not in ("pin", "unpin", "note"):
-            raise ValueError(
-                f"op: unknown profile operation {op!r}; allowed: pin, unpin, note, delete"
-            )
         self._ensure_user(key, None)
-        book = self.books.setdefault(key, _Book())
-        if op == "pin":
-            pins = p.get("pins")
-            if not isinstance(pins, dict):
-                raise ValueError("pins: expected an object of dimension -> level or null")
-            self.engine.pin(key, pins)
-        elif op == "unpin":
-            dims = p.get("dimensions")
-            if not isinstance(dims, list):
-                raise ValueError("dimensions: expected a list of dimension names")
-            self.engine.pin(key, dict.fromkeys(dims))
+        book = self.books.setdefault(key, Book())
+        if p.op == "pin":
+            self.engine.pin(key, p.pins)
+        elif p.op == "unpin":
+            self.engine.pin(key, dict.fromkeys(p.dimensions))
         else:
-            note_id, text = p.get("note_id"), p.get("text")
-            if not isinstance(note_id, str) or not isinstance(text, str):
-                raise ValueError("note_id and text: expected strings")
-            old = book.notes.get(note_id)
-            if old is None or old["ts"] <= event.ts:  # newer supersedes older
-                ttl = p.get("ttl_s")
-                book.notes[note_id] = {
-                    "text": text,
-                    "ts": event.ts,
-                    "expires": event.ts + ttl if ttl else None,
-                    "version": (old["version"] + 1) if old else 1,
-                }
+            book.set_note(p, event.ts)
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
         book = self.books.get(key)
-        return json.loads(json.dumps(book.counters)) if book else dict(_Book().counters)
+        return json.loads(json.dumps(book.counters)) if book else dict(Book().counters)
 
     def notes(self, key: str, now: float) -> list[dict[str, Any]]:
         book = self.books.get(key)
-        if book is None:
-            return []
-        return [
-            {"note_id": k, **v}
-            for k, v in book.notes.items()
-            if v["expires"] is None or v["expires"] > now
-        ]
+        return [] if book is None else book.live_notes(now)
 
     def pending(self, key: str) -> dict[str, dict[str, Any]]:
         book = self.books.get(key)
@@ -364,18 +314,7 @@ class Processor:
         # The record's pins replace the user's pins: an unpin must reach replicas too.
         cleared: dict[str, str | None] = dict.fromkeys(self.engine.pins.get(key, {}))
         self.engine.pin(key, {**cleared, **doc["pins"]})
-        pending = doc["pending"]
-        # Version 1 exports before seen_ts: date the ids by the newest decision held.
-        newest = max((e["ts"] for e in pending.values()), default=0.0)
-        seen_ts = doc.get("seen_ts") or [newest] * len(doc["seen"])
-        book = _Book(
-            pending=pending,
-            seen=dict(zip(doc["seen"], seen_ts, strict=True)),
-            counters=doc["counters"],
-            notes=doc["notes"],
-            extra=doc.get("extra") or {},
-        )
-        self.books[key] = book
+        book = self.books[key] = Book.from_document(doc)
         heap = self._expiry.setdefault(partition, [])
         for decision_id, entry in book.pending.items():
             if not entry["feedback"] and not entry["expired"]:
@@ -387,17 +326,9 @@ class Processor:
         in_engine = key in self.engine.users
         if book is None and not in_engine:
             return None
-        book = book or _Book()
-        return {
-            "engine": self.engine.users.get(key) if in_engine else None,
-            "pins": self.engine.pins.get(key, {}),
-            "pending": book.pending,
-            "seen": list(book.seen),
-            "seen_ts": list(book.seen.values()),
-            "counters": book.counters,
-            "notes": book.notes,
-            "extra": book.extra,
-        }
+        return (book or Book()).document(
+            self.engine.users.get(key) if in_engine else None, self.engine.pins.get(key, {})
+        )
 
     def export_shared(self, partition: int = 0) -> bytes:
         """The shared interaction model. One engine serves all partitions of a process, so
@@ -441,7 +372,7 @@ class Processor:
         else:
             engine.users.rows([key])
 
-    def _mark_seen(self, book: _Book, event: Event) -> None:
+    def _mark_seen(self, book: Book, event: Event) -> None:
         seen = book.seen
         seen[event.event_id] = event.ts
         horizon = event.ts - self.horizon_s

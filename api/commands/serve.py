@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--bus",
         default=None,
-        help="kafka://host:port[?prefix=attune] to run as an API replica on Kafka "
-        "(see api/kafka_mode.py), or sqlite:///path/to/store.sqlite for the embedded store "
-        "in that file (default <data-dir>/attune.sqlite) ($ATTUNE_BUS)",
+        help="kafka://host:port[?prefix=attune] to run as an API replica on Kafka, or "
+        "sqlite:///path/to/store.sqlite for the embedded store in that file (default "
+        "<data-dir>/attune.sqlite) ($ATTUNE_BUS)",
     )
 
 
@@ -58,23 +57,14 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         data_dir=args.data_dir,
         catalog=args.catalog,
+        bus=args.bus,
     )
     if settings.catalog is not None and not settings.catalog.is_file():
         raise FileNotFoundError(f"--catalog: no such file {settings.catalog}")
-    bus = args.bus or os.environ.get("ATTUNE_BUS", "")
-    scheme = bus_scheme(bus) if bus else None
-    if scheme == "kafka":
-        from api.kafka_mode import KafkaService
-
-        app = create_app(settings, service=KafkaService(settings, bus))
-    elif scheme == "sqlite":
-        settings = replace(settings, db_file=sqlite_path(bus))
-        app = create_app(settings)
-    else:
-        app = create_app(settings)
+    app = create_app(settings)
+    where = settings.store_path.resolve() if settings.store_path else settings.bus
     print(
-        f"attune: serving on http://{settings.host}:{settings.port} (docs at /docs), "
-        f"store {settings.db_path.resolve()}",
+        f"attune: serving on http://{settings.host}:{settings.port} (docs at /docs), store {where}",
         flush=True,
     )
     uvicorn.run(
@@ -90,20 +80,3 @@ def run(args: argparse.Namespace) -> int:
         server_header=False,
     )
     return 0
-
-
-def bus_scheme(url: str) -> str:
-    """``"kafka"`` or ``"sqlite"``: the kind of bus a ``--bus`` URL names (else ValueError)."""
-    for scheme in ("kafka", "sqlite"):
-        if url.startswith(f"{scheme}://"):
-            return scheme
-    raise ValueError(f"--bus: expected kafka://host:port or sqlite:///path, got {url!r}")
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of ``sqlite:///abs/path.sqlite`` (``sqlite://rel/path.sqlite``: relative to
-    the working directory), as ``streaming.bus`` reads it."""
-    path = url.removeprefix("sqlite://")
-    if not path.strip("/"):
-        raise ValueError(f"--bus {url!r}: expected sqlite:///path/to/file.sqlite")
-    return Path(path)

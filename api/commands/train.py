@@ -151,11 +151,17 @@ def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.
         return (
             df.filter(pl.col("user_id").str.starts_with(f"{args.tenant}/")) if args.tenant else df
         )
-    if _kafka(args):
-        return _rows_frame(_kafka_decisions(args.bus, args.tenant), arm_ids)
-    if args.bus is not None:
-        from api.commands.serve import sqlite_path
+    from streaming.join import decision_log
 
+    if _kafka(args):
+        from streaming.kafka.bus import KafkaConfig
+        from streaming.kafka.reader import read_events
+
+        events = read_events(KafkaConfig.from_url(args.bus))
+        return _rows_frame(decision_log(events, tenant=args.tenant), arm_ids)
+    from streaming.bus import sqlite_path
+
+    if args.bus is not None:
         path = sqlite_path(args.bus)
         if not path.is_file():
             raise ValueError(f"--bus {args.bus}: no such store {path}")
@@ -166,7 +172,7 @@ def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.
                 f"{args.data_dir}: no embedded store (attune.sqlite); give --data-dir, "
                 "--events or --bus"
             )
-    from streaming.store import Store
+    from streaming.sqlite.store import Store
 
     store = Store(path)
     try:
@@ -189,76 +195,9 @@ def _rows_frame(rows: list[dict[str, Any]], arm_ids: tuple[str, ...]) -> pl.Data
     return pl.DataFrame(out, schema=SCHEMA)
 
 
-def _kafka_decisions(url: str, tenant: str | None) -> list[dict[str, Any]]:
-    """Decisions joined with their feedback from the whole events topic (start to end)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from streaming.composer import RewardComposer
-    from streaming.events import Event, EventError
-    from streaming.kafka_bus import KafkaConfig
-
-    config = KafkaConfig.from_url(url)
-    consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
-    decisions: dict[tuple[str, str], Event] = {}
-    rewards: dict[tuple[str, str], list[float]] = {}
-    by_user: dict[str, list[tuple[str, str]]] = {}
-    composer = RewardComposer()
-    try:
-        parts = [
-            TopicPartition(config.events, p)
-            for p in sorted(consumer.partitions_for_topic(config.events) or ())
-        ]
-        if not parts:
-            raise ValueError(f"{url}: no events topic {config.events!r}")
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        end = consumer.end_offsets(parts)
-        while any(consumer.position(tp) < end[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=500).values():
-                for rec in records:
-                    try:
-                        e = Event.from_bytes(rec.value)
-                    except EventError:
-                        continue  # the workers dead-letter these; training skips them
-                    if tenant and e.tenant != tenant:
-                        continue
-                    if e.kind == "decision":
-                        decisions[(e.tenant, e.event_id)] = e
-                        by_user.setdefault(e.key, []).append((e.tenant, e.event_id))
-                    elif e.kind == "profile" and e.payload.get("op") == "delete":
-                        # The topic cannot be rewritten: forget what came before the delete.
-                        for gone in by_user.pop(e.key, []):
-                            decisions.pop(gone, None)
-                            rewards.pop(gone, None)
-                    elif e.kind == "feedback" and e.payload.get("kind") != "pairwise":
-                        try:
-                            reward, _ = composer.compose(e.payload)
-                        except ValueError:
-                            continue
-                        key = (e.tenant, str(e.payload.get("decision_id")))
-                        rewards.setdefault(key, []).append(reward)
-    finally:
-        consumer.close()
-    out = []
-    for key, e in decisions.items():
-        got = rewards.get(key)
-        out.append(
-            {
-                "tenant": e.tenant,
-                "user_id": e.user_id,
-                "action": e.payload["arm"],
-                "strategy_id": e.payload.get("strategy_id"),
-                "ts": e.ts,
-                "context": e.payload["context"],
-                "reward": sum(got) / len(got) if got else composer.default_reward,
-            }
-        )
-    return out
-
-
 def _kafka(args: argparse.Namespace) -> bool:
     """Whether ``--bus`` names Kafka (else the events come from a SQLite store or a file)."""
-    from api.commands.serve import bus_scheme
+    from streaming.bus import bus_scheme
 
     return args.bus is not None and bus_scheme(args.bus) == "kafka"
 
@@ -270,8 +209,8 @@ def publish(model: Any, args: argparse.Namespace) -> str:
     if not _kafka(args):
         return str(collab.publish(model, args.data_dir / "models"))
     from collab.watch import model_to_bytes
-    from streaming.kafka_bus import KafkaConfig, publish_model
-    from streaming.model_feed import MODEL_KEY
+    from streaming.kafka.bus import KafkaConfig, publish_model
+    from streaming.kafka.model_feed import MODEL_KEY
 
     config = KafkaConfig.from_url(args.bus)
     publish_model(config, MODEL_KEY.decode(), model_to_bytes(model))

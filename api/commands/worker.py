@@ -51,22 +51,21 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from api.settings import load_settings
-    from bandit import Catalog, Engine
-    from streaming.kafka_bus import KafkaConfig
-    from streaming.kafka_worker import KafkaWorker
-    from streaming.model_feed import ModelFeed
+    from bandit import Engine
+    from streaming.kafka.bus import KafkaConfig
+    from streaming.kafka.model_feed import ModelFeed
+    from streaming.kafka.worker import KafkaWorker
     from streaming.models import ModelProcessor
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    url = args.bus or os.environ.get("ATTUNE_BUS", "")
-    if not url.startswith("kafka://"):
-        raise ValueError(f"--bus: the worker needs a kafka:// URL, got {url!r}")
-    config = KafkaConfig.from_url(url)
-    settings = load_settings(args.settings, os.environ, catalog=args.catalog)
-    catalog = Catalog.from_toml(settings.catalog) if settings.catalog else Catalog.default()
+    settings = load_settings(args.settings, os.environ, catalog=args.catalog, bus=args.bus)
+    if not settings.bus.startswith("kafka://"):
+        raise ValueError(f"--bus: the worker needs a kafka:// URL, got {settings.bus!r}")
+    config = KafkaConfig.from_url(settings.bus)
+    catalog = settings.load_catalog()
     params = settings.engine_params()
 
     # CF models from the models topic: installed at batch boundaries, and a restored partition

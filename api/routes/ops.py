@@ -21,10 +21,9 @@ async def healthz() -> dict:
 @router.get("/readyz", responses={503: {"description": "Not ready yet"}})
 async def readyz(service: ServiceDep) -> JSONResponse:
     """Ready once state is recovered and kernels are warm, while the learner runs."""
-    ok = service.ready and service.learner.alive and service.learner.error is None
-    return JSONResponse(
-        {"ready": ok, "learner_lag": service.learner.lag()}, status_code=200 if ok else 503
-    )
+    backend = service.backend
+    ok = service.ready and backend.alive and backend.error is None
+    return JSONResponse({"ready": ok, "learner_lag": backend.lag()}, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")

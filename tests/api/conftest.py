@@ -38,7 +38,7 @@ def service_of(client: TestClient) -> Service:
 def wait_learner(client: TestClient, timeout: float = 10.0) -> None:
     """Block until the learner has applied everything in the log so far."""
     service = service_of(client)
-    assert service.learner.wait_for(service.store.last_offset(), timeout=timeout)
+    assert service.backend.learner.wait_for(service.backend.store.last_offset(), timeout=timeout)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

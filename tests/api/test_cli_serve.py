@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from streaming.store import Store
+from streaming.sqlite.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "key-acme-0123456789"

@@ -32,12 +32,12 @@ def test_decision_has_strategy_directives_propensity_explanation(client: TestCli
 
 def test_decision_is_logged_with_propensity_context_and_audit(client: TestClient) -> None:
     out = decide(client, message="why?", audit={"age_band": "18-24"}, session_id="s1")
-    event = service_of(client).store.get_event("acme", out["decision_id"], kind="decision")
+    event = service_of(client).backend.store.get_event("acme", out["decision_id"], kind="decision")
     assert event is not None and event.user_id == "ana"
     p = event.payload
     assert p["propensity"] == out["propensity"] and len(p["context"]) == 16
     assert abs(sum(p["action_dist"]) - 1) < 1e-9 and p["audit"] == {"age_band": "18-24"}
-    [row] = service_of(client).store.decision_log(tenant="acme")
+    [row] = service_of(client).backend.store.decision_log(tenant="acme")
     assert row["action"] == p["arm"] and row["pscore"] == p["propensity"]
     assert row["audit"] == {"age_band": "18-24"} and row["has_feedback"] is False
 
@@ -50,7 +50,7 @@ def test_constraints_narrow_the_strategy(client: TestClient) -> None:
 
 
 def test_audit_attributes_are_not_features(client: TestClient) -> None:
-    store = service_of(client).store
+    store = service_of(client).backend.store
     a = decide(client, "u1", message="hello", audit={"group": "a"})
     b = decide(client, "u2", message="hello", audit={"group": "b", "x": 1})
     ctx = [
@@ -159,7 +159,7 @@ def test_requests_arriving_together_are_decided_in_one_engine_call(client: TestC
     assert batches[0] == 3
     assert answers[1][1]["detail"][0]["loc"][:2] == ["body", "constraints"]
     ids = [answers[0][1]["decision_id"], answers[2][1]["decision_id"]]
-    users = [service.store.get_event("acme", i, kind="decision").user_id for i in ids]  # type: ignore[union-attr]
+    users = [service.backend.store.get_event("acme", i, kind="decision").user_id for i in ids]  # type: ignore[union-attr]
     assert users == ["u1", "u3"]
 
 

@@ -39,7 +39,7 @@ def test_every_kind_is_accepted_and_learned(client: TestClient) -> None:
     ev = profile(client)["evidence"]
     assert ev["feedback_events"] == 6 and ev["decisions"] == 6
     assert ev["by_kind"] == {"thumbs": 2, "rating": 1, "reward": 1, "implicit": 1, "pairwise": 1}
-    assert service_of(client).processor.rejected == []
+    assert service_of(client).backend.processor.rejected == []
 
 
 def test_feedback_moves_the_posterior_toward_the_rewarded_level(client: TestClient) -> None:
@@ -144,6 +144,6 @@ def test_decisions_without_feedback_get_the_default_reward(
     ev = profile(client)["evidence"]
     assert ev["feedback_events"] == 1 and ev["decisions"] == 2
     service = service_of(client)
-    A = service.processor.engine.users.get("acme/ana")["A"]
+    A = service.backend.processor.engine.users.get("acme/ana")["A"]
     assert np.isfinite(A).all()
-    assert quiet in service.processor.pending("acme/ana")
+    assert quiet in service.backend.processor.pending("acme/ana")

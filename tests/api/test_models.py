@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.models import EmbeddedModels
 from api.settings import SettingsError
 from bandit.state import unpack
 from collab import CFModel, latest_version, load_latest, publish
+from streaming.sqlite.backend import FolderModels
 from tests.api.conftest import (
     ACME,
     decide,
@@ -115,8 +115,8 @@ def test_train_then_hot_reload_groups_and_adapters(
     feedback(client, user_id="newcomer", decision_id=d["decision_id"], kind="thumbs", value="up")
     wait_learner(client)
     service = service_of(client)
-    learner = service.processor.engine
-    installed = service.processor.installed
+    learner = service.backend.processor.engine
+    installed = service.backend.processor.installed
     assert installed is not None
     means = installed.cold.cluster_means
     prior = learner.users.prior_mean[learner.users.ids["acme/newcomer"], : means.shape[1]]
@@ -127,7 +127,7 @@ def test_train_then_hot_reload_groups_and_adapters(
     width = service.catalog.attributes.shape[1]
     emb = service.engine.X[:, width:]
     assert np.abs(emb).sum() > 0
-    assert np.array_equal(emb, service.processor.engine.X[:, width:])
+    assert np.array_equal(emb, service.backend.processor.engine.X[:, width:])
 
     # A newer version replaces it, again without a restart.
     bumped = replace(model, version=model.version + 1)
@@ -141,7 +141,7 @@ def test_train_reads_the_store_serve_was_given_with_a_sqlite_bus(
     # ``attune serve --bus sqlite:///...`` keeps its store outside the data folder; ``attune
     # train`` reads it from the same URL and still publishes to <data-dir>/models.
     store = tmp_path / "elsewhere" / "log.sqlite"
-    client = make_client(data_dir, db_file=store)
+    client = make_client(data_dir, bus=f"sqlite://{store.resolve()}")
     _traffic(client, range(USERS))
 
     missed = _run_train(data_dir)
@@ -167,9 +167,9 @@ def test_retrain_resets_known_users_and_replays_only_newer_feedback(
     feedback(client, user_id="u0", decision_id=d["decision_id"], kind="thumbs", value="up")
     wait_learner(client)
     service = service_of(client)
-    assert isinstance(service.models, EmbeddedModels)
+    assert isinstance(service.models, FolderModels)
     assert service.models.watcher.poll() is not None
-    users = service.processor.engine.users
+    users = service.backend.processor.engine.users
     for key, replayed in (("acme/u0", True), ("acme/u2", False)):
         row = users.ids[key]
         A = unpack(users.A[row].astype(np.float64), users.d)
@@ -214,14 +214,14 @@ def test_a_deleted_user_is_not_warm_started_from_the_model_again(
     _traffic(client, range(USERS))
     model = _train(data_dir)
     service = service_of(client)
-    assert isinstance(service.models, EmbeddedModels)
+    assert isinstance(service.models, FolderModels)
     assert service.models.watcher.poll() is not None
-    installed = service.processor.installed
+    installed = service.backend.processor.installed
     assert installed is not None
     own = installed.pmap.means(model.rows(["acme/u4"]))[0]
 
     def prior_of() -> np.ndarray:
-        users = service.processor.engine.users
+        users = service.backend.processor.engine.users
         return users.prior_mean[users.ids["acme/u4"], : len(own)].astype(np.float64)
 
     assert np.allclose(prior_of(), own, atol=1e-4)  # the model's prior for a known user
@@ -234,5 +234,5 @@ def test_a_deleted_user_is_not_warm_started_from_the_model_again(
     client.close()
     again = make_client(data_dir, poll_interval_s=3600)
     service = service_of(again)
-    assert "acme/u4" in service.processor.engine.users
+    assert "acme/u4" in service.backend.processor.engine.users
     assert not np.allclose(prior_of(), own, atol=1e-3)

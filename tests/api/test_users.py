@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from streaming.sqlite.checkpoints import Checkpoints
 from tests.api.conftest import ACME, decide, service_of, wait_learner
 from tests.api.test_feedback import feedback, profile
 
@@ -73,9 +74,9 @@ def test_delete_erases_state_pins_and_log_rows(client: TestClient) -> None:
     assert client.delete("/v1/users/ana", headers=ACME).status_code == 204
     assert client.get("/v1/users/ana/profile", headers=ACME).status_code == 404
     assert client.get("/v1/users/ana/export", headers=ACME).status_code == 404
-    store = service_of(client).store
+    store = service_of(client).backend.store
     assert list(store.iter_events(tenant="acme", user_id="ana")) == []
-    assert store.load_state("acme/ana") is None
+    assert Checkpoints(store).state("acme/ana") is None
     assert all(row["user_id"] != "ana" for row in store.decision_log())
     r = client.post(
         "/v1/feedback",

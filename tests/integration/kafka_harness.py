@@ -16,11 +16,11 @@ import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from bandit import Engine
-from streaming.changelog import decode_partition, read_partitions
 from streaming.composer import RewardComposer
 from streaming.events import Event, EventError
-from streaming.kafka_bus import KafkaConfig
-from streaming.kafka_worker import apply_in_order
+from streaming.kafka.bus import KafkaConfig
+from streaming.kafka.changelog import decode_partition, read_partitions
+from streaming.kafka.worker import apply_in_order
 from streaming.processor import Processor
 from streaming.user_record import decode, unpack_array
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.kafka_bus import KafkaBus, KafkaConfig
-from streaming.kafka_loadgen import synthetic_events
+from streaming.kafka.bus import KafkaBus, KafkaConfig
 from tests.integration.kafka_harness import (
     WorkerProcess,
     assert_same_state,
@@ -20,6 +19,7 @@ from tests.integration.kafka_harness import (
     reference_state,
     wait_drained,
 )
+from tests.loadgen import synthetic_events
 
 pytestmark = pytest.mark.kafka
 

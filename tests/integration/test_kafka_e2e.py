@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from kafka.partitioner.default import murmur2
 
 from api.app import create_app
-from api.kafka_mode import KafkaService
 from api.settings import Settings
 from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess
 
@@ -45,8 +44,8 @@ def _one_user_per_partition(partitions: int) -> list[str]:
 
 
 def _replica(url: str, tmp_path: Path) -> TestClient:
-    settings = Settings(api_keys={KEY: "acme"}, data_dir=tmp_path, warm=False)
-    return TestClient(create_app(settings, service=KafkaService(settings, url)))
+    settings = Settings(api_keys={KEY: "acme"}, data_dir=tmp_path, warm=False, bus=url)
+    return TestClient(create_app(settings))
 
 
 @pytest.fixture

@@ -19,17 +19,15 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 
 from api.app import create_app
-from api.kafka_mode import KafkaService
 from api.settings import Settings
 from bandit import Engine
 from collab import CFModel
 from collab.watch import model_from_bytes
-from streaming.changelog import read_partitions
 from streaming.composer import RewardComposer
 from streaming.events import Event
-from streaming.kafka_bus import KafkaConfig, read_models
-from streaming.kafka_loadgen import synthetic_events
-from streaming.kafka_worker import apply_in_order
+from streaming.kafka.bus import KafkaConfig, read_models
+from streaming.kafka.changelog import read_partitions
+from streaming.kafka.worker import apply_in_order
 from streaming.models import ModelProcessor
 from tests.integration.kafka_harness import (
     AUTH,
@@ -41,6 +39,7 @@ from tests.integration.kafka_harness import (
     changelog_state,
     wait_drained,
 )
+from tests.loadgen import synthetic_events
 
 pytestmark = pytest.mark.kafka
 
@@ -148,9 +147,10 @@ def test_train_publishes_and_worker_and_replica_install_it(
         warm=False,
         poll_interval_s=0.2,
         adapter_template="lora-{k}",
+        bus=kafka_url,
     )
     users = [f"u{i}" for i in range(USERS)]
-    with TestClient(create_app(settings, service=KafkaService(settings, kafka_url))) as replica:
+    with TestClient(create_app(settings)) as replica:
         _traffic(replica, users, turns=5)
         wait_drained(config, config.prefix + ".workers", 120)
         assert _model_record(config) is None
@@ -198,8 +198,9 @@ def test_train_publishes_and_worker_and_replica_install_it(
 def test_training_from_the_topic_drops_what_a_user_did_before_their_delete(
     kafka_url: str,
 ) -> None:
-    from api.commands.train import _kafka_decisions
-    from streaming.kafka_bus import KafkaBus
+    from streaming.join import decision_log
+    from streaming.kafka.bus import KafkaBus
+    from streaming.kafka.reader import read_events
 
     events = [e for e in synthetic_events(600, n_users=6) if e.kind != "profile"]
     deleted = events[0].user_id
@@ -212,7 +213,7 @@ def test_training_from_the_topic_drops_what_a_user_did_before_their_delete(
         bus.publish([*events, delete, later])
     finally:
         bus.close()
-    rows = _kafka_decisions(kafka_url, None)
+    rows = decision_log(read_events(KafkaConfig.from_url(kafka_url)))
     mine = [r for r in rows if r["user_id"] == deleted]
     # Only the decision made after the delete is left; other users keep all of theirs.
     assert [r["ts"] for r in mine] == [later.ts]

@@ -12,9 +12,8 @@ import uuid
 
 import pytest
 
-from streaming.kafka_bus import KafkaBus, KafkaConfig
-from streaming.kafka_loadgen import synthetic_events
-from streaming.kafka_worker import KafkaWorker
+from streaming.kafka.bus import KafkaBus, KafkaConfig
+from streaming.kafka.worker import KafkaWorker
 from tests.integration.kafka_harness import (
     assert_same_state,
     changelog_state,
@@ -24,6 +23,7 @@ from tests.integration.kafka_harness import (
     wait_drained,
 )
 from tests.kafka_broker import restart_broker, session_state_dir
+from tests.loadgen import synthetic_events
 
 pytestmark = pytest.mark.kafka
 

@@ -12,9 +12,8 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streaming.events import Event
-from streaming.kafka_bus import KafkaBus, KafkaConfig
-from streaming.kafka_loadgen import synthetic_events
-from streaming.kafka_worker import KafkaWorker
+from streaming.kafka.bus import KafkaBus, KafkaConfig
+from streaming.kafka.worker import KafkaWorker
 from tests.integration.kafka_harness import (
     assert_same_state,
     changelog_state,
@@ -22,6 +21,7 @@ from tests.integration.kafka_harness import (
     reference_state,
     wait_drained,
 )
+from tests.loadgen import synthetic_events
 
 pytestmark = pytest.mark.kafka
 

@@ -9,7 +9,7 @@ from bandit import Engine, featurize
 from simulations.logs import LogError, load_log, load_log_frame, log_frame, store_frame, write_log
 from simulations.target import replay_target
 from streaming.events import Event
-from streaming.store import Store
+from streaming.sqlite.store import Store
 
 
 def _store_with_decisions(path, n=6):

@@ -174,7 +174,7 @@ def test_import_replaces_pins_so_an_unpin_reaches_replicas() -> None:
 def _mixed_stream() -> list[Event]:
     """Synthetic traffic (decisions, feedback of every scalar kind, notes, deletes) with pin
     changes and pairwise feedback woven in, so batches are cut at every flush point."""
-    from streaming.kafka_loadgen import synthetic_events
+    from tests.loadgen import synthetic_events
 
     out: list[Event] = []
     last: dict[str, list[str]] = {}

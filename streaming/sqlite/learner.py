@@ -26,7 +26,8 @@ from collections.abc import Callable
 from bandit import Engine
 from streaming.events import Event
 from streaming.processor import Processor
-from streaming.store import Store
+from streaming.sqlite.checkpoints import Checkpoints
+from streaming.sqlite.store import Store
 
 
 class Learner:
@@ -75,6 +76,7 @@ class Learner:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.checkpoints = Checkpoints(store)
         self.processor = processor
         self.serving = serving
         self.checkpoint_interval_s = checkpoint_interval_s
@@ -105,12 +107,12 @@ class Learner:
     def recover(self) -> int:
         """Load the last checkpoint and replay the log after it; returns events replayed."""
         with self.lock:
-            for key, data in self.store.load_states():
+            for key, data in self.checkpoints.states():
                 self.processor.import_user(key, data)
-            for partition, data in self.store.load_shared().items():
+            for partition, data in self.checkpoints.shared().items():
                 self.processor.import_shared(partition, data)
-            self._skip = self.store.state_offsets()
-            self.offset = self.checkpointed = self.store.checkpoint_offset()
+            self._skip = self.checkpoints.state_offsets()
+            self.offset = self.checkpointed = self.checkpoints.offset()
             if self.serving is not None:
                 self.sync(set(self.processor.books) | set(self.processor.engine.users.ids))
                 for key, pins in self.processor.engine.pins.items():
@@ -197,7 +199,7 @@ class Learner:
                 # A decision event changes nothing the serving engine needs (it made the
                 # decision): copying the user after each one would cost a sync per request.
                 self.sync(learned)
-        if any(e.kind == "profile" and e.payload.get("op") == "delete" for e in events):
+        if any(e.is_delete for e in events):
             # An erasure must reach the disk now, not at the next tick, and fully: with nothing
             # left to replay, the tombstone can go too, and no decision that raced the erasure
             # can bring the user back after a crash.
@@ -233,7 +235,7 @@ class Learner:
             shared = {0: self.processor.export_shared(0)}
             offset = self.offset
             replay_from = next(iter(behind.values())) - 1 if behind else offset
-            self.store.save_checkpoint(states, shared, replay_from, applied=offset)
+            self.checkpoints.save(states, shared, replay_from, applied=offset)
             self._dirty.clear()
             self.checkpointed = offset
         self._last_checkpoint = time.monotonic()

@@ -8,10 +8,10 @@ import pytest
 
 from bandit import Engine
 from streaming.composer import RewardComposer
-from streaming.embedded import Learner
 from streaming.events import Event
 from streaming.processor import Processor
-from streaming.store import Store
+from streaming.sqlite.learner import Learner
+from streaming.sqlite.store import Store
 
 CTX = [1.0] + [0.0] * 15
 
@@ -50,7 +50,7 @@ def test_thread_applies_the_log_and_syncs_the_serving_engine(tmp_path: Path) -> 
     assert lr.processor.counters("acme/ana")["feedback_events"] == 5
     assert int(serving.users.n_feedback[serving.users.ids["acme/ana"]]) == 5
     lr.stop()
-    assert lr.store.checkpoint_offset() == offset
+    assert lr.checkpoints.offset() == offset
     lr.store.close()
 
 
@@ -96,9 +96,9 @@ def test_decision_only_users_are_saved_in_shares_and_replayed_after_a_crash(
     first.store.append(events(3))  # ana: feedback, saved at every checkpoint
     first.step()
     first.checkpoint()
-    states = first.store.state_offsets()
+    states = first.checkpoints.state_offsets()
     assert "acme/ana" in states and len(states) == 1 + 2  # ana and the 2 longest-waiting
-    assert first.store.checkpoint_offset() < first.offset  # the rest is replayed on recovery
+    assert first.checkpoints.offset() < first.offset  # the rest is replayed on recovery
     first.store.append(events(2, start=3))
     first.step()  # applied, never checkpointed: the crash below loses it from memory only
     first.store.close()
@@ -111,8 +111,8 @@ def test_decision_only_users_are_saved_in_shares_and_replayed_after_a_crash(
     for user in ("u0", "u3", "u7"):
         assert second.processor.counters(f"acme/{user}")["decisions"] == 2
     # Recovery ends with a full checkpoint: nothing is left to replay.
-    assert second.store.checkpoint_offset() == second.offset
-    assert len(second.store.state_offsets()) == 9
+    assert second.checkpoints.offset() == second.offset
+    assert len(second.checkpoints.state_offsets()) == 9
     second.store.close()
 
 
@@ -126,7 +126,7 @@ def test_every_waiting_user_is_saved_within_the_catch_up_time(tmp_path: Path) ->
     saved = []
     for _ in range(4):
         lr.checkpoint()
-        saved.append(len(lr.store.state_offsets()))
+        saved.append(len(lr.checkpoints.state_offsets()))
     assert saved == [2, 4, 5, 6]  # a third of those still waiting, rounded up, each tick
-    assert lr.store.checkpoint_offset() == lr.offset
+    assert lr.checkpoints.offset() == lr.offset
     lr.store.close()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.changelog import decode_partition, encode_partition
-from streaming.kafka_bus import KafkaConfig, dead_letter
+from streaming.kafka.bus import KafkaConfig, dead_letter
+from streaming.kafka.changelog import decode_partition, encode_partition
 
 
 def test_url_defaults_and_topic_names() -> None:

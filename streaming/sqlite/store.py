@@ -1,35 +1,24 @@
-"""The embedded store: one SQLite file (WAL) with the event log, user state and API keys.
+"""The embedded store: one SQLite file (WAL) holding the event log and the learner's state.
 
-Tables
-------
-events      the log: every decision, feedback and profile event, ``offset`` increasing
-            (AUTOINCREMENT, so an offset is never reused after a delete), unique per
-            ``(tenant, event_id)`` so a resent event is stored once.
-user_state  one row per user key: the processor's export of that user (engine arrays, pins,
-            pending decisions, seen event ids, counters) and the log offset it reflects.
-shared      the shared interaction model per partition.
-meta        schema version and the learner's replay offset (saved with the state it reflects:
-            the log after it holds every event some user's saved state lacks).
-api_keys    SHA-256 hashes of per-tenant keys (the local development key lives here).
+Tables: ``events`` (the log, ``offset`` increasing and never reused, unique per
+``(tenant, event_id)`` so a resent event is stored once), ``user_state`` and ``shared`` (the
+learner's checkpoints, ``streaming.sqlite.checkpoints``) and ``meta`` (schema version, replay
+offset). The API layer keeps its key hashes in the same file (``api.keys``).
 
-Durability: the file is in WAL mode. Writes that a client is told are durable (feedback,
-profile changes) commit with ``synchronous=FULL``, which fsyncs the WAL, so they survive a
-killed process and a power loss. Decision events are queued (``append_later``) and group
-committed every few milliseconds with ``synchronous=NORMAL`` (no fsync): a killed process
-loses at most the last few milliseconds of decisions, a power loss possibly a little more;
-the next FULL commit (e.g. the feedback that refers to a decision) fsyncs them along with
-itself, and every read flushes the queue first, so feedback always finds its decision.
+Durability: writes a client is told are durable (feedback, profile changes) commit with
+``synchronous=FULL``, which fsyncs the WAL. Decisions are queued (``append_later``) and group
+committed every few milliseconds without fsync: a killed process loses at most the last few
+milliseconds of decisions; the next durable commit fsyncs them with itself, and every read
+commits the queue first, so feedback always finds its decision.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +27,7 @@ import orjson
 from bandit import SchemaError
 from streaming.composer import RewardComposer
 from streaming.events import Event
+from streaming.join import decision_log
 
 STORE_SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -54,13 +44,7 @@ CREATE TABLE IF NOT EXISTS user_state (
     offset INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS shared (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS api_keys (key_hash TEXT PRIMARY KEY, tenant TEXT NOT NULL,
-                                     created REAL NOT NULL);
 """
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 class Store:
@@ -117,8 +101,7 @@ class Store:
         # reads each decision back a few milliseconds after it was queued, and parsing its
         # document again would cost more than everything else the learner does with it.
         # An OrderedDict: dropping the oldest entries is O(1) each, where a plain dict's
-        # ``next(iter(d))`` scans every slot its earlier deletions left empty (13 us per
-        # eviction at 20,000 entries, measured).
+        # ``next(iter(d))`` scans every slot its earlier deletions left empty.
         self._recent: OrderedDict[int, Event] = OrderedDict()
         self._flush_interval_s = flush_interval_s
         self._flusher: threading.Thread | None = None
@@ -133,19 +116,10 @@ class Store:
         """
         rows = [_row(e) for e in events]
         out: list[int | None] = []
-        with self._lock:
-            self._flush_locked()
-            self._set_sync("FULL" if durable else "NORMAL")
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                for row in rows:
-                    cur.execute(_INSERT, row)
-                    out.append(cur.lastrowid if cur.rowcount == 1 else None)
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction(durable=durable) as cur:
+            for row in rows:
+                cur.execute(_INSERT, row)
+                out.append(cur.lastrowid if cur.rowcount == 1 else None)
         return out
 
     def append_later(self, events: Sequence[Event]) -> None:
@@ -224,10 +198,12 @@ class Store:
         kinds: Iterable[str] | None = None,
         tenant: str | None = None,
         user_id: str | None = None,
+        upto: int | None = None,
         batch: int = 5000,
     ) -> Iterator[Event]:
-        """Every stored event, in log order, optionally of some kinds, one tenant, one user."""
-        where, args = _filters(kinds, tenant, user_id)
+        """Every stored event, in log order, optionally of some kinds, one tenant, one user,
+        up to offset ``upto``."""
+        where, args = _filters(kinds, tenant, user_id, upto)
         after = 0
         while True:
             with self._lock:
@@ -246,56 +222,14 @@ class Store:
     def decision_log(
         self, tenant: str | None = None, composer: RewardComposer | None = None
     ) -> list[dict[str, Any]]:
-        """Logged decisions with their rewards, in the names OPE tools expect.
-
-        One dict per decision: ``context`` (16 floats), ``action`` (arm), ``reward``,
-        ``pscore`` (propensity), ``action_dist`` (n_arms floats), ``user_id``, ``tenant``,
-        ``audit``, ``ts``, ``decision_id``, ``strategy_id``, ``policy``, ``has_feedback``.
-        The reward is the mean composed reward of the decision's non-pairwise feedback, or the
-        composer's default reward when it got none.
-        """
-        composer = composer or RewardComposer()
-        rewards: dict[tuple[str, str], list[float]] = {}
-        for e in self.iter_events(kinds=["feedback"], tenant=tenant):
-            if e.payload.get("kind") == "pairwise":
-                continue
-            try:
-                reward, _ = composer.compose(e.payload)
-            except ValueError:
-                continue
-            rewards.setdefault((e.tenant, str(e.payload.get("decision_id"))), []).append(reward)
-        out = []
-        for e in self.iter_events(kinds=["decision"], tenant=tenant):
-            p = e.payload
-            got = rewards.get((e.tenant, e.event_id))
-            out.append(
-                {
-                    "context": p["context"],
-                    "action": p["arm"],
-                    "reward": sum(got) / len(got) if got else composer.default_reward,
-                    "pscore": p["propensity"],
-                    "action_dist": p["action_dist"],
-                    "user_id": e.user_id,
-                    "tenant": e.tenant,
-                    "audit": p.get("audit", {}),
-                    "ts": e.ts,
-                    "decision_id": e.event_id,
-                    "strategy_id": p.get("strategy_id"),
-                    "policy": p.get("policy"),
-                    "has_feedback": bool(got),
-                }
-            )
-        return out
+        """Logged decisions with their rewards (``streaming.join.decision_log``)."""
+        return decision_log(self.iter_events(tenant=tenant), composer)
 
     def delete_user(self, tenant: str, user_id: str, *, keep: Sequence[int] = ()) -> int:
         """Erase a user's rows from the log (except offsets in ``keep``) and their state."""
         key = f"{tenant}/{user_id}"
         marks = ",".join("?" * len(keep))
-        with self._lock:
-            self._flush_locked()
-            self._set_sync("FULL")
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+        with self.transaction() as cur:
             cur.execute(
                 "DELETE FROM events WHERE tenant=? AND user_id=?"
                 + (f" AND offset NOT IN ({marks})" if keep else ""),
@@ -303,7 +237,6 @@ class Store:
             )
             n = cur.rowcount
             cur.execute("DELETE FROM user_state WHERE key=?", (key,))
-            cur.execute("COMMIT")
             kept = set(keep)
             for off in [
                 off
@@ -313,93 +246,27 @@ class Store:
                 del self._recent[off]
         return n
 
-    # ------------------------------------------------------------------ learner checkpoints
-    def save_checkpoint(
-        self,
-        states: Mapping[str, bytes | None],
-        shared: Mapping[int, bytes],
-        offset: int,
-        *,
-        applied: int | None = None,
-    ) -> None:
-        """Save user states (None deletes), the shared model and the learner offset in one
-        transaction, so the offset never runs ahead of the state that reflects it. Applied
-        delete events (tombstones) up to ``offset`` are removed from the log here.
-
-        ``offset`` is where a recovery replays the log from; ``applied`` (default ``offset``)
-        is the offset the saved states and shared model reflect, recorded per user so that a
-        replay skips what a user's state already holds.
-        """
-        applied = offset if applied is None else applied
+    # ------------------------------------------------------------------ other tables
+    @contextmanager
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+        """One write transaction (queued decisions are committed first); rolled back if the
+        block raises. ``durable``: the commit fsyncs."""
         with self._lock:
             self._flush_locked()
-            self._set_sync("FULL")
+            self._set_sync("FULL" if durable else "NORMAL")
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
-                for key, data in states.items():
-                    if data is None:
-                        cur.execute("DELETE FROM user_state WHERE key=?", (key,))
-                    else:
-                        cur.execute(
-                            "INSERT OR REPLACE INTO user_state VALUES (?, ?, ?, ?)",
-                            (key, key.partition("/")[0], data, applied),
-                        )
-                for partition, data in shared.items():
-                    cur.execute("INSERT OR REPLACE INTO shared VALUES (?, ?)", (partition, data))
-                cur.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('learner_offset', ?)", (str(offset),)
-                )
-                cur.execute(
-                    "DELETE FROM events WHERE kind='profile' AND offset <= ? AND "
-                    "json_extract(body, '$.payload.op')='delete'",
-                    (offset,),
-                )
+                yield cur
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
 
-    def checkpoint_offset(self) -> int:
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """All rows of a read query."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE name='learner_offset'").fetchone()
-        return int(row[0]) if row else 0
-
-    def load_states(self) -> Iterator[tuple[str, bytes]]:
-        with self._lock:
-            rows = self._db.execute("SELECT key, data FROM user_state").fetchall()
-        yield from ((k, bytes(d)) for k, d in rows)
-
-    def state_offsets(self) -> dict[str, int]:
-        """The log offset each saved user state reflects."""
-        with self._lock:
-            rows = self._db.execute("SELECT key, offset FROM user_state").fetchall()
-        return {k: int(off) for k, off in rows}
-
-    def load_state(self, key: str) -> bytes | None:
-        with self._lock:
-            row = self._db.execute("SELECT data FROM user_state WHERE key=?", (key,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    def load_shared(self) -> dict[int, bytes]:
-        with self._lock:
-            rows = self._db.execute("SELECT partition, data FROM shared").fetchall()
-        return {int(p): bytes(d) for p, d in rows}
-
-    # ------------------------------------------------------------------ API keys
-    def add_api_key(self, tenant: str, key: str) -> None:
-        with self._lock:
-            self._set_sync("FULL")
-            self._db.execute(
-                "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?)",
-                (hash_key(key), tenant, time.time()),
-            )
-
-    def api_keys(self) -> dict[str, str]:
-        """Tenant per key hash."""
-        with self._lock:
-            rows = self._db.execute("SELECT key_hash, tenant FROM api_keys").fetchall()
-        return dict(rows)
+            return self._db.execute(sql, args).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -494,9 +361,12 @@ def _drop_through(recent: OrderedDict[int, Event], offset: int) -> None:
 
 
 def _filters(
-    kinds: Iterable[str] | None, tenant: str | None, user_id: str | None
+    kinds: Iterable[str] | None, tenant: str | None, user_id: str | None, upto: int | None
 ) -> tuple[str, list[Any]]:
-    where, args = "", []
+    where, args = "", list[Any]()
+    if upto is not None:
+        where += " AND offset <= ?"
+        args.append(upto)
     if kinds is not None:
         kinds = list(kinds)
         where += f" AND kind IN ({','.join('?' * len(kinds))})"
@@ -508,8 +378,3 @@ def _filters(
         where += " AND user_id=?"
         args.append(user_id)
     return where, args
-
-
-def event_rows_json(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """Events as plain dicts (for exports)."""
-    return [json.loads(e.to_bytes()) for e in events]

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from collab import CFModel
 from collab.watch import model_from_bytes
-from streaming.kafka_bus import MAX_MODEL_BYTES, KafkaConfig, ModelAssembler, ensure_topics
+from streaming.kafka.bus import MAX_MODEL_BYTES, KafkaConfig, ModelAssembler, ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streaming.kafka_bus import PARTITION_KEY_PREFIX, KafkaConfig
+from streaming.kafka.bus import PARTITION_KEY_PREFIX, KafkaConfig
 
 log = logging.getLogger(__name__)
 PARTITION_SCHEMA_VERSION = 1

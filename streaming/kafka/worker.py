@@ -1,40 +1,16 @@
 """The Kafka worker: one member of a consumer group applying its partitions' events.
 
-Why state can neither be lost nor double counted
------------------------------------------------
-Every polled batch is processed inside one Kafka transaction (KIP-98) that holds
+What it promises: nothing lost, nothing counted twice, whatever crashes or rebalances. Every
+polled batch is one Kafka transaction holding the changelog records of the users it changed,
+one partition record per touched partition (its shared model and event-time watermark) and the
+consumed offsets, so committed offsets never run ahead of the durable state that reflects them.
+A partition taken over is restored from the changelog up to its last stable offset and consumed
+from its committed offset; each user's record remembers the event ids it applied. Each
+partition has its own processor and engine, and pending decisions expire by event time, so the
+state after an offset does not depend on how the stream was cut into batches.
 
-1. the changelog records of every user the batch changed (``Processor.export_record``, a
-   tombstone for deleted users), written to the changelog partition that mirrors the events
-   partition;
-2. one ``__partition__/<p>`` record per touched partition with the partition's shared model
-   (``Processor.export_shared``) and its event-time watermark: a user's update target depends
-   on the shared model, so it must travel with the users;
-3. the consumed offsets (``send_offsets_to_transaction`` with the consumer's group metadata,
-   KIP-447, so a worker that lost its partitions in a rebalance is fenced and cannot commit).
-
-The transaction commits all three or none. Readers use ``read_committed``. So the committed
-offsets of a partition and the latest committed changelog records of that partition always
-describe the same point in the stream: the offsets are committed only with (never before) the
-durable state that reflects them. After a crash, a restart or a rebalance, a worker that gets a
-partition fetches its committed offset (this waits for any pending transaction to be resolved),
-then reads the changelog partition up to its last stable offset, imports that state and
-consumes from the committed offset. Events after that offset were never part of a committed
-state, so replaying them counts each exactly once; ``Processor`` also drops event ids it has
-seen (per-user state carries them), which covers producers that publish an event twice.
-
-Exactness also needs determinism: the state after an offset must not depend on how the
-stream was cut into batches. So each partition has its own ``Processor`` and engine (its
-shared model sees that partition's events in log order, whatever else the worker owns), and
-pending decisions expire by event time, checked before every event (not once per batch).
-
-A restarted worker should keep its ``worker_id``: its transactional id is derived from it, and
-``init_transactions`` then aborts the transaction the killed process left open at once instead
-of after ``transaction_timeout_ms``.
-
-The alternative (a local SQLite checkpoint, changelog published afterwards) was rejected: a
-partition moving to another worker would restore from a changelog that may lag the checkpoint,
-and replaying onto user records that are ahead of the shared model breaks exactness.
+README.md ("Running on Kafka") tells the whole story; keep a worker's ``worker_id`` across
+restarts (its transactional id and static membership derive from it).
 """
 
 from __future__ import annotations
@@ -50,10 +26,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from streaming.changelog import encode_partition, partition_key, read_partitions
 from streaming.events import Event, EventError
-from streaming.kafka_bus import KafkaConfig, dead_letter, ensure_topics, make_producer
-from streaming.kafka_metrics import WorkerMetrics
+from streaming.kafka.bus import KafkaConfig, dead_letter, ensure_topics, make_producer
+from streaming.kafka.changelog import encode_partition, partition_key, read_partitions
+from streaming.kafka.metrics import WorkerMetrics
 from streaming.models import install_pending_model
 
 log = logging.getLogger(__name__)

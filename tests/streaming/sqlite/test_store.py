@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from bandit import SchemaError
-from streaming.bus import SqliteBus, make_bus
+from bandit import Catalog, SchemaError
+from streaming.bus import ServingOptions, open_backend
 from streaming.events import Event
-from streaming.store import Store
+from streaming.sqlite.backend import EmbeddedBackend
+from streaming.sqlite.checkpoints import Checkpoints
+from streaming.sqlite.store import Store
 
 
 def decision(did: str, user: str = "ana", tenant: str = "acme") -> Event:
@@ -67,18 +69,20 @@ def test_delete_user_erases_only_that_user_of_that_tenant(store: Store) -> None:
     store.append(
         [decision("d1"), fb("f1", "d1"), decision("d2", "bo"), decision("d3", tenant="beta")]
     )
-    store.save_checkpoint({"acme/ana": b"{}", "acme/bo": b"{}"}, {}, 4)
+    checkpoints = Checkpoints(store)
+    checkpoints.save({"acme/ana": b"{}", "acme/bo": b"{}"}, {}, 4)
     assert store.delete_user("acme", "ana") == 2
-    assert store.load_state("acme/ana") is None and store.load_state("acme/bo") == b"{}"
+    assert checkpoints.state("acme/ana") is None and checkpoints.state("acme/bo") == b"{}"
     assert {(e.tenant, e.user_id) for e in store.iter_events()} == {("acme", "bo"), ("beta", "ana")}
 
 
 def test_checkpoint_saves_state_shared_and_offset_together(store: Store) -> None:
     store.append([decision("d1"), Event("profile", "x1", "acme", "bo", 3.0, {"op": "delete"})])
-    store.save_checkpoint({"acme/ana": b"state", "acme/gone": None}, {0: b"W"}, 2)
-    assert store.checkpoint_offset() == 2
-    assert dict(store.load_states()) == {"acme/ana": b"state"}
-    assert store.load_shared() == {0: b"W"}
+    checkpoints = Checkpoints(store)
+    checkpoints.save({"acme/ana": b"state", "acme/gone": None}, {0: b"W"}, 2)
+    assert checkpoints.offset() == 2
+    assert dict(checkpoints.states()) == {"acme/ana": b"state"}
+    assert checkpoints.shared() == {0: b"W"}
     # the applied tombstone is gone from the log, the decision is not
     assert [e.kind for e in store.iter_events()] == ["decision"]
 
@@ -115,11 +119,12 @@ def test_unknown_schema_version_is_refused(tmp_path: Path) -> None:
         Store(tmp_path / "v.sqlite")
 
 
-def test_make_bus_picks_the_backend(tmp_path: Path) -> None:
-    bus = make_bus(f"sqlite:///{tmp_path}/b.sqlite")
-    assert isinstance(bus, SqliteBus)
-    bus.publish([decision("d1")])
-    assert bus.store.last_offset() == 1
-    bus.close()
+def test_the_bus_url_picks_the_backend(tmp_path: Path) -> None:
+    options = ServingOptions(Catalog.default(), data_dir=tmp_path)
+    backend = open_backend(f"sqlite:///{tmp_path}/b.sqlite", options)
+    assert isinstance(backend, EmbeddedBackend)
+    assert backend.log(decision("d1"))
+    assert backend.store.last_offset() == 1
+    backend.store.close()
     with pytest.raises(ValueError, match="allowed: sqlite://, kafka://"):
-        make_bus("redis://localhost")
+        open_backend("redis://localhost", options)

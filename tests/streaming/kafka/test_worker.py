@@ -9,9 +9,9 @@ import numpy as np
 
 from bandit import Engine
 from streaming.composer import RewardComposer
-from streaming.kafka_loadgen import synthetic_events
-from streaming.kafka_worker import apply_in_order
+from streaming.kafka.worker import apply_in_order
 from streaming.processor import Processor
+from tests.loadgen import synthetic_events
 
 
 def _processor() -> Processor:

@@ -1,0 +1,202 @@
+"""The Kafka backend: an API replica that publishes events and serves the workers' state.
+
+The replica publishes decisions, feedback and profile commands to the events topic and serves
+decisions and profiles from the user state it materializes from the compacted changelog that
+``attune worker`` processes write. Replicas keep no state of their own, so any number can run
+side by side behind a load balancer. By design, unlike the embedded backend:
+
+- Feedback is accepted once it is durable on Kafka; the worker joins it to its decision and
+  drops repeated event ids, so a resent feedback is accepted here and counted once there.
+- A decision made by another replica is known here once its changelog record arrives; feedback
+  that races ahead of it waits up to ``JOIN_WAIT_S`` for it.
+- Exports carry profile and state; the raw events stay in Kafka (its retention applies).
+- CF models come from the models topic: a new version gives the replica its arm embeddings and
+  cold-start prior; user state stays the workers'.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from collab import CFModel, ClusterPrior, PriorMap, Priors, warm_start
+from streaming.bus import ServingOptions
+from streaming.events import Event
+from streaming.kafka.bus import KafkaBus, KafkaConfig
+from streaming.kafka.changelog import ChangelogMaterializer
+from streaming.kafka.model_feed import ModelFeed
+from streaming.models import Installed, ModelHost, ModelProcessor
+
+log = logging.getLogger(__name__)
+
+JOIN_WAIT_S = 5.0
+DELETE_TIMEOUT_S = 15.0
+CATCH_UP_TIMEOUT_S = 120.0
+MODELS_TIMEOUT_S = 60.0
+RECENT_DECISIONS = 100_000
+
+
+class KafkaBackend:
+    """The ``kafka://`` backend (see ``streaming.bus.Backend``).
+
+    Parameters
+    ----------
+    url : str
+        ``kafka://host:port?prefix=...``.
+    options : ServingOptions
+    """
+
+    store_path = None  # nothing on local disk: replicas are stateless
+
+    def __init__(self, url: str, options: ServingOptions) -> None:
+        self.config = KafkaConfig.from_url(url)
+        self.engine = options.engine(options.random_state)
+        # The view applies changelog records to the serving engine under the engine's own lock,
+        # so a decision never sees half of a user's record.
+        self.processor = ModelProcessor(self.engine, options.rewards, **options.processor_params())
+        self.view = ChangelogMaterializer(
+            self.config, self.processor, lock=self.engine.lock, on_apply=self._on_apply
+        )
+        self.models = ReplicaModels(self.engine, self.config, options.poll_interval_s)
+        self.bus: KafkaBus | None = None
+        self._recent: OrderedDict[str, str] = OrderedDict()  # decision id -> user key
+        self._records: dict[str, int] = {}  # user key -> changelog records seen
+        self._changed = threading.Condition()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.bus = KafkaBus(self.config)
+        self.view.start()
+        if not self.view.wait_caught_up(CATCH_UP_TIMEOUT_S):
+            raise TimeoutError(
+                f"the changelog view did not catch up within {CATCH_UP_TIMEOUT_S:g} s"
+            )
+        self.models.start()
+
+    def stop(self) -> None:
+        self.models.stop()
+        self.view.close()
+        if self.bus is not None:
+            self.bus.close()
+
+    def _on_apply(self, keys: set[str]) -> None:
+        with self._changed:
+            for key in keys:
+                self._records[key] = self._records.get(key, 0) + 1
+            self._changed.notify_all()
+
+    def _bus(self) -> KafkaBus:
+        assert self.bus is not None, "backend not started"
+        return self.bus
+
+    # ------------------------------------------------------------------ the log
+    def log_decisions(self, events: Sequence[Event]) -> None:
+        self._bus().publish_nowait(events)
+        for event in events:
+            self._recent[event.event_id] = event.key
+        while len(self._recent) > RECENT_DECISIONS:
+            self._recent.popitem(last=False)
+
+    def log(self, event: Event) -> bool:
+        self._bus().publish([event])
+        return True  # the workers drop a repeated event id
+
+    def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
+        key = f"{tenant}/{user_id}"
+        if self._recent.get(decision_id) == key:
+            return True
+        deadline = time.monotonic() + JOIN_WAIT_S
+        with self._changed:
+            while decision_id not in self.processor.pending(key):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
+
+    def knows(self, tenant: str, user_id: str) -> bool:
+        key = f"{tenant}/{user_id}"
+        return key in self.engine.users or key in self.engine.pins
+
+    def erase(self, tombstone: Event) -> None:
+        """Publish the erasure and wait until the worker's tombstone reaches this replica."""
+        key = tombstone.key
+        with self._changed:
+            before = self._records.get(key, 0)
+        self._bus().publish([tombstone])
+        self.engine.forget(key)
+        deadline = time.monotonic() + DELETE_TIMEOUT_S
+        with self._changed:
+            while self._records.get(key, 0) == before or self.processor.export_user(key):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the workers did not apply the erasure in time")
+                self._changed.wait(left)
+        self.engine.forget(key)  # in case a decision raced the erasure
+
+    # ------------------------------------------------------------------ reading
+    def counters(self, key: str) -> dict[str, Any]:
+        with self.view.lock:
+            return self.processor.counters(key)
+
+    def export_user(self, key: str) -> bytes | None:
+        with self.view.lock:
+            return self.processor.export_user(key)
+
+    def user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        return []  # the log lives in Kafka, under its retention
+
+    # ------------------------------------------------------------------ health
+    @property
+    def alive(self) -> bool:
+        thread = self.view._thread
+        return thread is not None and thread.is_alive() and self.view.caught_up
+
+    @property
+    def error(self) -> BaseException | None:
+        return None
+
+    def lag(self) -> float:
+        return 0.0 if self.view.caught_up else float("nan")
+
+    def applied(self) -> int:
+        return self.view.applied
+
+    def rejected(self) -> int:
+        return self.view.errors
+
+
+class ReplicaModels(ModelHost):
+    """Models for an API replica: it follows the models topic.
+
+    The replica's users come from the workers' changelog; a new version gives it the arm
+    embeddings and the cold-start prior, and the model's users it does not hold yet get their
+    CF prior (the worker gives them the same one when they first show up).
+    """
+
+    def __init__(self, engine: Any, config: KafkaConfig, poll_interval_s: float) -> None:
+        super().__init__(engine)
+        self.feed = ModelFeed(config, on_model=self.install, poll_interval_s=poll_interval_s)
+
+    def start(self) -> None:
+        self.feed.start()
+        if not self.feed.wait_caught_up(MODELS_TIMEOUT_S):
+            raise TimeoutError(f"the models topic was not read within {MODELS_TIMEOUT_S:g} s")
+
+    def stop(self) -> None:
+        self.feed.close()
+
+    def install(self, model: CFModel) -> None:
+        engine = self.engine
+        with engine.lock:
+            new = [u for u in model.user_ids.tolist() if u not in engine.users]
+            warm_start(engine, model, users=new)
+            cold = engine.cold_start
+            assert isinstance(cold, ClusterPrior)
+            pmap = PriorMap(engine, model, Priors())  # W is as warm_start found it
+            self.installed = Installed(model, pmap, cold, engine.W.copy(), -1)
+        log.info("installed CF model v%d", model.version)

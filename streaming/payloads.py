@@ -1,0 +1,201 @@
+"""Typed payloads of the three event kinds, read from and written to an event's JSON payload.
+
+An ``Event`` carries its payload as the JSON object it travels as; ``Event.decision``,
+``Event.feedback`` and ``Event.profile`` parse it into one of these records (once, cached), and
+producers build a record and store its ``to_dict()``. Parsing checks types and names the
+offending field; what a value means (a reward's range, a pin's level) is checked where it is
+used: the reward composer, the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FEEDBACK_KINDS = ("thumbs", "rating", "reward", "implicit", "pairwise")
+PROFILE_OPS = ("pin", "unpin", "note", "delete")
+
+
+def _str(doc: Mapping[str, Any], name: str) -> str:
+    value = doc.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a string, got {value!r}")
+    return value
+
+
+def _opt_str(doc: Mapping[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    return None if value is None else _str(doc, name)
+
+
+def _number(doc: Mapping[str, Any], name: str) -> float:
+    value = doc.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name}: expected a number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionPayload:
+    """A served strategy: what feedback joins on and what off-policy evaluation needs.
+
+    ``context`` is the request's feature vector, ``action_dist`` the distribution the arm was
+    drawn from and ``propensity`` the arm's probability in it; ``user_score`` is the user's
+    decision-time score of the arm (None where the policy computed none).
+    """
+
+    arm: int
+    context: list[float]
+    decision_id: str | None = None
+    propensity: float = 1.0
+    action_dist: list[float] = field(default_factory=list)
+    strategy_id: str | None = None
+    levels: dict[str, str] = field(default_factory=dict)
+    user_score: float | None = None
+    policy: str | None = None
+    locale: str | None = None
+    seed: int | None = None
+    audit: dict[str, Any] = field(default_factory=dict)
+    session_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> DecisionPayload:
+        arm = doc.get("arm")
+        if isinstance(arm, bool) or not isinstance(arm, int) or arm < 0:
+            raise ValueError(f"arm: expected an arm index, got {arm!r}")
+        context = doc.get("context")
+        if not isinstance(context, list):
+            raise ValueError("context: expected a list of numbers")
+        score = doc.get("user_score")
+        audit = doc.get("audit") or {}
+        return cls(
+            arm=arm,
+            decision_id=_opt_str(doc, "decision_id"),
+            context=context,
+            propensity=_number(doc, "propensity") if "propensity" in doc else 1.0,
+            action_dist=doc.get("action_dist") or [],
+            strategy_id=_opt_str(doc, "strategy_id"),
+            levels=doc.get("levels") or {},
+            user_score=float(score) if isinstance(score, int | float) else None,
+            policy=_opt_str(doc, "policy"),
+            locale=_opt_str(doc, "locale"),
+            seed=doc.get("seed"),
+            audit=audit if isinstance(audit, dict) else {},
+            session_id=_opt_str(doc, "session_id"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        score = self.user_score
+        return {
+            "decision_id": self.decision_id,
+            "arm": self.arm,
+            "strategy_id": self.strategy_id,
+            "levels": self.levels,
+            "propensity": self.propensity,
+            "action_dist": self.action_dist,
+            "context": self.context,
+            "user_score": score if score is not None and math.isfinite(score) else None,
+            "policy": self.policy,
+            "locale": self.locale,
+            "seed": self.seed,
+            "audit": self.audit,
+            "session_id": self.session_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackPayload:
+    """Feedback on a decision: ``kind`` with its fields (``value`` for thumbs, rating and
+    reward; ``signals`` and ``dwell_ms`` for implicit; ``other_decision_id``, the response
+    that lost, for pairwise)."""
+
+    decision_id: str
+    kind: str
+    value: Any = None
+    signals: tuple[Any, ...] = ()
+    dwell_ms: Any = 0
+    other_decision_id: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> FeedbackPayload:
+        kind = doc.get("kind")
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(FEEDBACK_KINDS)}, got {kind!r}")
+        signals = doc.get("signals", [])
+        if not isinstance(signals, list | tuple):
+            raise ValueError(f"signals must be a list, got {type(signals).__name__}")
+        return cls(
+            decision_id=str(doc.get("decision_id")),
+            kind=kind,
+            value=doc.get("value"),
+            signals=tuple(signals),
+            dwell_ms=doc.get("dwell_ms", 0) or 0,
+            other_decision_id=_opt_str(doc, "other_decision_id"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"decision_id": self.decision_id, "kind": self.kind}
+        if self.kind == "pairwise":
+            out["other_decision_id"] = self.other_decision_id
+        elif self.kind == "implicit":
+            out["signals"] = list(self.signals)
+            out["dwell_ms"] = self.dwell_ms
+        else:
+            out["value"] = self.value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilePayload:
+    """A profile command: ``pin`` (``pins``: level or None per dimension), ``unpin``
+    (``dimensions``), ``note`` (``note_id``, ``text``, optional ``ttl_s``) or ``delete``."""
+
+    op: str
+    pins: dict[str, str | None] = field(default_factory=dict)
+    dimensions: tuple[str, ...] = ()
+    note_id: str | None = None
+    text: str | None = None
+    ttl_s: float | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op == "delete"
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> ProfilePayload:
+        op = doc.get("op")
+        if op not in PROFILE_OPS:
+            raise ValueError(
+                f"op: unknown profile operation {op!r}; allowed: {', '.join(PROFILE_OPS)}"
+            )
+        pins = doc.get("pins", {})
+        if op == "pin" and not isinstance(pins, dict):
+            raise ValueError("pins: expected an object of dimension -> level or null")
+        dims = doc.get("dimensions", [])
+        if op == "unpin" and not isinstance(dims, list):
+            raise ValueError("dimensions: expected a list of dimension names")
+        if op == "note" and not (
+            isinstance(doc.get("note_id"), str) and isinstance(doc.get("text"), str)
+        ):
+            raise ValueError("note_id and text: expected strings")
+        ttl = doc.get("ttl_s")
+        return cls(
+            op=op,
+            pins=pins if isinstance(pins, dict) else {},
+            dimensions=tuple(dims) if isinstance(dims, list) else (),
+            note_id=doc.get("note_id"),
+            text=doc.get("text"),
+            ttl_s=float(ttl) if isinstance(ttl, int | float) and ttl else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"op": self.op}
+        if self.op == "pin":
+            out["pins"] = self.pins
+        elif self.op == "unpin":
+            out["dimensions"] = list(self.dimensions)
+        elif self.op == "note":
+            out.update(note_id=self.note_id, text=self.text, ttl_s=self.ttl_s)
+        return out

@@ -1,0 +1,1 @@
+"""The embedded backend: a SQLite event log, checkpoints and the learner thread."""

@@ -1,0 +1,199 @@
+"""The embedded backend: one SQLite file and a learner thread inside the serving process.
+
+Decisions are served from the *serving* engine; every event goes to the store's log first; the
+learner applies the log to its own engine and copies changed users into the serving engine.
+CF models published to ``<data_dir>/models`` are installed without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from collab import CFModel
+from collab.watch import ModelWatcher
+from streaming.bus import ServingOptions, sqlite_path
+from streaming.composer import RewardComposer
+from streaming.events import Event
+from streaming.join import replay_frame
+from streaming.models import ModelHost, ModelProcessor
+from streaming.sqlite.learner import Learner
+from streaming.sqlite.store import Store
+
+log = logging.getLogger(__name__)
+DELETE_TIMEOUT_S = 10.0
+
+
+class EmbeddedBackend:
+    """The ``sqlite://`` backend (see ``streaming.bus.Backend``).
+
+    Parameters
+    ----------
+    url : str
+        ``sqlite:///path/to/store.sqlite``, or empty for ``<data_dir>/attune.sqlite``.
+    options : ServingOptions
+    """
+
+    def __init__(self, url: str, options: ServingOptions) -> None:
+        data_dir = Path(options.data_dir)
+        self.store_path = sqlite_path(url) if url else data_dir / "attune.sqlite"
+        self.store = Store(self.store_path)
+        self.engine = options.engine(options.random_state)
+        self.processor = ModelProcessor(
+            options.engine(0), options.rewards, **options.processor_params()
+        )
+        self.learner = Learner(
+            self.store,
+            self.processor,
+            serving=self.engine,
+            checkpoint_interval_s=options.checkpoint_interval_s,
+            # Decisions run on the event loop, the learner on its own thread: applying its
+            # batches a few events at a time with a sleep longer than a slice between them
+            # bounds how long a request waits for the GIL, and leaves requests most of it
+            # while the learner catches up (benchmarks/bench_http.py measures the effect).
+            slice_size=8,
+            slice_pause_s=0.001,
+        )
+        self.models = FolderModels(
+            self.engine,
+            data_dir / "models",
+            options.poll_interval_s,
+            learner=self.learner,
+            processor=self.processor,
+            composer=options.rewards,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Recover the last checkpoint and replay the log after it, install the newest CF
+        model, then start learning."""
+        self.learner.recover()
+        self.models.start()
+        self.learner.start()
+
+    def stop(self) -> None:
+        self.models.stop()
+        self.learner.stop()
+        self.store.close()
+
+    # ------------------------------------------------------------------ the log
+    def log_decisions(self, events: list[Event]) -> None:
+        # Group commit without fsync (see streaming/sqlite/store.py). No learner wake-up: a
+        # decision changes nothing until its feedback arrives, and the learner's next poll
+        # picks it up without costing this request a wake-up.
+        self.store.append_later(events)
+
+    def log(self, event: Event) -> bool:
+        [offset] = self.store.append([event], durable=True)
+        self.learner.notify()
+        return offset is not None
+
+    def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
+        event = self.store.get_event(tenant, decision_id, kind="decision")
+        return event is not None and event.user_id == user_id
+
+    def knows(self, tenant: str, user_id: str) -> bool:
+        key = f"{tenant}/{user_id}"
+        return (
+            key in self.engine.users
+            or key in self.engine.pins
+            or next(self.store.iter_events(tenant=tenant, user_id=user_id), None) is not None
+        )
+
+    def erase(self, tombstone: Event) -> None:
+        """Erase the user's rows in the log and their state; returns once the learner applied
+        and checkpointed the erasure."""
+        self.store.delete_user(tombstone.tenant, tombstone.user_id)
+        [offset] = self.store.append([tombstone], durable=True)
+        self.engine.forget(tombstone.key)
+        self.learner.notify()
+        if offset is not None and not self.learner.wait_for(
+            offset, timeout=DELETE_TIMEOUT_S, checkpointed=True
+        ):
+            raise TimeoutError("the learner did not apply the erasure in time")
+        self.engine.forget(tombstone.key)  # in case a decision raced the erasure
+
+    # ------------------------------------------------------------------ reading
+    def counters(self, key: str) -> dict[str, Any]:
+        with self.learner.lock:
+            return self.processor.counters(key)
+
+    def export_user(self, key: str) -> bytes | None:
+        with self.learner.lock:
+            return self.processor.export_user(key)
+
+    def user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(e.to_bytes()) for e in self.store.iter_events(tenant=tenant, user_id=user_id)
+        ]
+
+    # ------------------------------------------------------------------ health
+    @property
+    def alive(self) -> bool:
+        return self.learner.alive
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.learner.error
+
+    def lag(self) -> float:
+        return self.learner.lag()
+
+    def applied(self) -> int:
+        return self.learner.applied_events
+
+    def rejected(self) -> int:
+        return len(self.processor.rejected)
+
+
+class FolderModels(ModelHost):
+    """Hot reload for the embedded backend: a ``ModelWatcher`` on the models folder.
+
+    A new version warm-starts the learner's engine (reset + replay of the logged feedback
+    after the model's cutoff, under the learner's lock, so no event is applied twice or
+    missed), then the serving engine gets the same arm embeddings, cold-start prior and users.
+    """
+
+    def __init__(
+        self,
+        engine: Any,
+        folder: Path,
+        poll_interval_s: float,
+        *,
+        learner: Learner,
+        processor: ModelProcessor,
+        composer: RewardComposer,
+    ) -> None:
+        super().__init__(engine)
+        self.learner, self.processor, self.composer = learner, processor, composer
+        self.watcher = ModelWatcher(
+            folder,
+            self.install,
+            interval_s=poll_interval_s,
+            on_error=lambda exc: log.error("loading a model failed: %s", exc),
+        )
+
+    def start(self) -> None:
+        """Install the newest published model now, then watch for newer ones."""
+        self.watcher.poll()
+        self.watcher.start()
+
+    def stop(self) -> None:
+        self.watcher.stop()
+
+    def install(self, model: CFModel) -> None:
+        serving, learner = self.engine, self.learner
+        with learner.lock:
+            events = learner.store.iter_events(upto=learner.offset)
+            replay = replay_frame(events, model.cutoff_ts, self.composer)
+            keys = self.processor.install(model, users="all", replay=replay)
+            installed = self.processor.installed
+            assert installed is not None
+            with serving.lock:
+                serving.set_arm_embeddings(installed.pmap.embeddings)
+                serving.set_cold_start(installed.cold)
+                learner.sync(keys)
+                self.installed = installed
+        log.info("installed CF model v%d (%d users)", model.version, len(keys))

@@ -6,7 +6,7 @@ PY ?= .venv/bin/python
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup:  ## create .venv and install attune with its dev tools
+setup:  ## create .venv and install attune with its dev tools and the sim extra
 	bash scripts/setup.sh
 
 serve: setup  ## run attune on the embedded default (SQLite, no services)

@@ -1,25 +1,28 @@
 # attune developer targets. `make help` lists them.
 PY ?= .venv/bin/python
 
-.PHONY: help setup serve test test-fast lint bench simulate kafka-start kafka-stop
+.PHONY: help setup serve test test-fast lint doctest bench simulate kafka-start kafka-stop
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup:  ## create .venv and install attune with its dev tools
+setup:  ## create .venv and install attune with its dev tools and the sim extra
 	bash scripts/setup.sh
 
 serve: setup  ## run attune on the embedded default (SQLite, no services)
 	.venv/bin/attune serve
 
-test: setup  ## the full suite, with a real Kafka broker (what CI runs)
+test: setup  ## lint, doctests, then the full suite with a real Kafka broker (what CI runs)
 	bash scripts/test.sh
 
 test-fast: setup  ## unit tests only, no broker
 	$(PY) -m pytest -q -m "not kafka and not slow"
 
-lint:  ## ruff and mypy
+lint:  ## ruff (lint and format) and mypy
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy bandit collab streaming api simulations
+
+doctest:  ## the docstring examples of the five packages
+	$(PY) -m pytest -q --doctest-modules bandit collab streaming api simulations
 
 bench:  ## core benchmark, numbers side by side with the NumPy reference
 	$(PY) benchmarks/bench_core.py

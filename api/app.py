@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,7 +48,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app = AttuneAPI(
         max_body_bytes=settings.max_body_bytes,
         title="attune",
-        version="0.1.0",
+        version=importlib.metadata.version("attune-engine"),
         summary="Response-strategy bandit for LLM chat products: decide, learn, explain.",
         lifespan=lifespan,
     )

@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     arm_ids = [f"arm-{i}" for i in range(args.arms)]
     data = build_matrix(events, args.arms)  # the same matrix, for the bare fits
     with threadpool_limits(1, "blas"):
-        # Bare fits before and after attune's, averaged: on this VM the speed drifts by several
-        # per cent within minutes, and whichever fit runs first would otherwise pay for it.
+        # Bare fits before and after attune's, averaged: the VM's speed drifts within minutes,
+        # and whichever fit runs first would otherwise pay for it.
         bare_s = [_bare_fit(data.matrix, args)]
         t0 = time.perf_counter()
         collab.fit(

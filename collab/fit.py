@@ -26,32 +26,25 @@ MIN_ARMS_SEEN = 2
 MIN_CELLS = 2
 
 
-def _fit_als(
-    matrix: sp.csr_matrix,
-    *,
-    factors: int,
-    iterations: int,
-    regularization: float,
-    num_threads: int,
-    seed: int,
-    show_progress: bool,
-) -> tuple[np.ndarray, np.ndarray]:
+def _new_als(**params: Any) -> Any:
+    """implicit's ALS model. Its constructor warns when OpenBLAS runs threaded; every caller here
+    runs it under ``threadpool_limits(1, "blas")``, so the warning does not apply."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    with warnings.catch_warnings():  # fit() runs under threadpool_limits(1, "blas") already
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
-        model = AlternatingLeastSquares(
-            factors=factors,
-            iterations=iterations,
-            regularization=regularization,
-            num_threads=num_threads,
-            random_state=seed,
-        )
-    model.fit(matrix, show_progress=show_progress)
-    return np.asarray(model.user_factors), np.asarray(model.item_factors)
+        return AlternatingLeastSquares(**params)
 
 
-def _fit_bpr(
+def _new_bpr(**params: Any) -> Any:
+    """implicit's BPR model."""
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    return BayesianPersonalizedRanking(**params)
+
+
+def _factorize(
+    new_model: Callable[..., Any],
     matrix: sp.csr_matrix,
     *,
     factors: int,
@@ -61,22 +54,37 @@ def _fit_bpr(
     seed: int,
     show_progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-    liked = matrix.copy()
-    liked.data = np.where(liked.data > 0, 1.0, 0.0).astype(np.float32)  # BPR ranks likes only
-    liked.eliminate_zeros()
-    model = BayesianPersonalizedRanking(
+    """Fit the implicit model ``new_model`` builds on ``matrix``; its (user, item) factors."""
+    model = new_model(
         factors=factors,
-        iterations=max(iterations, 50),
+        iterations=iterations,
         regularization=regularization,
         num_threads=num_threads,
         random_state=seed,
     )
-    model.fit(liked, show_progress=show_progress)
-    # implicit's BPR keeps an item-bias column at the end of the item factors and a matching
-    # column of ones in the user factors; both are kept so ``U @ V.T`` is its score.
+    model.fit(matrix, show_progress=show_progress)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
+
+
+def _fit_als(matrix: sp.csr_matrix, **params: Any) -> tuple[np.ndarray, np.ndarray]:
+    """ALS on the signed confidence matrix (a negative cell is a confident dislike)."""
+    return _factorize(_new_als, matrix, **params)
+
+
+def _fit_bpr(
+    matrix: sp.csr_matrix, *, iterations: int, **params: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """BPR on the liked cells only (it ranks likes; it has no notion of a dislike), for at
+    least 50 epochs: its SGD needs more passes than ALS's sweeps (implicit's own defaults are
+    100 and 15).
+
+    implicit's BPR keeps an item-bias column at the end of the item factors and a matching
+    column of ones in the user factors; both are kept so ``U @ V.T`` is its score.
+    """
+    liked = matrix.copy()
+    liked.data = np.where(liked.data > 0, 1.0, 0.0).astype(np.float32)
+    liked.eliminate_zeros()
+    return _factorize(_new_bpr, liked, iterations=max(iterations, 50), **params)
 
 
 TRAINERS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
@@ -271,11 +279,8 @@ def _individual_weight(
     half B's ``cell reward - group reward`` on the predicted deviation
     ``slope * (x_A - center) . v`` measures its reliability on half the events. The
     Spearman-Brown step ``2 s / (1 + s)`` gives the reliability on all of them. (Halving the
-    *cells* instead would not do: implicit ALS reads a missing cell as a dislike.) On the
-    simulated community, 100 thumbs per user, it is 0.41 (``s`` = 0.26).
+    *cells* instead would not do: implicit ALS reads a missing cell as a dislike.)
     """
-    from implicit.cpu.als import AlternatingLeastSquares
-
     if slope <= 0:
         return 0.0
     users = rng.choice(len(data.user_ids), size=min(sample, len(data.user_ids)), replace=False)
@@ -285,11 +290,7 @@ def _individual_weight(
     a = build_matrix(events.filter(pl.Series(half)), data.matrix.shape[1], weighting)
     b = build_matrix(events.filter(pl.Series(~half)), data.matrix.shape[1], weighting)
     row_of = dict(zip(index["user_id"].to_list(), index["row"].to_list(), strict=True))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
-        als = AlternatingLeastSquares(
-            factors=arm_f.shape[1], regularization=regularization, num_threads=1
-        )
+    als = _new_als(factors=arm_f.shape[1], regularization=regularization, num_threads=1)
     als.item_factors = np.ascontiguousarray(arm_f, dtype=np.float32)
     half_f = np.asarray(als.recalculate_user(np.arange(a.matrix.shape[0]), a.matrix))
     a_row = {u: i for i, u in enumerate(a.user_ids.tolist())}

@@ -1,31 +1,12 @@
 """Re-choosing a new user's cluster prior as their requests and feedback come in.
 
 The cold-start prior is picked from one request; when that request says little ("thanks!") or
-points at the wrong group, a Gaussian prior around the wrong cluster holds the user back for
-many turns. After each of a new user's first feedbacks, ``refine_cluster_priors`` computes the
-user's cluster log-posterior from everything seen so far and swaps the prior to its best
-cluster:
-
-    log p(c | user) = log share_c
-                      + sum over the user's requests of [log p(c | x) - log p(c)]
-                      + log p(reward evidence | prior of c)
-
-The middle term is naive Bayes over the classifier's outputs: every request of a user is an
-independent sample of how they write, so a user who once said "thanks!" and then asked three
-questions in Japanese ends up in the Japanese group. Its sum is kept per user in the
-``ClusterPrior`` (the engine's posterior cannot give it back), fed by the decision-time
-contexts the caller passes with the feedback. The last term is the Gaussian marginal likelihood
-of the linear reward model under each cluster prior.
-
-The swap goes to the single most likely cluster: a posterior-weighted mixture of the cluster
-means (held at ``precision * max p``) was measured worse on the simulated community of
-``tests/collab`` (16.6 feedbacks to 90% of the oracle against 14.0), since a mixture of two
-groups' means recommends what neither group likes.
-
-The swap is exact because of how the engine keeps a posterior: with forgetting, the prior's
-share of the natural parameters stays ``A = lam I + evidence``, ``b = lam m + evidence``
-(``bandit._kernels.learn_batch`` re-adds ``(1 - gamma) lam`` each step), so subtracting the
-old prior's part and adding the new one changes the prior and keeps every observation.
+points at the wrong group, a prior around the wrong cluster holds the user back for many turns.
+``refine_cluster_priors``, run after each of a new user's first feedbacks, picks the most
+likely cluster from everything seen so far (its share, the user's requests, their rewards) and
+swaps the prior in place, keeping every observation the posterior holds. Its Notes give the
+posterior it maximizes; the README's "Collaborative-filtering warm start" section tells the
+story.
 """
 
 from __future__ import annotations
@@ -68,6 +49,30 @@ def refine_cluster_priors(
     -------
     ndarray of int64, shape (n,)
         The chosen cluster per entry of ``user_ids``, -1 where nothing changed.
+
+    Notes
+    -----
+    The user's cluster log-posterior::
+
+        log p(c | user) = log share_c
+                          + sum over the user's requests of [log p(c | x) - log p(c)]
+                          + log p(reward evidence | prior of c)
+
+    The middle term is naive Bayes over the classifier's outputs: every request of a user is an
+    independent sample of how they write, so a user who once said "thanks!" and then asked
+    three questions in Japanese ends up in the Japanese group. Its sum is kept per user in the
+    ``ClusterPrior`` (the engine's posterior cannot give it back), fed by the decision-time
+    ``contexts``. The last term is the Gaussian marginal likelihood of the linear reward model
+    under each cluster prior.
+
+    The swap goes to the single most likely cluster: a posterior-weighted mixture of the
+    cluster means (held at ``precision * max p``) did worse on the simulated community of
+    ``tests/collab``, since a mixture of two groups' means recommends what neither group likes.
+
+    The swap is exact because of how the engine keeps a posterior: with forgetting, the prior's
+    share of the natural parameters stays ``A = lam I + evidence``, ``b = lam m + evidence``
+    (the engine's update re-adds ``(1 - gamma) lam`` each step), so subtracting the old prior's
+    part and adding the new one changes the prior and keeps every observation.
     """
     state = engine.users
     d = state.d

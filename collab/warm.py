@@ -1,35 +1,12 @@
 """Warm start: put a CF model into an engine.
 
-1. Arm features: what the attribute one-hots leave unexplained of the clusters' rewards (the
-   group block) and of the item factors (``collab.arms``, the factor block), scaled so an arm's
-   embedding has about the norm of its one-hots, and installed with
-   ``engine.set_arm_embeddings`` (``PriorMap._blocks``).
-2. Known users: their group's measured reward per arm (``CFModel.cluster_rewards``) plus
-   their own deviation from the group as the factors predict it (``a + b * u . v_a``, see
-   ``CFModel.calibration``, minus the same for the group's center), scaled by how much of it
-   held up on held-out events (``meta["individual_weight"]``, measured by ``fit``); minus
-   what the engine's shared model already predicts for every request (``W``'s bias column).
-   The prior mean is the least-squares fit of those rewards in the arm-feature space: the
-   attribute block fits them on the one-hots (readable in the profile: "prefers brief"), the
-   embedding blocks fit what the attributes leave unexplained. The prior precision grows with
-   the user's training events.
-3. New users: each group gets the prior mean that fits its measured rewards (the center's
-   factor scores for older models), exactly when the group block has room for it, with a
-   precision set by how far members stray from it (``cold_precision``). A user's first request
-   picks a mixture of them through the model's classifier (or the population's mixture when
-   the features do not separate groups), installed with ``engine.set_cold_start``.
-   ``collab.refine_cluster_priors`` re-picks the group from all the user's requests and
-   feedbacks so far (the caller runs it after each learn of a new user, with the feedback's
-   context).
-
-**Retrains never count feedback twice.** A known user's factors already contain all their
-feedback up to ``model.cutoff_ts``. ``reset_known=True`` therefore *replaces* their posterior
-by the new prior (dropping the evidence the engine had accumulated, which the new factors now
-summarize), and ``replay`` then applies only feedback with ``ts > model.cutoff_ts``, the part
-the model has not seen. Users the model does not know have all their feedback after the cutoff:
-they restart from the cold-start prior and get all of it replayed. The shared interaction model
-``W`` is restored after a replay, because it already learned from those events when they
-happened.
+``warm_start`` turns a ``CFModel`` into three things the engine uses: arm features (what the
+attribute one-hots leave unexplained of the clusters' rewards and of the item factors), a
+prior per known user (their group's measured rewards plus their own factor-predicted
+deviation, fitted in the arm-feature space, ``PriorMap``), and a cold-start prior for new
+users (the clusters' priors mixed by what their first request says, ``ClusterPrior``). It
+switches all three under the engine's lock, and a retrain counts no feedback twice (see
+``warm_start``). The README's "Collaborative-filtering warm start" section tells the story.
 """
 
 from __future__ import annotations
@@ -165,7 +142,11 @@ class PriorMap:
 
     def fit_rewards(self, rewards: np.ndarray) -> np.ndarray:
         """Prior means, shape (n, width + f), whose arm scores best fit ``rewards`` (n, n_arms)
-        on top of what the shared model already predicts."""
+        on top of what the shared model already predicts (``W``'s bias column).
+
+        The attribute block fits them on the one-hots (readable in a profile: "prefers
+        brief"); the embedding block fits what the attributes leave unexplained.
+        """
         rewards = rewards - self.baseline
         theta_attr = rewards @ self.attr_pinv.T
         rest = rewards - theta_attr @ self.attrs.T
@@ -188,12 +169,13 @@ def warm_start(
     engine : Engine
     model : CFModel
     reset_known : bool
-        Replace known users' posteriors by their new prior (see the module docstring for why
-        this, plus ``replay``, counts no feedback twice). False only moves the prior their
-        forgetting reverts to.
+        Replace known users' posteriors by their new prior (see Notes for why this, plus
+        ``replay``, counts no feedback twice). False only moves the prior their forgetting
+        reverts to.
     users : "all", "present" or iterable of str
-        Which model users get their prior: all (rows are created: about 2.5 kB each), those the
-        engine already holds (a partitioned worker), or the given ids.
+        Which model users get their prior: all (a row is created for each, of
+        ``engine.bytes_per_user()``), those the engine already holds (a partitioned worker), or
+        the given ids.
     priors : Priors, optional
     replay : polars.DataFrame, optional
         Feedback to re-apply (``user_id, arm, reward, ts``, optional ``context`` and
@@ -204,6 +186,16 @@ def warm_start(
     -------
     dict
         Counts: ``known_users``, ``imputed_arms``, ``replayed``, ``classifier``.
+
+    Notes
+    -----
+    A known user's factors already contain all their feedback up to ``model.cutoff_ts``.
+    ``reset_known=True`` therefore *replaces* their posterior by the new prior (dropping the
+    evidence the engine had accumulated, which the new factors now summarize), and ``replay``
+    then applies only feedback with ``ts > model.cutoff_ts``, the part the model has not seen.
+    Users the model does not know have all their feedback after the cutoff: they restart from
+    the cold-start prior and get all of it replayed. The shared interaction model ``W`` is
+    restored after a replay, because it already learned from those events when they happened.
 
     Examples
     --------

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The full test suite: unit, integration against a real Kafka broker (the session fixture
-# starts it with scripts/kafka.sh), end to end; then the kernels once more with the JIT off.
+# What CI runs: lint and the docstring examples first, then the full test suite (unit,
+# integration against a real Kafka broker that the session fixture starts with
+# scripts/kafka.sh, end to end), then the kernels once more with the JIT off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The quick checks come first, so a lint error, a type error or a broken docstring example
+# stops the run before the long suite starts its broker.
+make --no-print-directory lint
+make --no-print-directory doctest
 .venv/bin/python -m pytest -q "$@"
 # The kernel twins once more with the JIT off: the kernels run as plain Python, so a bug that
 # numba hides (or a numba-only construct) shows up. The engine-level suites would take many

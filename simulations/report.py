@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from simulations.extras import require
 from simulations.logs import atomic_write_text
 from simulations.runner import SimulationResult
 
@@ -32,9 +33,7 @@ def write_report(result: SimulationResult, out_dir: str | Path) -> Path:
 
     Returns the path of ``report.md``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require("matplotlib").use("Agg")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _plot_curves(
@@ -161,7 +160,7 @@ def group_tables(policies: dict[str, Any]) -> list[str]:
 def _plot_curves(
     rounds: pl.DataFrame, column: str, ylabel: str, path: Path, skip: tuple[str, ...]
 ) -> None:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     for name in rounds["policy"].unique(maintain_order=True).to_list():
@@ -186,7 +185,7 @@ def _plot_curves(
 
 
 def _plot_groups(policies: dict[str, Any], path: Path) -> bool:
-    import matplotlib.pyplot as plt
+    plt = require("matplotlib.pyplot")
     import numpy as np
 
     first = next(iter(policies.values()))

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from tqdm.auto import tqdm
 
 from bandit import Catalog
 from simulations.drivers import SIM_POLICIES, Driver, make_driver
+from simulations.extras import require
 from simulations.metrics import Tally, summarize
 from simulations.scenario import Scenario, load_scenario
 from simulations.world import World
@@ -96,7 +96,7 @@ def simulate(
     log_policy : str, optional
         Record this policy's decisions (with propensities) as an OPE log.
     progress : bool
-        Show a tqdm progress bar over rounds.
+        Show a tqdm progress bar over rounds (tqdm comes with the ``sim`` extra).
 
     Examples
     --------
@@ -129,13 +129,11 @@ def simulate(
     tallies = {d.name: Tally(world.n_users, catalog.n_arms, sc.rounds) for d in drivers}
     log_rows: list[dict[str, np.ndarray]] = []
     everyone = np.arange(world.n_users)
-    for t in tqdm(
-        range(sc.rounds),
-        desc=f"simulate {sc.name}",
-        unit="round",
-        disable=not progress,
-        leave=False,
-    ):
+    steps: Iterable[int] = range(sc.rounds)
+    if progress:
+        tqdm = require("tqdm.auto").tqdm
+        steps = tqdm(steps, desc=f"simulate {sc.name}", unit="round", leave=False)
+    for t in steps:
         active = everyone[world.arrival <= t]
         stream = _Stream(world, active, t, seed)
         for d in drivers:

@@ -27,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "kafka.sh"
 BOOTSTRAP_ENV = "ATTUNE_KAFKA_BOOTSTRAP"
 
-# The first start may fetch ~45 MB of jars through Maven; later ones take ~5-10 s.
+# The first start fetches the Kafka jars through Maven, so it may take far longer than a
+# later start from the cache.
 START_TIMEOUT_S = 900
 STOP_TIMEOUT_S = 120
 

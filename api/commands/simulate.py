@@ -49,10 +49,16 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from simulations.cf import cf_available
     from simulations.drivers import SIM_POLICIES
+    from simulations.extras import missing_extra
     from simulations.report import table, write_report
     from simulations.runner import simulate
     from simulations.scenario import load_scenario
 
+    # before any work: the report's plots need matplotlib, the progress bar tqdm
+    if reason := missing_extra("matplotlib"):
+        raise ValueError(reason)
+    if not args.no_progress and (reason := missing_extra("tqdm")):
+        raise ValueError(f"{reason}, or pass --no-progress")
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = [p for p in policies if p not in SIM_POLICIES]
     if unknown or not policies:

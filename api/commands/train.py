@@ -90,15 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.events is not None and args.bus is not None:
         raise ValueError("--events and --bus: give one source of events, not both")
     _kafka(args)  # a --bus of any other kind fails here, before any work
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=len(STAGES),
-        desc="attune train",
-        unit="stage",
-        file=sys.stderr,
-        disable=args.no_progress,
-    )
+    bar = _progress_bar(args.no_progress)
 
     def stage(name: str) -> None:
         if bar.n < len(STAGES) and name in STAGES:
@@ -140,6 +132,34 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _progress_bar(off: bool) -> Any:
+    """tqdm's bar over the stages, or a silent stand-in with ``off`` (tqdm is optional)."""
+    if off:
+        return _NoBar()
+    from simulations.extras import missing_extra
+
+    if reason := missing_extra("tqdm"):
+        raise ValueError(f"{reason}, or pass --no-progress")
+    from tqdm import tqdm
+
+    return tqdm(total=len(STAGES), desc="attune train", unit="stage", file=sys.stderr)
+
+
+class _NoBar:
+    """The part of tqdm's bar ``run`` uses, doing nothing."""
+
+    n = 0
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+    def close(self) -> None:
+        pass
 
 
 def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.DataFrame:

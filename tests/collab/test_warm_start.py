@@ -66,18 +66,16 @@ def _refine(engine: Engine, prior: collab.ClusterPrior, feedback: Feedback) -> N
 def test_warm_start_personalizes_new_users_faster_than_cold(time_to_90) -> None:
     """Half of issue 5's bar: at least 3x faster than the same policy started cold."""
     warm, cold = time_to_90["warm"].mean(), time_to_90["cold"].mean()
-    # measured (seeds above): warm 1.25 feedbacks on average (median 0, none censored), cold
-    # 59.4 (95% of the cold users never reach 90% within the horizon of 60, so the true ratio
-    # is higher). Before groups that write alike, exact group priors and a quiet W: 13.95.
+    # most cold users never reach 90% within HORIZON and count as HORIZON, so the true ratio
+    # is higher than the one asserted
     assert warm * 3 <= cold, (warm, cold)
     assert time_to_90["warm_first"].mean() >= time_to_90["cold_first"].mean() + 0.15
-    # after 5 feedbacks the average user gets 90% of their oracle (measured 0.959; cold 0.57)
     assert time_to_90["warm_at5"].mean() >= 0.92, time_to_90["warm_at5"].mean()
 
 
 def test_issue_bar_within_five_feedbacks(time_to_90) -> None:
     """Issue 5's bar: 90% of the oracle within 5 feedbacks on average (staying there 3 turns),
-    on the fixed-seed community above (measured 1.25; ``oracle_ts`` gets 1.22 there)."""
+    on the fixed-seed community above."""
     assert time_to_90["warm"].mean() <= 5.0, time_to_90["warm"].mean()
 
 
@@ -88,13 +86,11 @@ def test_five_communities_against_an_oracle_policy() -> None:
     """The bar over five seeded communities, next to a policy that knows each persona's true
     rewards (``oracle_ts``), on the same individuals and horizon.
 
-    Measured (mean feedbacks to 90%, warm / oracle): 1.25 / 1.22, 10.88 / 5.48, 14.98 / 4.73,
-    1.25 / 1.00, 8.57 / 4.17; means 7.39 / 3.32 (before groups that write alike, exact group
-    priors and a quiet W, warm was 13.95, 10.15, 19.90, 12.87, 18.72: mean 15.1). Even the
-    oracle is above 5 on one community: some individuals' best strategy is not their
-    persona's, and thumbs take tens of turns to show it. Most of the rest of the gap is the
-    history's size: 100 thumbs from each of 100 members per group measure a group's reward
-    per strategy to about 0.04 (``cluster_stats``), the size of the per-strategy quirks.
+    The bar is relative to that oracle because the oracle itself needs more than 5 feedbacks
+    on some communities: some individuals' best strategy is not their persona's, and thumbs
+    take tens of turns to show it. Most of the rest of the gap is the history's size: 100
+    thumbs from each of 100 members per group measure a group's reward per strategy only to
+    about the size of the per-strategy quirks (``cluster_stats``).
     """
     warm, oracle = [], []
     for community_seed, fit_seed, run_seed in SEEDS:
@@ -127,9 +123,9 @@ def test_known_users_start_from_their_persona(world, trained_engine) -> None:
         ctx = featurize(["ok"])
         predicted = trained_engine.expected_rewards(rows, ctx)[0]
         hits.append(user.mu[np.argmax(predicted)] / user.oracle)
-    # measured 0.913: their group's rewards plus 0.41 (``individual_weight``) of their own
-    # ALS-predicted deviation; the ALS predictions alone (100 uniform-logged thumbs per user)
-    # gave 0.83. A random arm scores about 0.5
+    # their group's rewards plus the share of their own ALS-predicted deviation that held up
+    # (``individual_weight``): the bar is above what the ALS predictions alone reach from 100
+    # uniform-logged thumbs per user, and far above a random arm
     assert np.mean(hits) >= 0.88, np.mean(hits)
 
 

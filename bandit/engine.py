@@ -29,10 +29,10 @@ import numpy as np
 from bandit import _kernels as K
 from bandit._config import PARALLEL_MIN_BATCH
 from bandit.catalog import Catalog
+from bandit.config import EngineConfig, configure
 from bandit.directives import DirectiveCompiler
 from bandit.explain import Reason, explain
 from bandit.features import N_FEATURES, featurize
-from bandit.policies import Policy, make_policy
 from bandit.random import check_random_state
 from bandit.records import Decision, DecisionRequest, Feedback
 from bandit.state import SchemaError, UserState, save_npz
@@ -72,34 +72,12 @@ class Engine:
     ----------
     catalog : Catalog, optional
         Defaults to the shipped catalog.
-    policy : str or Policy
-        A registered policy name (see ``bandit.policies``) or an instance.
-    policy_params : mapping, optional
-        Parameters for ``make_policy``.
-    n_features : int
-        Dimension of the arm feature vectors; at least ``1 + number of levels``; the rest holds
-        CF item embeddings once ``set_arm_embeddings`` is called.
-    prior_precision : float
-        Precision of a new user's prior (in units of the noise precision).
-    forgetting : float in (0, 1]
-        Each update first scales the user's evidence by this factor, so old feedback fades and
-        preferences can drift; 1 keeps everything.
-    floor : float in [0, 1)
-        Probability mass spread evenly over the allowed arms of every decision.
-    shared_lr : float
-        First step size of the shared interaction model (normalised LMS).
-    shared_lr_min : float
-        The step it decays to: ``max(min(shared_lr, shared_lr_min), shared_lr / (1 + t /
-        shared_lr_tau))`` after ``t`` updates. A large step learns fast from a cold start; a
-        constant one keeps the model wandering around its target by about ``sqrt(step / 2)``
-        of the reward noise (0.1 per arm score at 0.1, as large as the gaps between a user's
-        good strategies); the decay keeps both: the "code question -> code-first" transfer
-        test reaches 72% instead of 64% at a constant 0.1, and warm-started new users in the
-        collab community test reach 90% of their oracle in 7.4 feedbacks instead of 9.1
-        (mean of five communities).
-    shared_lr_tau : float > 0
-        Updates after which the step has halved.
+    config : EngineConfig, optional
+        The hyperparameters; defaults to ``EngineConfig()``.
     random_state : int, Generator or None
+    **params
+        ``EngineConfig`` fields that override ``config`` (``policy="linucb"``, ``floor=0.1``).
+        ``policy`` may also be a ``Policy`` instance.
 
     Examples
     --------
@@ -113,47 +91,22 @@ class Engine:
     def __init__(
         self,
         catalog: Catalog | None = None,
+        config: EngineConfig | None = None,
         *,
-        policy: str | Policy = "lints",
-        policy_params: Mapping[str, Any] | None = None,
-        n_features: int = 32,
-        prior_precision: float = 1.0,
-        forgetting: float = 0.998,
-        floor: float = 0.05,
-        shared_lr: float = 0.1,
-        shared_lr_min: float = 0.01,
-        shared_lr_tau: float = 2000.0,
         random_state: Any = None,
+        **params: Any,
     ) -> None:
         self.catalog = catalog or Catalog.default()
-        self.policy = make_policy(policy, **dict(policy_params or {}))
+        self.config, self.policy = configure(config, params)
+        n_features = self.config.n_features
         width = self.catalog.attributes.shape[1]
         if n_features < width:
             raise ValueError(
                 f"n_features must be >= {width} (bias + one-hots of catalog "
                 f"{self.catalog.name!r}), got {n_features}"
             )
-        if not 0.0 < forgetting <= 1.0:
-            raise ValueError(f"forgetting must be in (0, 1], got {forgetting}")
-        if not 0.0 <= floor < 1.0:
-            raise ValueError(f"floor must be in [0, 1), got {floor}")
-        if not 0.0 <= shared_lr <= 10.0:
-            raise ValueError(f"shared_lr must be in [0, 10], got {shared_lr}")
-        if not 0.0 <= shared_lr_min <= 10.0:
-            raise ValueError(f"shared_lr_min must be in [0, 10], got {shared_lr_min}")
-        if not shared_lr_tau > 0.0:
-            raise ValueError(f"shared_lr_tau must be > 0, got {shared_lr_tau}")
-        self.config: dict[str, Any] = {
-            "n_features": n_features,
-            "prior_precision": float(prior_precision),
-            "forgetting": float(forgetting),
-            "floor": float(floor),
-            "shared_lr": float(shared_lr),
-            "shared_lr_min": float(shared_lr_min),
-            "shared_lr_tau": float(shared_lr_tau),
-        }
         self.rng = check_random_state(random_state)
-        self.users = UserState(n_features, prior_precision=prior_precision)
+        self.users = UserState(n_features, prior_precision=self.config.prior_precision)
         self.X = np.zeros((self.catalog.n_arms, n_features))
         self.X[:, :width] = self.catalog.attributes
         self._XT = np.ascontiguousarray(self.X.T)  # the decide kernel reads arms along rows
@@ -168,7 +121,7 @@ class Engine:
         self._locales: dict[str, str] = {}
         self._seed_buffer = np.empty(0, dtype=np.int64)
         self._seed_pos = 0
-        self._kernel_args = (*self.policy.kernel_args(), self.config["floor"])
+        self._kernel_args = (*self.policy.kernel_args(), self.config.floor)
         self._levels = [self.catalog.levels_of(a) for a in range(self.catalog.n_arms)]
         self._lock = threading.RLock()
         self.cold_start: ColdStart | None = None
@@ -180,7 +133,7 @@ class Engine:
 
     @property
     def n_features(self) -> int:
-        return int(self.config["n_features"])
+        return self.config.n_features
 
     def __len__(self) -> int:
         return len(self.users)
@@ -467,7 +420,7 @@ class Engine:
                 self.X,
                 self.catalog.attributes,
                 self.W,
-                self.config["forgetting"],
+                self.config.forgetting,
                 self.shared_steps(n),
             )
             self.shared_updates += n
@@ -476,8 +429,8 @@ class Engine:
         """The shared model's step sizes for its next ``n`` updates, shape (n,)."""
         c = self.config
         t = self.shared_updates + np.arange(n, dtype=np.float64)
-        floor = min(c["shared_lr"], c["shared_lr_min"])
-        return np.maximum(floor, c["shared_lr"] / (1.0 + t / c["shared_lr_tau"]))
+        floor = min(c.shared_lr, c.shared_lr_min)
+        return np.maximum(floor, c.shared_lr / (1.0 + t / c.shared_lr_tau))
 
     def learn_pairwise(
         self, user_ids: Sequence[str], winners: Sequence[int], losers: Sequence[int]
@@ -502,7 +455,7 @@ class Engine:
                 u.prior_mean,
                 u.prior_prec,
                 u.n_feedback,
-                self.config["forgetting"],
+                self.config.forgetting,
             )
 
     # ------------------------------------------------------------------ priors and arms
@@ -603,7 +556,7 @@ class Engine:
                 "catalog": self.catalog.raw,
                 "policy": self.policy.name,
                 "policy_params": self.policy.params,
-                "config": self.config,
+                "config": _saved_config(self.config),
                 "pins": self.pins,
                 "pool_seed": self._pool_seed,
                 "rng": self.rng.bit_generator.state,
@@ -624,9 +577,12 @@ class Engine:
                 f"(this attune reads version {ENGINE_SCHEMA_VERSION})"
             )
         catalog = Catalog.from_dict(meta["catalog"], source=f"{path}:catalog")
-        engine = cls(
-            catalog, policy=meta["policy"], policy_params=meta["policy_params"], **meta["config"]
-        )
+        config = {
+            **meta["config"],
+            "policy": meta["policy"],
+            "policy_params": meta["policy_params"],
+        }
+        engine = cls(catalog, EngineConfig.from_dict(config))
         engine.users = UserState.from_arrays(
             {k.removeprefix("users."): v for k, v in arrays.items() if k.startswith("users.")}
         )
@@ -644,7 +600,7 @@ class Engine:
 
     def warm(self) -> None:
         """Compile every kernel this engine calls (on a throwaway copy of its state)."""
-        probe = Engine(self.catalog, policy=self.policy, **self.config)
+        probe = Engine(self.catalog, self.config)
         [d] = probe.decide([DecisionRequest("warm-up", "How does this work?")])
         d.explanation  # noqa: B018  (the explanation's kernel compiles on first use)
         probe.learn([Feedback("warm-up", d.arm, 1.0, d.context)])
@@ -667,3 +623,10 @@ def _check_shapes(n: int, **arrays: np.ndarray) -> None:
     for name, arr in arrays.items():
         if arr.shape != (n,):
             raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+
+
+def _saved_config(config: EngineConfig) -> dict[str, Any]:
+    """``meta["config"]`` of a saved engine: the fields but the policy (saved beside it)."""
+    out = config.to_dict()
+    del out["policy"], out["policy_params"]
+    return out

@@ -234,9 +234,9 @@ class NaiveLinTS:
             p["scale"],
             int(p["block"]),
             int(p["max_samples"]),
-            engine.config["floor"],
-            engine.config["forgetting"],
-            partial(shared_step, dict(engine.config)),
+            engine.config.floor,
+            engine.config.forgetting,
+            partial(shared_step, engine.config.to_dict()),
             engine.users.prior_precision,
             t=engine.shared_updates,
         )

@@ -402,26 +402,12 @@ class Engine:
         with self._lock:
             if n and (rows.min() < 0 or rows.max() >= len(self.users._row_ids)):
                 raise ValueError("rows: unknown user row")
-            u = self.users
-            known = ~np.isnan(user_scores)
+            feedback = (rows, arms, contexts, rewards, weights, user_scores)
+            model = (self.X, self.catalog.attributes, self.W)
+            steps = self.shared_steps(n)
+            users = self.users.learning_arrays()
             K.learn_batch(
-                rows,
-                arms,
-                contexts,
-                rewards,
-                weights,
-                np.where(known, user_scores, 0.0),
-                known,
-                u.A,
-                u.B,
-                u.prior_mean,
-                u.prior_prec,
-                u.n_feedback,
-                self.X,
-                self.catalog.attributes,
-                self.W,
-                self.config.forgetting,
-                self.shared_steps(n),
+                *K.learn_batch_args(feedback, users, model, self.config.forgetting, steps)
             )
             self.shared_updates += n
 
@@ -446,17 +432,8 @@ class Engine:
         with self._lock:
             rows = self.users.rows(list(user_ids))
             diff = np.ascontiguousarray(self.X[winners_a] - self.X[losers_a])
-            u = self.users
-            K.learn_pairwise(
-                rows,
-                diff,
-                u.A,
-                u.B,
-                u.prior_mean,
-                u.prior_prec,
-                u.n_feedback,
-                self.config.forgetting,
-            )
+            users = self.users.learning_arrays()
+            K.learn_pairwise(rows, diff, *users, self.config.forgetting)
 
     # ------------------------------------------------------------------ priors and arms
     def set_prior(

@@ -142,6 +142,11 @@ class UserState:
         self._free.append(row)
         return True
 
+    def learning_arrays(self) -> tuple[np.ndarray, ...]:
+        """``(A, B, prior_mean, prior_prec, n_feedback)``, the arrays the learning kernels
+        update, in the order they take them."""
+        return self.A, self.B, self.prior_mean, self.prior_prec, self.n_feedback
+
     # ------------------------------------------------------------------ one user as a record
     def get(self, user_id: str) -> dict[str, np.ndarray]:
         """Every array of one user (copies), for changelogs and exports."""

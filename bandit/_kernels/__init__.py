@@ -33,7 +33,13 @@ from bandit._kernels.decide import (
     shared_row,
 )
 from bandit._kernels.explain import explain_terms
-from bandit._kernels.learn import absorb, learn_batch, learn_pairwise
+from bandit._kernels.learn import (
+    LearnBatchArgs,
+    absorb,
+    learn_batch,
+    learn_batch_args,
+    learn_pairwise,
+)
 from bandit._kernels.linalg import (
     backward_solve,
     chol_from_packed,
@@ -66,6 +72,7 @@ __all__ = [
     "POLICY_SOFTMAX",
     "POLICY_SQUARECB",
     "POLICY_UNIFORM",
+    "LearnBatchArgs",
     "absorb",
     "apply_floor_and_pick",
     "argmax_masked",
@@ -80,6 +87,7 @@ __all__ = [
     "greedy_family",
     "inverse_lower",
     "learn_batch",
+    "learn_batch_args",
     "learn_pairwise",
     "mean_batch_parallel",
     "mean_batch_serial",

@@ -4,6 +4,7 @@ the prior) and into the shared interaction weights, in the order it arrived."""
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,6 +35,54 @@ def absorb(
                 v += (1.0 - gamma) * lam
             ap[base + k] = v
         b[j] = gamma * b[j] + (1.0 - gamma) * lam * prior_mean[j] + g * x[j]
+
+
+class LearnBatchArgs(NamedTuple):
+    """``learn_batch``'s arguments, in its order: the feedback, the users' state, the model."""
+
+    rows: np.ndarray  # (n,) user rows
+    arms: np.ndarray  # (n,)
+    contexts: np.ndarray  # (n, n_request_features)
+    rewards: np.ndarray  # (n,)
+    weights: np.ndarray  # (n,)
+    user_scores: np.ndarray  # (n,), 0 where not known
+    known: np.ndarray  # (n,) bool: whether user_scores[i] holds the decision-time score
+    A: np.ndarray  # users' packed precisions, updated in place
+    B: np.ndarray
+    prior_mean: np.ndarray
+    prior_prec: np.ndarray
+    n_obs: np.ndarray
+    X: np.ndarray  # (n_arms, d) arm features
+    attributes: np.ndarray  # (n_arms, n_attributes)
+    W: np.ndarray  # (n_attributes, n_request_features), updated in place
+    gamma: float  # forgetting
+    steps: np.ndarray  # (n,) the shared model's step sizes
+
+
+def learn_batch_args(
+    feedback: tuple[np.ndarray, ...],
+    users: tuple[np.ndarray, ...],
+    model: tuple[np.ndarray, ...],
+    gamma: float,
+    steps: np.ndarray,
+) -> LearnBatchArgs:
+    """Assemble ``learn_batch``'s arguments.
+
+    ``feedback`` is ``(rows, arms, contexts, rewards, weights, user_scores)`` with NaN where a
+    decision-time score is not known (the kernel takes a flag instead: fastmath compiles NaN
+    checks away); ``users`` is ``UserState.learning_arrays()``; ``model`` is
+    ``(X, attributes, W)``.
+    """
+    rows, arms, contexts, rewards, weights, user_scores = feedback
+    A, B, prior_mean, prior_prec, n_obs = users
+    X, attributes, W = model
+    known = ~np.isnan(user_scores)
+    scores = np.where(known, user_scores, 0.0)
+    return LearnBatchArgs(
+        *(rows, arms, contexts, rewards, weights, scores, known),
+        *(A, B, prior_mean, prior_prec, n_obs),
+        *(X, attributes, W, gamma, steps),
+    )
 
 
 @serial

@@ -7,14 +7,14 @@ costs (528 + 3 * 32 + 1) * 4 + 16 = 2,516 bytes of arrays, plus the id map.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bandit.atomic import atomic_write
 
 SCHEMA_VERSION = 1
 _ARRAYS = ("A", "B", "prior_mean", "prior_prec", "n_feedback", "n_decisions", "last_seen")
@@ -248,17 +248,8 @@ class UserState:
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically: a temporary file in the same folder, then
-    ``os.replace``, so a crash leaves either the old file or the new one, never half of one."""
+    """Write ``arrays`` to ``path`` as one ``.npz``, atomically (see ``atomic_write``),
+    creating the folder if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
 """Per-user posterior state in compact, growable arrays.
 
 One row per user: the posterior precision as a packed float32 triangle, the natural mean
-``b = A @ mu``, the prior it reverts to under forgetting, and counters. At 32 features a user
-costs (528 + 3 * 32 + 1) * 4 + 16 = 2,516 bytes of arrays, plus the id map.
+``b = A @ mu``, the prior it reverts to under forgetting, and counters. At ``d`` features a row
+holds ``d (d + 1) / 2 + 2 d + 1`` float32 values, two int32 counters and a float64 timestamp;
+``UserState.bytes_per_user`` measures a user's cost, id map included, on live objects.
 """
 
 from __future__ import annotations

@@ -52,7 +52,12 @@ class Selection:
 class SeedStream:
     """Decision seeds from a Generator, drawn in blocks so that a decision does not pay for a
     Generator call of its own. ``pending()`` and ``restore()`` carry the undrawn rest of a
-    block through a snapshot, so a restored engine draws the same seeds."""
+    block through a snapshot, so a restored engine draws the same seeds.
+
+    >>> seeds = SeedStream(np.random.default_rng(0))
+    >>> seeds.draw(3).shape, seeds.pending().shape
+    ((3,), (4093,))
+    """
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
@@ -88,7 +93,14 @@ def make_pool(seed: int, n_max: int, n_features: int) -> np.ndarray:
 
 class ArmMasks:
     """The allowed arms of each request: the product's constraints, narrowed by the user's
-    pins where that leaves an arm (when a pin conflicts with the constraints, they win)."""
+    pins where that leaves an arm (when a pin conflicts with the constraints, they win).
+
+    >>> masks = ArmMasks(Catalog.default())
+    >>> requests = [DecisionRequest("ana"), DecisionRequest("bo", constraints={"tone": "warm"})]
+    >>> allowed = masks.of(requests, pins={"ana": {"length": "brief"}})
+    >>> allowed.shape, allowed.sum(axis=1).tolist()
+    ((2, 128), [32, 44])
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog

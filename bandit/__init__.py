@@ -4,6 +4,7 @@
 """
 
 from bandit.catalog import Catalog, CatalogError
+from bandit.config import EngineConfig
 from bandit.directives import DirectiveCompiler, Directives
 from bandit.engine import Engine, Selection
 from bandit.explain import Reason
@@ -24,6 +25,7 @@ __all__ = [
     "DirectiveCompiler",
     "Directives",
     "Engine",
+    "EngineConfig",
     "Feedback",
     "Policy",
     "Reason",

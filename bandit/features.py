@@ -53,7 +53,7 @@ _CODE = re.compile(
     re.MULTILINE,
 )
 # Every pattern _CODE matches contains one of these characters or a keyword; a character-class
-# search is several times cheaper than the alternation, so prose skips _CODE entirely.
+# search is cheaper than the alternation, so prose skips _CODE entirely.
 _CODE_HINT = re.compile(r"[`{};=:()#]|\b(?:def|class|import|return|function|const|var|SELECT)\b")
 _TECH = frozenset(
     [
@@ -191,8 +191,8 @@ def featurize(
 
 
 def _one(msg: str) -> list[float]:
-    # A Python list, filled then converted once: indexing a NumPy row per feature costs more
-    # than all the regular expressions together.
+    # A Python list, filled then converted once: setting NumPy elements one by one from Python
+    # pays a conversion per element.
     row = [0.0] * N_FEATURES
     row[0] = 1.0
     tokens = _WORD.findall(msg.lower())

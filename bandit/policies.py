@@ -140,7 +140,7 @@ class LinTS(Policy):
     from that distribution. The logged propensity is therefore *exactly* the probability with
     which the arm was chosen; it differs from textbook TS's probability by Monte-Carlo error,
     standard deviation ``sqrt(p (1 - p) / S)`` for ``S`` draws: at most 0.0625 at S = 64 and
-    0.125 at S = 16. Sampling stops early (see ``_kernels.ts_distribution``) when the draws
+    0.125 at S = 16. Sampling stops early (see ``_kernels.select.ts_distribution``) when the draws
     agree, which a trained posterior usually does.
     """
 

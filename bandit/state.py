@@ -1,20 +1,21 @@
 """Per-user posterior state in compact, growable arrays.
 
 One row per user: the posterior precision as a packed float32 triangle, the natural mean
-``b = A @ mu``, the prior it reverts to under forgetting, and counters. At 32 features a user
-costs (528 + 3 * 32 + 1) * 4 + 16 = 2,516 bytes of arrays, plus the id map.
+``b = A @ mu``, the prior it reverts to under forgetting, and counters. At ``d`` features a row
+holds ``d (d + 1) / 2 + 2 d + 1`` float32 values, two int32 counters and a float64 timestamp;
+``UserState.bytes_per_user`` measures a user's cost, id map included, on live objects.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bandit.atomic import atomic_write
 
 SCHEMA_VERSION = 1
 _ARRAYS = ("A", "B", "prior_mean", "prior_prec", "n_feedback", "n_decisions", "last_seen")
@@ -142,6 +143,11 @@ class UserState:
         self._free.append(row)
         return True
 
+    def learning_arrays(self) -> tuple[np.ndarray, ...]:
+        """``(A, B, prior_mean, prior_prec, n_feedback)``, the arrays the learning kernels
+        update, in the order they take them."""
+        return self.A, self.B, self.prior_mean, self.prior_prec, self.n_feedback
+
     # ------------------------------------------------------------------ one user as a record
     def get(self, user_id: str) -> dict[str, np.ndarray]:
         """Every array of one user (copies), for changelogs and exports."""
@@ -243,17 +249,8 @@ class UserState:
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically: a temporary file in the same folder, then
-    ``os.replace``, so a crash leaves either the old file or the new one, never half of one."""
+    """Write ``arrays`` to ``path`` as one ``.npz``, atomically (see ``atomic_write``),
+    creating the folder if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]

@@ -13,8 +13,6 @@ Parquet files carry ``attune.log_schema`` in their metadata.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
+
+from bandit.atomic import atomic_write
 
 LOG_SCHEMA_VERSION = 1
 REQUIRED = ("context", "action", "reward", "pscore")
@@ -169,25 +169,11 @@ def atomic_write_parquet(
     table = df.to_arrow()
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: pq.write_table(table, fh))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _array(series: pl.Series) -> np.ndarray:

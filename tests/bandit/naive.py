@@ -134,6 +134,7 @@ def learn_batch(
     rewards,
     weights,
     user_scores,
+    known,
     A,
     B,
     prior_mean,
@@ -145,16 +146,16 @@ def learn_batch(
     gamma,
     steps,
 ):
-    """Sequential updates on copies; ``steps`` (n,) are the shared model's step sizes;
-    returns (A, B, n_obs, W)."""
+    """Sequential updates on copies; ``user_scores[i]`` is used where ``known[i]``, else
+    computed; ``steps`` (n,) are the shared model's step sizes; returns (A, B, n_obs, W)."""
     A, B, n_obs, W = A.astype(np.float64), B.astype(np.float64), n_obs.copy(), W.copy()
     d = X.shape[1]
     tril = np.tril_indices(d)
-    for u, a, c, r, w, mine, lr in zip(
-        rows, arms, contexts, rewards, weights, user_scores, steps, strict=True
+    for u, a, c, r, w, mine, k, lr in zip(
+        rows, arms, contexts, rewards, weights, user_scores, known, steps, strict=True
     ):
         full = unpack(A[u], d)
-        if np.isnan(mine):
+        if not k:
             mine = X[a] @ np.linalg.solve(full, B[u])
         z = np.outer(attributes[a], c)
         y = r - float((W * z).sum())
@@ -234,9 +235,9 @@ class NaiveLinTS:
             p["scale"],
             int(p["block"]),
             int(p["max_samples"]),
-            engine.config["floor"],
-            engine.config["forgetting"],
-            partial(shared_step, dict(engine.config)),
+            engine.config.floor,
+            engine.config.forgetting,
+            partial(shared_step, engine.config.to_dict()),
             engine.users.prior_precision,
             t=engine.shared_updates,
         )

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bandit import Catalog, CatalogError, DecisionRequest, Engine, Feedback, make_policy
+from bandit import (
+    Catalog,
+    CatalogError,
+    DecisionRequest,
+    Engine,
+    EngineConfig,
+    Feedback,
+    make_policy,
+)
 
 BASE = Catalog.default().raw
 
@@ -122,6 +130,25 @@ INPUT_CASES = [
     (lambda: Engine(n_features=8), ValueError, r"n_features must be >= 15"),
     (lambda: Engine(floor=1.0), ValueError, r"floor must be in \[0, 1\)"),
     (lambda: Engine(forgetting=0), ValueError, r"forgetting must be in \(0, 1\]"),
+    (lambda: Engine(flor=0.1), TypeError, r"unknown engine parameter 'flor'; allowed: policy,"),
+    (
+        lambda: EngineConfig.from_dict({"policy": "lints", "flor": 0.1}),
+        ValueError,
+        r"unknown engine parameter 'flor'; allowed: policy, policy_params, n_features",
+    ),
+    (lambda: EngineConfig(n_features=0), ValueError, r"n_features must be >= 1, got 0"),
+    (lambda: EngineConfig(n_features=32.0), TypeError, r"n_features must be an integer"),
+    (lambda: EngineConfig(prior_precision=0), ValueError, r"prior_precision must be > 0"),
+    (lambda: EngineConfig(floor="0.1"), TypeError, r"floor must be a number, got '0.1'"),
+    (lambda: EngineConfig(shared_lr=11), ValueError, r"shared_lr must be in \[0, 10\]"),
+    (lambda: EngineConfig(shared_lr_min=-1), ValueError, r"shared_lr_min must be in \[0, 10\]"),
+    (lambda: EngineConfig(shared_lr_tau=0), ValueError, r"shared_lr_tau must be > 0, got 0.0"),
+    (lambda: EngineConfig(policy="thompson"), ValueError, r"unknown policy 'thompson'"),
+    (
+        lambda: EngineConfig(policy="linucb", policy_params={"beta": 1}),
+        TypeError,
+        r"linucb: unknown parameter 'beta'; allowed: alpha",
+    ),
     (
         lambda: Engine(random_state="seed"),
         TypeError,

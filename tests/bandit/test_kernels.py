@@ -174,68 +174,19 @@ def _learning_inputs(rng: np.random.Generator, n_users: int = 3, n: int = 20):
     rewards = rng.random(n)
     weights = rng.uniform(0.5, 2.0, n)
     scores = np.where(rng.random(n) < 0.5, np.nan, rng.normal(size=n))  # given, or computed
-    return (
-        rows,
-        arms,
-        contexts,
-        rewards,
-        weights,
-        scores,
-        A,
-        B,
-        prior_mean,
-        prior_prec,
-        n_obs,
-        X,
-        attributes,
-        W,
-    )
+    feedback = (rows, arms, contexts, rewards, weights, scores)
+    return feedback, (A, B, prior_mean, prior_prec, n_obs), (X, attributes, W)
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.9])
 def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> None:
-    (rows, arms, contexts, rewards, weights, scores, A, B, pm, pp, n_obs, X, attributes, W) = (
-        _learning_inputs(rng)
-    )
-    steps = rng.uniform(0.05, 0.3, size=len(rows))  # a different step per update
-    ref = naive.learn_batch(
-        rows,
-        arms,
-        contexts,
-        rewards,
-        weights,
-        scores,
-        A,
-        B,
-        pm,
-        pp,
-        n_obs,
-        X,
-        attributes,
-        W,
-        gamma,
-        steps,
-    )
-    known = ~np.isnan(scores)
-    K.learn_batch(
-        rows,
-        arms,
-        contexts,
-        rewards,
-        weights,
-        np.where(known, scores, 0.0),
-        known,
-        A,
-        B,
-        pm,
-        pp,
-        n_obs,
-        X,
-        attributes,
-        W,
-        gamma,
-        steps,
-    )
+    feedback, users, model = _learning_inputs(rng)
+    A, B, _, _, n_obs = users
+    W = model[2]
+    steps = rng.uniform(0.05, 0.3, size=len(feedback[0]))  # a different step per update
+    args = K.learn_batch_args(feedback, users, model, gamma, steps)
+    ref = naive.learn_batch(*args)
+    K.learn_batch(*args)
     np.testing.assert_allclose(A, ref[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(B, ref[1], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(n_obs, ref[2])
@@ -243,7 +194,7 @@ def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> Non
 
 
 def test_learn_pairwise_matches_twin(rng: np.random.Generator) -> None:
-    _, _, _, _, _, _, A, B, pm, pp, n_obs, X, _, _ = _learning_inputs(rng)
+    _, (A, B, pm, pp, n_obs), (X, _, _) = _learning_inputs(rng)
     rows = np.array([0, 2, 0])
     diff = X[[1, 3, 4]] - X[[0, 0, 2]]
     ref_A, ref_B = naive.learn_pairwise(rows, diff, A, B, pm, pp, 0.95)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 import numpy as np
 import pytest
 
 from bandit import Engine, Feedback, SchemaError, UserState, featurize
+from bandit.atomic import atomic_write
 from bandit.state import save_npz
 
 
@@ -45,6 +49,19 @@ def test_save_load_and_schema_version(tmp_path) -> None:  # type: ignore[no-unty
     with pytest.raises(SchemaError, match="schema version 99 is not supported"):
         UserState.load(tmp_path / "future.npz")
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_a_failed_atomic_write_keeps_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    atomic_write(path, lambda fh: fh.write(b"old"))
+
+    def fail(fh: BinaryIO) -> None:
+        fh.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, fail)
+    assert path.read_bytes() == b"old" and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_record_round_trip_between_engines() -> None:

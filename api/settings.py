@@ -47,25 +47,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bandit import Catalog
+from bandit import Catalog, EngineConfig
+from bandit.config import FIELDS as ENGINE_FIELDS
 from streaming.bus import ServingOptions, bus_scheme, sqlite_path
 from streaming.composer import RewardComposer
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 _SECTIONS = {
     "server": ("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),
-    "engine": (
-        "policy",
-        "policy_params",
-        "n_features",
-        "prior_precision",
-        "forgetting",
-        "floor",
-        "shared_lr",
-        "shared_lr_min",
-        "shared_lr_tau",
-        "random_state",
-    ),
+    "engine": (*ENGINE_FIELDS, "random_state"),
     "feedback": ("wait_window_s", "default_reward", "checkpoint_interval_s"),
     "models": ("adapter_template", "poll_interval_s"),
 }
@@ -75,7 +65,7 @@ _ENV = {
     "ATTUNE_DATA_DIR": ("data_dir", Path),
     "ATTUNE_BUS": ("bus", str),
     "ATTUNE_CATALOG": ("catalog", Path),
-    "ATTUNE_POLICY": ("policy", str),
+    "ATTUNE_POLICY": ("engine.policy", str),
     "ATTUNE_WAIT_WINDOW_S": ("wait_window_s", float),
     "ATTUNE_DEFAULT_REWARD": ("default_reward", float),
     "ATTUNE_ADAPTER_TEMPLATE": ("adapter_template", str),
@@ -96,15 +86,7 @@ class Settings:
     bus: str = ""  # see streaming.bus; empty: the embedded store in data_dir
     catalog: Path | None = None
     max_body_bytes: int = 64 * 1024
-    policy: str = "lints"
-    policy_params: Mapping[str, Any] = field(default_factory=dict)
-    n_features: int = 32
-    prior_precision: float = 1.0
-    forgetting: float = 0.998
-    floor: float = 0.05
-    shared_lr: float = 0.1
-    shared_lr_min: float = 0.01
-    shared_lr_tau: float = 2000.0
+    engine: EngineConfig = field(default_factory=EngineConfig)
     random_state: int | None = None
     wait_window_s: float = 600.0
     default_reward: float | None = None
@@ -166,7 +148,7 @@ class Settings:
         """What the bus's backend needs of these settings."""
         return ServingOptions(
             catalog=catalog,
-            engine_params=self.engine_params(),
+            engine_config=self.engine,
             random_state=self.random_state,
             rewards=self.rewards,
             wait_window_s=self.wait_window_s,
@@ -175,19 +157,6 @@ class Settings:
             data_dir=self.data_dir,
             poll_interval_s=self.poll_interval_s,
         )
-
-    def engine_params(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy,
-            "policy_params": dict(self.policy_params),
-            "n_features": self.n_features,
-            "prior_precision": self.prior_precision,
-            "forgetting": self.forgetting,
-            "floor": self.floor,
-            "shared_lr": self.shared_lr,
-            "shared_lr_min": self.shared_lr_min,
-            "shared_lr_tau": self.shared_lr_tau,
-        }
 
 
 def _check_template(template: str) -> None:
@@ -221,16 +190,25 @@ def load_settings(
     env = dict(env or {})
     path = path or env.get("ATTUNE_SETTINGS") or None
     values: dict[str, Any] = _from_file(Path(path)) if path else {}
+    engine = values.pop("engine", {})
     for var, (name, kind) in _ENV.items():
         if env.get(var, "").strip():
             try:
-                values[name] = kind(env[var].strip())
+                value = kind(env[var].strip())
             except ValueError:
                 raise SettingsError(f"{var}: expected {kind.__name__}, got {env[var]!r}") from None
+            if name.startswith("engine."):
+                engine[name.removeprefix("engine.")] = value
+            else:
+                values[name] = value
     if env.get("ATTUNE_API_KEYS", "").strip():
         from_env = parse_api_keys(env["ATTUNE_API_KEYS"])
         values["api_keys"] = {**values.get("api_keys", {}), **from_env}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        values["engine"] = EngineConfig.from_dict(engine)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"engine: {exc}") from None
     try:
         return Settings(**values)
     except TypeError as exc:
@@ -260,7 +238,12 @@ def _from_file(path: Path) -> dict[str, Any]:
                     f"{path}: {section}.{bad[0]} is unknown; allowed: "
                     f"{', '.join(_SECTIONS[section])}"
                 )
-            values.update(table)
+            if section == "engine":
+                if "random_state" in table:
+                    values["random_state"] = table.pop("random_state")
+                values["engine"] = table
+            else:
+                values.update(table)
     if "catalog" in values:
         values["catalog"] = (path.parent / values["catalog"]).resolve()
     try:

@@ -13,13 +13,13 @@ tells the story of both.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from bandit import Catalog, Engine
+from bandit import Catalog, Engine, EngineConfig
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.models import ModelHost
@@ -37,7 +37,7 @@ class ServingOptions:
     """What a backend needs from the service's settings."""
 
     catalog: Catalog
-    engine_params: Mapping[str, Any] = field(default_factory=dict)
+    engine_config: EngineConfig = field(default_factory=EngineConfig)
     random_state: int | None = None
     rewards: RewardComposer = field(default_factory=RewardComposer)
     wait_window_s: float = 600.0
@@ -47,7 +47,7 @@ class ServingOptions:
     poll_interval_s: float = 5.0
 
     def engine(self, random_state: int | None) -> Engine:
-        return Engine(self.catalog, random_state=random_state, **self.engine_params)
+        return Engine(self.catalog, self.engine_config, random_state=random_state)
 
     def processor_params(self) -> dict[str, Any]:
         return {"wait_window_s": self.wait_window_s, "default_reward": self.default_reward}

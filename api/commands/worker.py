@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--bus: the worker needs a kafka:// URL, got {settings.bus!r}")
     config = KafkaConfig.from_url(settings.bus)
     catalog = settings.load_catalog()
-    params = settings.engine_params()
 
     # CF models from the models topic: installed at batch boundaries, and a restored partition
     # gets back the version its record names (streaming/models.py). Read to the end first, so
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     def make_processor(partition: int) -> ModelProcessor:
         # One engine per partition: its shared model sees only that partition's events, in
         # log order, which is what makes a restored partition exact (see kafka_worker).
-        engine = Engine(catalog, random_state=0, **params)
+        engine = Engine(catalog, settings.engine, random_state=0)
         return ModelProcessor(
             engine,
             settings.rewards,

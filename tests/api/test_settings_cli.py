@@ -29,7 +29,12 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     path = tmp_path / "attune.toml"
     path.write_text(FILE)
     s = load_settings(path, env={})
-    assert (s.port, s.policy, s.wait_window_s, s.default_reward) == (9000, "linucb", 60, 0.2)
+    assert (s.port, s.engine.policy, s.wait_window_s, s.default_reward) == (
+        9000,
+        "linucb",
+        60,
+        0.2,
+    )
     assert s.rewards.thumbs_down == 0.1 and s.api_keys == {"file-key-0123456789": "acme"}
     env = {
         "ATTUNE_PORT": "9100",

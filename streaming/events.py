@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -27,6 +27,21 @@ MAX_ID = 256
 
 class EventError(ValueError):
     """An event is malformed or has a version this code does not read."""
+
+
+class _cached:
+    """``functools.cached_property`` without the lock Python 3.11 takes on every access: an
+    event is read by one thread, and the worker reads several of these per event."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn, self.name = fn, fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 def new_id(prefix: str = "") -> str:
@@ -92,22 +107,22 @@ class Event:
                 f"version {EVENT_VERSION})"
             )
 
-    @cached_property  # read several times per event on the worker's path
+    @_cached  # read several times per event on the worker's path
     def key(self) -> str:
         """``tenant/user_id``: the engine's user id and the bus's message key."""
         return f"{self.tenant}/{self.user_id}"
 
-    @cached_property
+    @_cached
     def decision(self) -> DecisionPayload:
         """The payload of a ``decision`` event; ValueError naming the field if malformed."""
         return DecisionPayload.from_dict(self._payload_of("decision"))
 
-    @cached_property
+    @_cached
     def feedback(self) -> FeedbackPayload:
         """The payload of a ``feedback`` event; ValueError naming the field if malformed."""
         return FeedbackPayload.from_dict(self._payload_of("feedback"))
 
-    @cached_property
+    @_cached
     def profile(self) -> ProfilePayload:
         """The payload of a ``profile`` event; ValueError naming the field if malformed."""
         return ProfilePayload.from_dict(self._payload_of("profile"))

@@ -10,10 +10,11 @@ used: the reward composer, the engine.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})  # a default no record can change
 FEEDBACK_KINDS = ("thumbs", "rating", "reward", "implicit", "pairwise")
 PROFILE_OPS = ("pin", "unpin", "note", "delete")
 
@@ -30,6 +31,17 @@ def _opt_str(doc: Mapping[str, Any], name: str) -> str | None:
     return None if value is None else _str(doc, name)
 
 
+_DECISION_STRINGS = ("decision_id", "strategy_id", "policy", "locale", "session_id")
+
+
+def _optional_strings(doc: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    """Each of ``names`` is absent, None or a string; else ValueError naming it."""
+    for name in names:
+        value = doc.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, got {value!r}")
+
+
 def _number(doc: Mapping[str, Any], name: str) -> float:
     value = doc.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -37,8 +49,7 @@ def _number(doc: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionPayload:
+class DecisionPayload(NamedTuple):
     """A served strategy: what feedback joins on and what off-policy evaluation needs.
 
     ``context`` is the request's feature vector, ``action_dist`` the distribution the arm was
@@ -47,43 +58,43 @@ class DecisionPayload:
     """
 
     arm: int
-    context: list[float]
+    context: Sequence[float]
     decision_id: str | None = None
     propensity: float = 1.0
-    action_dist: list[float] = field(default_factory=list)
+    action_dist: Sequence[float] = ()
     strategy_id: str | None = None
-    levels: dict[str, str] = field(default_factory=dict)
+    levels: Mapping[str, str] = _EMPTY
     user_score: float | None = None
     policy: str | None = None
     locale: str | None = None
     seed: int | None = None
-    audit: dict[str, Any] = field(default_factory=dict)
+    audit: Mapping[str, Any] = _EMPTY
     session_id: str | None = None
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> DecisionPayload:
-        arm = doc.get("arm")
+        get = doc.get
+        arm, context = get("arm"), get("context")
         if isinstance(arm, bool) or not isinstance(arm, int) or arm < 0:
             raise ValueError(f"arm: expected an arm index, got {arm!r}")
-        context = doc.get("context")
         if not isinstance(context, list):
             raise ValueError("context: expected a list of numbers")
-        score = doc.get("user_score")
-        audit = doc.get("audit") or {}
+        _optional_strings(doc, _DECISION_STRINGS)
+        score, audit = get("user_score"), get("audit") or {}
         return cls(
             arm=arm,
-            decision_id=_opt_str(doc, "decision_id"),
             context=context,
+            decision_id=get("decision_id"),
             propensity=_number(doc, "propensity") if "propensity" in doc else 1.0,
-            action_dist=doc.get("action_dist") or [],
-            strategy_id=_opt_str(doc, "strategy_id"),
-            levels=doc.get("levels") or {},
+            action_dist=get("action_dist") or (),
+            strategy_id=get("strategy_id"),
+            levels=get("levels") or _EMPTY,
             user_score=float(score) if isinstance(score, int | float) else None,
-            policy=_opt_str(doc, "policy"),
-            locale=_opt_str(doc, "locale"),
-            seed=doc.get("seed"),
-            audit=audit if isinstance(audit, dict) else {},
-            session_id=_opt_str(doc, "session_id"),
+            policy=get("policy"),
+            locale=get("locale"),
+            seed=get("seed"),
+            audit=audit if isinstance(audit, dict) else _EMPTY,
+            session_id=get("session_id"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,10 +103,10 @@ class DecisionPayload:
             "decision_id": self.decision_id,
             "arm": self.arm,
             "strategy_id": self.strategy_id,
-            "levels": self.levels,
+            "levels": dict(self.levels),
             "propensity": self.propensity,
-            "action_dist": self.action_dist,
-            "context": self.context,
+            "action_dist": list(self.action_dist),
+            "context": list(self.context),
             "user_score": score if score is not None and math.isfinite(score) else None,
             "policy": self.policy,
             "locale": self.locale,
@@ -105,8 +116,7 @@ class DecisionPayload:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class FeedbackPayload:
+class FeedbackPayload(NamedTuple):
     """Feedback on a decision: ``kind`` with its fields (``value`` for thumbs, rating and
     reward; ``signals`` and ``dwell_ms`` for implicit; ``other_decision_id``, the response
     that lost, for pairwise)."""
@@ -147,13 +157,12 @@ class FeedbackPayload:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class ProfilePayload:
+class ProfilePayload(NamedTuple):
     """A profile command: ``pin`` (``pins``: level or None per dimension), ``unpin``
     (``dimensions``), ``note`` (``note_id``, ``text``, optional ``ttl_s``) or ``delete``."""
 
     op: str
-    pins: dict[str, str | None] = field(default_factory=dict)
+    pins: Mapping[str, str | None] = _EMPTY
     dimensions: tuple[str, ...] = ()
     note_id: str | None = None
     text: str | None = None
@@ -193,7 +202,7 @@ class ProfilePayload:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op}
         if self.op == "pin":
-            out["pins"] = self.pins
+            out["pins"] = dict(self.pins)
         elif self.op == "unpin":
             out["dimensions"] = list(self.dimensions)
         elif self.op == "note":

@@ -111,7 +111,7 @@ class DecisionPayload(NamedTuple):
             "policy": self.policy,
             "locale": self.locale,
             "seed": self.seed,
-            "audit": self.audit,
+            "audit": dict(self.audit),
             "session_id": self.session_id,
         }
 

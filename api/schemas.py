@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -23,7 +24,27 @@ def _encodable(value: str) -> str:
 Text = Annotated[str, AfterValidator(_encodable)]
 UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID), AfterValidator(_encodable)]
 Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_encodable)]
-FeatureValue = Annotated[float, Field(allow_inf_nan=False)]
+Label = Annotated[Text, Field(max_length=64)]
+
+
+def _feature_value(value: Any) -> Any:
+    # One error per bad value, naming the feature (a union type would report one per member);
+    # what a declared feature allows is checked by its declaration (bandit/context.py).
+    if isinstance(value, bool | str) or value is None:
+        if isinstance(value, str) and (len(value) > 64 or _encodable(value) is None):
+            raise ValueError("a string feature value has at most 64 characters")
+        return value
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+    if isinstance(value, list) and len(value) <= 64 and all(isinstance(v, str) for v in value):
+        return [_encodable(v) for v in value]
+    raise ValueError("must be a number, a boolean, a string or a list of strings")
+
+
+# A product feature's value: a number, a boolean, a category or a list of tags (or null).
+FeatureValue = Annotated[Any, AfterValidator(_feature_value)]
 Signal = Literal["copied", "regenerated", "asked_simpler", "asked_deeper", "abandoned"]
 
 
@@ -43,7 +64,9 @@ class DecisionCreate(_Body):
     features: dict[Annotated[Text, Field(max_length=64)], FeatureValue] = Field(
         default_factory=dict,
         max_length=MAX_FEATURES,
-        description='Product-supplied request features, e.g. {"channel_voice": 1}.',
+        description="Product features: declared ones (settings [context]) by name, e.g. "
+        '{"plan": "pro", "voice": true}; user-scope ones are remembered. Undeclared keys go '
+        "to the overflow block, or 422 in strict mode.",
     )
     constraints: dict[
         Annotated[Text, Field(max_length=64)],
@@ -169,6 +192,9 @@ class ProfilePublic(BaseModel):
     user_id: str
     preferences: dict[str, PreferencePublic]
     pins: dict[str, str]
+    features: dict[str, Any] = Field(
+        default_factory=dict, description="declared user-scope features attune remembers"
+    )
     evidence: EvidencePublic
     last_seen: float | None
     cluster: int | None = Field(
@@ -179,7 +205,14 @@ class ProfilePublic(BaseModel):
 class ProfileUpdate(_Body):
     pins: dict[
         Annotated[Text, Field(max_length=64)], Annotated[Text, Field(max_length=64)] | None
-    ] = Field(max_length=16, description="Level per dimension to pin, or null to unpin.")
+    ] = Field(
+        default_factory=dict, max_length=16, description="Level per dimension to pin, or null."
+    )
+    features: dict[Label, FeatureValue] = Field(
+        default_factory=dict,
+        max_length=MAX_FEATURES,
+        description="Declared user-scope features to remember, or null to forget one.",
+    )
 
 
 class ExportPublic(BaseModel):

@@ -146,7 +146,7 @@ class Service:
         outs: list[dict[str, Any] | InputError] = []
         for (tenant, body), d in zip(requests, decisions, strict=True):
             decision_id = new_id("d_")
-            payload = decision_payload(d, decision_id, body).to_dict()
+            payload = decision_payload(d, decision_id, body, self.engine).to_dict()
             events.append(Event("decision", decision_id, tenant, body.user_id, now, payload))
             self.metrics.count_decision(tenant)
             outs.append(self._response(d, decision_id, body))
@@ -213,15 +213,41 @@ class Service:
         prof["cluster"] = self.models.cluster(key)
         return prof
 
-    def update_pins(self, tenant: str, user_id: str, pins: dict[str, str | None]) -> dict:
+    def update_profile(
+        self,
+        tenant: str,
+        user_id: str,
+        pins: dict[str, str | None],
+        features: dict[str, Any] | None = None,
+    ) -> dict:
+        """Pins and declared user features; both apply to the very next decision (the
+        serving engine changes now, the log tells the learner and the workers)."""
         self._check_pins(pins)
+        features = features or {}
+        self._check_features(features)
         key = f"{tenant}/{user_id}"
-        payload = ProfilePayload("pin", pins=pins).to_dict()
-        self.backend.log(Event("profile", new_id("p_"), tenant, user_id, time.time(), payload))
-        with self.engine.lock:  # pins apply to the very next decision, not after the learner
+        for op, change in (("pin", {"pins": pins}), ("features", {"features": features})):
+            if any(change.values()):
+                payload = ProfilePayload(op, **change).to_dict()
+                event = Event("profile", new_id("p_"), tenant, user_id, time.time(), payload)
+                self.backend.log(event)
+        with self.engine.lock:
             self.engine.users.rows([key])
             self.engine.pin(key, pins)
+            self.engine.set_user_features(key, features)
         return self.profile(tenant, user_id)
+
+    def _check_features(self, features: dict[str, Any]) -> None:
+        spec = self.engine.context
+        for name, value in features.items():
+            declared = spec.declared(name)
+            if declared is None or declared.scope != "user":
+                raise InputError(f"features.{name}", f"{name}: not a declared user-scope feature")
+            if value is not None:
+                try:
+                    spec.validate({name: value})
+                except ValueError as exc:
+                    raise InputError(f"features.{name}", str(exc)) from None
 
     def _check_pins(self, pins: dict[str, str | None]) -> None:
         for dim, level in pins.items():
@@ -278,9 +304,10 @@ def _input_error(exc: ValueError) -> InputError:
     return InputError(field, message)
 
 
-def decision_payload(d: Decision, decision_id: str, body: Any) -> DecisionPayload:
+def decision_payload(d: Decision, decision_id: str, body: Any, engine: Any) -> DecisionPayload:
     """The decision event's payload: what the learner, audits and off-policy evaluation need.
-    ``user_score`` lets the learner's backfitting step skip re-factoring the posterior."""
+    ``user_score`` lets the learner's backfitting step skip re-factoring the posterior; the
+    user-scope features the request sent are remembered by whoever applies it."""
     return DecisionPayload(
         decision_id=decision_id,
         arm=d.arm,
@@ -295,4 +322,5 @@ def decision_payload(d: Decision, decision_id: str, body: Any) -> DecisionPayloa
         seed=d.seed,
         audit=body.audit,
         session_id=body.session_id,
+        user_features=engine.context.user_scoped(body.features) if body.features else {},
     )

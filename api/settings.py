@@ -17,6 +17,15 @@ file looks like::
     floor = 0.05
     forgetting = 0.998
 
+    [context]                        # what the product declares (bandit/context.py)
+    overflow = 8                     # columns for undeclared keys (hashed)
+    strict = false                   # true: an undeclared key is a 422
+    [[context.features]]
+    name = "role"
+    kind = "categorical"             # numeric (range or scale), boolean, categorical, tags
+    scope = "user"                   # user: remembered per user; request: this turn only
+    levels = ["engineer", "pm", "researcher"]
+
     [feedback]
     wait_window_s = 600              # no feedback this long -> the default reward
     default_reward = 0.5
@@ -223,7 +232,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
-    allowed = {*_SECTIONS, "rewards", "tenants"}
+    allowed = {*_SECTIONS, "context", "rewards", "tenants"}
     for section, table in data.items():
         if section not in allowed:
             raise SettingsError(
@@ -241,9 +250,11 @@ def _from_file(path: Path) -> dict[str, Any]:
             if section == "engine":
                 if "random_state" in table:
                     values["random_state"] = table.pop("random_state")
-                values["engine"] = table
+                values.setdefault("engine", {}).update(table)
             else:
                 values.update(table)
+    if "context" in data:
+        values.setdefault("engine", {})["context"] = data["context"]
     if "catalog" in values:
         values["catalog"] = (path.parent / values["catalog"]).resolve()
     try:

@@ -5,6 +5,7 @@
 
 from bandit.catalog import Catalog, CatalogError
 from bandit.config import EngineConfig
+from bandit.context import ContextSpec, DeclaredFeature
 from bandit.directives import DirectiveCompiler, Directives
 from bandit.engine import Engine, Selection
 from bandit.explain import Reason
@@ -20,8 +21,10 @@ __all__ = [
     "POLICIES",
     "Catalog",
     "CatalogError",
+    "ContextSpec",
     "Decision",
     "DecisionRequest",
+    "DeclaredFeature",
     "DirectiveCompiler",
     "Directives",
     "Engine",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bandit.context import ContextSpec
 from bandit.policies import Policy, make_policy
 
 _NUMBER = (int, float, np.integer, np.floating)
@@ -35,22 +36,32 @@ class EngineConfig:
         Dimension of the arm feature vectors. An engine needs at least ``1 + number of levels``
         of its catalog; the rest holds CF item embeddings once ``set_arm_embeddings`` is called.
     prior_precision : float > 0
-        Precision of a new user's prior (in units of the noise precision).
+        Precision of a new user's prior (in units of the noise precision) until their tenant has
+        estimated how far its users deviate from the population (``empirical_prior``). The
+        default, 25, assumes a deviation of a fifth of the reward noise: a user starts as the
+        population predicts and departs from it as their feedback shows they differ (a wide
+        start would let every user absorb tastes the whole population shares, out of reach of
+        new users).
     forgetting : float in (0, 1]
         Each update first scales the user's evidence by this factor, so old feedback fades and
         preferences can drift; 1 keeps everything.
     floor : float in [0, 1)
         Probability mass spread evenly over the allowed arms of every decision.
-    shared_lr : float in [0, 10]
-        First step size of the shared interaction model (normalised LMS).
-    shared_lr_min : float in [0, 10]
-        The step it decays to: ``max(min(shared_lr, shared_lr_min), shared_lr / (1 + t /
-        shared_lr_tau))`` after ``t`` updates. A large step learns fast from a cold start; a
-        constant one keeps the model wandering around its target by about ``sqrt(step / 2)``
-        of the reward noise, as much as the gaps between a user's good strategies. The decay
-        keeps both: a fast start, then a model that settles.
-    shared_lr_tau : float > 0
-        Updates after which the step has halved.
+    noise_sd : float > 0
+        Standard deviation of a reward around the model's prediction (a [0, 1] reward: at most
+        0.5). It weighs the shared model's updates and scales the empirical user prior.
+    shared_prior_sd : float > 0
+        Prior standard deviation of each weight of the shared (population) model: an arm's
+        shared term sums one weight per active attribute column and context column, so small
+        weights already allow sizeable effects (and a wide prior makes Thompson sampling
+        explore for long).
+    empirical_prior : bool
+        Estimate how far users deviate from the population's prediction (empirical Bayes, from
+        pairs of one user's residuals) and start new users with that width; ``False`` keeps
+        ``prior_precision``.
+    context : ContextSpec
+        The request's context columns: message features, the product's declared features and
+        the overflow block for undeclared keys (see ``bandit.context``).
 
     Examples
     --------
@@ -68,12 +79,13 @@ class EngineConfig:
     policy: str = "lints"
     policy_params: Mapping[str, Any] = field(default_factory=dict)
     n_features: int = 32
-    prior_precision: float = 1.0
+    prior_precision: float = 25.0
     forgetting: float = 0.998
     floor: float = 0.05
-    shared_lr: float = 0.1
-    shared_lr_min: float = 0.01
-    shared_lr_tau: float = 2000.0
+    noise_sd: float = 0.5
+    shared_prior_sd: float = 0.05
+    empirical_prior: bool = True
+    context: ContextSpec = field(default_factory=ContextSpec)
 
     def __post_init__(self) -> None:
         self._check_policy()
@@ -111,12 +123,16 @@ class EngineConfig:
             raise ValueError(f"forgetting must be in (0, 1], got {self.forgetting}")
         if not 0.0 <= self.floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {self.floor}")
-        if not 0.0 <= self.shared_lr <= 10.0:
-            raise ValueError(f"shared_lr must be in [0, 10], got {self.shared_lr}")
-        if not 0.0 <= self.shared_lr_min <= 10.0:
-            raise ValueError(f"shared_lr_min must be in [0, 10], got {self.shared_lr_min}")
-        if not self.shared_lr_tau > 0.0:
-            raise ValueError(f"shared_lr_tau must be > 0, got {self.shared_lr_tau}")
+        if not 0.0 < self.noise_sd <= 10.0:
+            raise ValueError(f"noise_sd must be in (0, 10], got {self.noise_sd}")
+        if not 0.0 < self.shared_prior_sd <= 100.0:
+            raise ValueError(f"shared_prior_sd must be in (0, 100], got {self.shared_prior_sd}")
+        if not isinstance(self.empirical_prior, bool):
+            raise TypeError(f"empirical_prior must be true or false, got {self.empirical_prior!r}")
+        if isinstance(self.context, Mapping):
+            object.__setattr__(self, "context", ContextSpec.from_dict(self.context))
+        if not isinstance(self.context, ContextSpec):
+            raise TypeError(f"context must be a ContextSpec, got {self.context!r}")
 
     def make_policy(self) -> Policy:
         """A new policy of this config's name and parameters."""
@@ -126,6 +142,7 @@ class EngineConfig:
         """The fields as plain values (``policy_params`` a new dict), ready for JSON or TOML."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["policy_params"] = dict(self.policy_params)
+        out["context"] = self.context.to_dict()
         return out
 
     @classmethod

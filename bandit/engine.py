@@ -4,14 +4,17 @@ The service, the streaming workers and the simulations all use it the same way: 
 batch of requests, learn from a batch of rewards, snapshot and restore. Every public method
 takes the engine's lock, so threads may share one engine.
 
-The reward model for user ``u``, arm ``a`` and request features ``c`` is::
+The reward model for user ``u``, arm ``a`` and request context ``c`` is::
 
-    r = theta_u . x_a  +  attributes_a . W . c  +  noise
+    r = theta_u . x_a  +  attributes_a . W_tenant c  +  noise
 
 ``x_a`` is the arm's bias, attribute one-hots and (once collab trained) CF item embedding,
-zero-padded to ``n_features``. ``theta_u`` has a Gaussian posterior per user (prior mean set by
-collab, isotropic prior precision); ``W`` is shared by all users, so "code question -> code-first
-format" transfers to a user's first turn.
+zero-padded to ``n_features``. ``c`` holds the message's features, the product's declared
+request and user features and an overflow block (``bandit.context``). ``W_tenant`` is the
+population's part, learned from every user of the user's tenant with a Gaussian posterior
+(``bandit.shared``), so "code question -> code-first" and "self-described beginners ->
+basics" reach a user on their first turn; ``theta_u`` is the user's own deviation from it, a
+Gaussian posterior per user whose prior width is estimated from how far users deviate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +32,16 @@ from bandit import _kernels as K
 from bandit._config import PARALLEL_MIN_BATCH
 from bandit.catalog import Catalog
 from bandit.config import EngineConfig, configure
+from bandit.context import ContextSpec
 from bandit.directives import DirectiveCompiler
 from bandit.explain import Reason
-from bandit.features import N_FEATURES, featurize
 from bandit.inputs import arm_pairs, decision_arrays, feedback_arrays
 from bandit.persist import load_engine, save_engine
-from bandit.profile import forget_user, set_pins, user_profile
+from bandit.profile import forget_user, set_pins, set_user_features, user_profile
 from bandit.random import check_random_state
 from bandit.records import Decision, DecisionRequest, Feedback
 from bandit.selection import ArmMasks, SeedStream, Selection, decisions, make_pool, select
+from bandit.shared import EB_HORIZON, SharedModel
 from bandit.state import UserState
 
 ColdStart = Callable[[np.ndarray], tuple[np.ndarray, "float | np.ndarray"]]
@@ -87,19 +92,29 @@ class Engine:
                 f"{self.catalog.name!r}), got {n_features}"
             )
         self.rng = check_random_state(random_state)
-        self.users = UserState(n_features, prior_precision=self.config.prior_precision)
+        c = self.config
+        self.shared = SharedModel(
+            width,
+            c.context.n_columns,
+            prior_sd=c.shared_prior_sd,
+            noise_sd=c.noise_sd,
+            prior_precision=c.prior_precision,
+            empirical=c.empirical_prior,
+        )
+        self.users = UserState(
+            n_features, prior_precision=c.prior_precision, new_user=self.shared.user_prior
+        )
         self.X = np.zeros((self.catalog.n_arms, n_features))
         self.X[:, :width] = self.catalog.attributes
         self._XT = np.ascontiguousarray(self.X.T)  # the decide kernel reads arms along rows
-        self.W = np.zeros((width, N_FEATURES))
-        self.shared_updates = 0  # feedback events the shared model has learned from
         self.pins: dict[str, dict[str, str]] = {}
+        self.user_features: dict[str, dict[str, Any]] = {}  # remembered user-scope features
         self.directives = DirectiveCompiler(self.catalog)
         self._set_pool(int(self.rng.integers(2**62)))
         self._masks = ArmMasks(self.catalog)
         self._locales: dict[str, str] = {}
         self._seeds = SeedStream(self.rng)
-        self._kernel_args = (*self.policy.kernel_args(), self.config.floor)
+        self._kernel_args = (*self.policy.kernel_args(), self.config.floor, self.config.noise_sd)
         self._levels = [self.catalog.levels_of(a) for a in range(self.catalog.n_arms)]
         self._lock = threading.RLock()
         self.cold_start: ColdStart | None = None
@@ -112,6 +127,15 @@ class Engine:
     @property
     def n_features(self) -> int:
         return self.config.n_features
+
+    @property
+    def context(self) -> ContextSpec:
+        return self.config.context
+
+    @property
+    def n_context(self) -> int:
+        """Columns of a request's context vector."""
+        return self.config.context.n_columns
 
     def __len__(self) -> int:
         return len(self.users)
@@ -132,8 +156,7 @@ class Engine:
         the arms; when a pin conflicts with the product's constraints, the constraints win.
         """
         n = len(requests)
-        extra = [r.features for r in requests] if any(r.features for r in requests) else None
-        contexts = featurize([r.message for r in requests], extra)
+        contexts = self._contexts(requests)
         masks = self._masks.of(requests, self.pins)
         locales = [self._locale(r.locale) for r in requests]
         with self._lock:
@@ -145,7 +168,27 @@ class Engine:
             for row in rows.tolist():
                 n_decisions[row] += 1
                 last_seen[row] = now
-        return decisions(self, requests, sel, contexts, mu, locales)
+        return decisions(self, requests, sel, contexts, mu, locales, rows)
+
+    def _contexts(self, requests: Sequence[DecisionRequest]) -> np.ndarray:
+        """The requests' context vectors, shape (n, n_context). A user's remembered user-scope
+        features fill in what a request leaves out; those a request sends are remembered."""
+        remembered = self.user_features
+        features = [
+            {**remembered[r.user_id], **r.features} if r.user_id in remembered else r.features
+            for r in requests
+        ]
+        spec = self.context
+        contexts = spec.featurize(
+            [r.message for r in requests], features if any(features) else None
+        )
+        if spec.features and any(r.features for r in requests):
+            with self._lock:
+                for r in requests:
+                    mine = spec.user_scoped(r.features)
+                    if mine:
+                        remembered[r.user_id] = {**remembered.get(r.user_id, {}), **mine}
+        return contexts
 
     def decide_arrays(
         self,
@@ -159,12 +202,14 @@ class Engine:
         Parameters
         ----------
         rows : int array, shape (n,)
-        contexts : float array, shape (n, N_FEATURES)
+        contexts : float array, shape (n, n_context)
         masks : bool array, shape (n, n_arms), optional
         seeds : int array, shape (n,), optional
         """
         n_rows = len(self.users._row_ids)
-        rows, contexts, masks = decision_arrays(rows, contexts, masks, n_rows, self.n_arms)
+        rows, contexts, masks = decision_arrays(
+            rows, contexts, masks, n_rows, self.n_arms, self.n_context
+        )
         n = len(rows)
         with self._lock:
             return select(self, rows, contexts, masks, seeds, np.empty((n, self.n_features)))
@@ -177,7 +222,8 @@ class Engine:
         kernel = K.mean_batch_parallel if len(rows) >= PARALLEL_MIN_BATCH else K.mean_batch_serial
         with self._lock:
             users, attributes = self.users, self.catalog.attributes
-            kernel(rows, users.A, users.B, self.X, attributes, self.W, contexts, out)
+            mean = self.shared.mean
+            kernel(rows, users.tenant, users.A, users.B, self.X, attributes, mean, contexts, out)
         return out
 
     def _rows_with_cold_start(self, user_ids: list[str], contexts: np.ndarray) -> np.ndarray:
@@ -225,30 +271,28 @@ class Engine:
         weights: np.ndarray | None = None,
         user_scores: np.ndarray | None = None,
     ) -> None:
-        """The batch path of ``learn``: arrays of shape (n,), (n,), (n, N_FEATURES), (n,).
+        """The batch path of ``learn``: arrays of shape (n,), (n,), (n, n_context), (n,).
 
         ``weights`` (n,) scale each observation; ``user_scores`` (n,) are the decision-time
         scores from ``Selection.user_scores`` (NaN or omitted: computed from the posterior).
         """
-        feedback = feedback_arrays(rows, arms, contexts, rewards, weights, user_scores, self.n_arms)
+        feedback = feedback_arrays(
+            rows, arms, contexts, rewards, weights, user_scores, self.n_arms, self.n_context
+        )
         rows, n = feedback[0], len(feedback[0])
         with self._lock:
             if n and (rows.min() < 0 or rows.max() >= len(self.users._row_ids)):
                 raise ValueError("rows: unknown user row")
-            model = (self.X, self.catalog.attributes, self.W)
-            steps = self.shared_steps(n)
-            users = self.users.learning_arrays()
-            K.learn_batch(
-                *K.learn_batch_args(feedback, users, model, self.config.forgetting, steps)
+            sh = self.shared
+            arms_model = (self.X, self.catalog.attributes)
+            model = (*arms_model, sh.mean, sh.cov, sh.info, sh.info_mean, sh.eb, sh.updates)
+            users, sums = self.users.learning_arrays(), self.users.prior_sums()
+            c = self.config
+            keep = 1.0 - 1.0 / EB_HORIZON
+            args = K.learn_batch_args(
+                feedback, users, sums, model, c.forgetting, c.noise_sd**2, keep
             )
-            self.shared_updates += n
-
-    def shared_steps(self, n: int) -> np.ndarray:
-        """The shared model's step sizes for its next ``n`` updates, shape (n,)."""
-        c = self.config
-        t = self.shared_updates + np.arange(n, dtype=np.float64)
-        floor = min(c.shared_lr, c.shared_lr_min)
-        return np.maximum(floor, c.shared_lr / (1.0 + t / c.shared_lr_tau))
+            K.learn_batch(*args)
 
     def learn_pairwise(
         self, user_ids: Sequence[str], winners: Sequence[int], losers: Sequence[int]
@@ -279,7 +323,7 @@ class Engine:
     def set_cold_start(self, prior: ColdStart | None) -> None:
         """Install (or remove, with None) the prior for users seen for the first time.
 
-        ``prior(contexts)`` takes the first requests' features, shape (m, N_FEATURES), and
+        ``prior(contexts)`` takes the first requests' features, shape (m, n_context), and
         returns ``(mean, precision)``: means of shape (m, d' <= n_features) over the arm
         features, and a scalar or (m,) precision. collab installs a cluster prior here.
         """
@@ -310,6 +354,10 @@ class Engine:
         """Set (level) or clear (None) pins per dimension; returns the user's pins."""
         return set_pins(self, user_id, pins)
 
+    def set_user_features(self, user_id: str, features: Mapping[str, Any | None]) -> dict[str, Any]:
+        """Remember (or, with None, clear) declared user-scope features; returns the user's."""
+        return set_user_features(self, user_id, features)
+
     def forget(self, user_id: str) -> bool:
         """Erase everything the engine holds about a user. Returns whether it knew them."""
         return forget_user(self, user_id)
@@ -336,7 +384,7 @@ class Engine:
 
     def warm(self) -> None:
         """Compile every kernel this engine calls (on a throwaway copy of its state)."""
-        probe = Engine(self.catalog, self.config)
+        probe = Engine(self.catalog, replace(self.config, context=self.context.optional()))
         [d] = probe.decide([DecisionRequest("warm-up", "How does this work?")])
         d.explanation  # noqa: B018  (the explanation's kernel compiles on first use)
         probe.learn([Feedback("warm-up", d.arm, 1.0, d.context)])

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandit import _kernels as K
-from bandit.catalog import Catalog, Level
-from bandit.features import FEATURE_NAMES, FEATURE_PHRASES
+from bandit.catalog import Catalog
+from bandit.context import ContextSpec
+from bandit.features import FEATURE_NAMES, FEATURE_PHRASES, N_FEATURES
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def explain(
     context: np.ndarray,
     dist: np.ndarray,
     *,
+    spec: ContextSpec | None = None,
     top: int = 3,
     min_weight: float = 0.01,
 ) -> tuple[Reason, ...]:
@@ -55,17 +57,21 @@ def explain(
     ----------
     mu : ndarray, shape (d,)
         The user's posterior mean over arm features (attribute columns first).
-    W : ndarray, shape (n_attributes, n_request_features)
-        The shared interaction weights.
-    context : ndarray, shape (n_request_features,)
+    W : ndarray, shape (n_attributes, n_context)
+        The shared interaction weights of the user's tenant.
+    context : ndarray, shape (n_context,)
     dist : ndarray, shape (n_arms,)
         The action distribution the arm was drawn from.
+    spec : ContextSpec, optional
+        Names the context's columns (default: ``ContextSpec()``); declared features become
+        reasons too.
     """
     # Every decision is explained, so this runs once per request: the numbers (each chosen
     # level's lift over its dimension's average, and each dimension's two strongest request
     # features) come from one kernel call against a precomputed centring matrix, and only
     # reasons that can make the cut are built.
-    tables = _tables(catalog)
+    spec = spec or _DEFAULT_SPEC
+    tables = _tables(catalog, spec)
     centring = tables.centring[arm]  # (n_dimensions, n_attribute_columns)
     terms = np.empty((centring.shape[0], 5))
     p_max = K.explain_terms(centring, mu, W, context, dist, terms)
@@ -82,7 +88,7 @@ def explain(
     texts = tables.texts
     best = [
         Reason(
-            kind, texts[dim, level, q], weight, dim, level, None if q is None else FEATURE_NAMES[q]
+            kind, texts[dim, level, q], weight, dim, level, None if q is None else tables.names[q]
         )
         for weight, (kind, dim, level, q) in kept
     ]
@@ -115,20 +121,23 @@ class _Tables:
     feature index or None for a preference).
     """
 
-    catalog: Catalog  # kept so the id the tables are cached under stays unique
+    catalog: Catalog  # kept (with the spec) so the ids the tables are cached under stay unique
+    spec: ContextSpec
+    names: tuple[str, ...]
     centring: np.ndarray
     chosen: list[list[tuple[str, str]]]
     phrased: frozenset[int]
     texts: dict[tuple[str, str, int | None], str]
 
 
-_TABLES: dict[int, _Tables] = {}
+_TABLES: dict[tuple[int, int], _Tables] = {}
+_DEFAULT_SPEC = ContextSpec()
 
 
-def _tables(catalog: Catalog) -> _Tables:
-    """The explanation tables of a catalog, built once (catalogs are immutable)."""
-    cached = _TABLES.get(id(catalog))
-    if cached is not None and cached.catalog is catalog:
+def _tables(catalog: Catalog, spec: ContextSpec) -> _Tables:
+    """The explanation tables of a catalog and context, built once (both are immutable)."""
+    cached = _TABLES.get((id(catalog), id(spec)))
+    if cached is not None and cached.catalog is catalog and cached.spec is spec:
         return cached
     n_arms, n_dims = catalog.arms.shape
     centring = np.zeros((n_arms, n_dims, catalog.attributes.shape[1]))
@@ -143,19 +152,32 @@ def _tables(catalog: Catalog) -> _Tables:
         ]
         for arm in range(n_arms)
     ]
-    phrased = frozenset(q for q, name in enumerate(FEATURE_NAMES) if name in FEATURE_PHRASES)
+    names = spec.names
+    phrases = {q: FEATURE_PHRASES[n] for q, n in enumerate(FEATURE_NAMES) if n in FEATURE_PHRASES}
+    phrases.update(_declared_phrases(spec))
     texts: dict[tuple[str, str, int | None], str] = {}
     for dim in catalog.dimensions:
         for level in dim.levels:
-            texts[dim.name, level.name, None] = _text(dim.name, level, None)
-            for q in phrased:
-                texts[dim.name, level.name, q] = _text(dim.name, level, FEATURE_NAMES[q])
-    tables = _Tables(catalog, centring, chosen, phrased, texts)
-    _TABLES[id(catalog)] = tables
+            texts[dim.name, level.name, None] = (
+                f"you have responded well to {dim.name} '{level.label}'"
+            )
+            for q, phrase in phrases.items():
+                texts[dim.name, level.name, q] = (
+                    f"{phrase}, which favours {dim.name} '{level.label}'"
+                )
+    tables = _Tables(catalog, spec, names, centring, chosen, frozenset(phrases), texts)
+    _TABLES[(id(catalog), id(spec))] = tables
     return tables
 
 
-def _text(dim: str, level: Level, feature: str | None) -> str:
-    if feature is None:
-        return f"you have responded well to {dim} '{level.label}'"
-    return f"{FEATURE_PHRASES[feature]}, which favours {dim} '{level.label}'"
+def _declared_phrases(spec: ContextSpec) -> dict[int, str]:
+    """A phrase per declared column: what the product told about the user or the request."""
+    out: dict[int, str] = {}
+    start = N_FEATURES
+    for f in spec.features:
+        whose = "your profile says" if f.scope == "user" else "this request has"
+        for col in f.columns:
+            name, _, value = col.partition("=")
+            out[start] = f"{whose} {name} {value}".rstrip() if value else f"{whose} {name}"
+            start += 1
+    return out

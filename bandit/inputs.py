@@ -7,19 +7,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bandit.features import N_FEATURES
-
 
 def decision_arrays(
-    rows: np.ndarray, contexts: np.ndarray, masks: np.ndarray | None, n_rows: int, n_arms: int
+    rows: np.ndarray,
+    contexts: np.ndarray,
+    masks: np.ndarray | None,
+    n_rows: int,
+    n_arms: int,
+    n_context: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``decide_arrays``'s ``(rows, contexts, masks)``; masks default to all arms allowed.
-    ``n_rows`` is the number of user rows the state has."""
+    ``n_rows`` is the number of user rows the state has, ``n_context`` a context's width."""
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     contexts = np.ascontiguousarray(contexts, dtype=np.float64)
     n = len(rows)
-    if contexts.shape != (n, N_FEATURES):
-        raise ValueError(f"contexts: expected shape ({n}, {N_FEATURES}), got {contexts.shape}")
+    _check_contexts(contexts, n, n_context)
     if n and (rows.min() < 0 or rows.max() >= n_rows):
         raise ValueError("rows: unknown user row; get rows from engine.users.rows(user_ids)")
     if masks is None:
@@ -40,6 +42,7 @@ def feedback_arrays(
     weights: np.ndarray | None,
     user_scores: np.ndarray | None,
     n_arms: int,
+    n_context: int,
 ) -> tuple[np.ndarray, ...]:
     """``learn_arrays``'s inputs in ``learn_batch_args``'s order: ``(rows, arms, contexts,
     rewards, weights, user_scores)``, weights 1 and user scores NaN (unknown) when None."""
@@ -55,8 +58,7 @@ def feedback_arrays(
         else np.ascontiguousarray(user_scores, dtype=np.float64)
     )
     check_shapes(n, arms=arms, rewards=rewards, weights=weights, user_scores=user_scores)
-    if contexts.shape != (n, N_FEATURES):
-        raise ValueError(f"contexts: expected shape ({n}, {N_FEATURES}), got {contexts.shape}")
+    _check_contexts(contexts, n, n_context)
     if n and (arms.min() < 0 or arms.max() >= n_arms):
         raise ValueError(f"arms: every arm must be in [0, {n_arms})")
     if n and not (rewards.min() >= 0.0 and rewards.max() <= 1.0):  # NaN fails both
@@ -81,3 +83,10 @@ def check_shapes(n: int, **arrays: np.ndarray) -> None:
     for name, arr in arrays.items():
         if arr.shape != (n,):
             raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+
+
+def _check_contexts(contexts: np.ndarray, n: int, n_context: int) -> None:
+    if contexts.shape != (n, n_context):
+        raise ValueError(f"contexts: expected shape ({n}, {n_context}), got {contexts.shape}")
+    if n and not np.isfinite(contexts).all():
+        raise ValueError("contexts: every value must be finite")

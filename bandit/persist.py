@@ -1,9 +1,10 @@
 """An engine as one ``.npz`` file: no pickle, a schema version, written atomically.
 
-The file holds the user state (``users.*`` arrays), the arm features ``X``, the shared weights
-``W``, the decision seeds drawn but not yet handed out, and a JSON ``meta`` record: schema
-version, catalog, policy and its parameters, the other hyperparameters (``config``), pins, the
-seed of the normal-draw pool, the Generator's state and the shared model's update count. A
+The file holds the user state (``users.*`` arrays), the arm features ``X``, the shared model
+(``shared.*``: every tenant's posterior and contributions), the decision seeds drawn but not
+yet handed out, and a JSON ``meta`` record: schema version, catalog, policy and its parameters,
+the other hyperparameters (``config``), pins, remembered user features, the seed of the
+normal-draw pool and the Generator's state. A
 loaded engine makes the same decisions, seeds included, as the one saved. Loading a file of
 another schema version raises ``SchemaError``.
 """
@@ -23,7 +24,7 @@ from bandit.state import SchemaError, UserState, save_npz
 if TYPE_CHECKING:
     from bandit.engine import Engine
 
-ENGINE_SCHEMA_VERSION = 1
+ENGINE_SCHEMA_VERSION = 2
 E = TypeVar("E", bound="Engine")
 
 
@@ -38,12 +39,13 @@ def save_engine(engine: Engine, path: str | Path) -> None:
             "policy_params": engine.policy.params,
             "config": _saved_config(engine.config),
             "pins": engine.pins,
+            "user_features": engine.user_features,
             "pool_seed": engine._pool_seed,
             "rng": engine.rng.bit_generator.state,
-            "shared_updates": engine.shared_updates,
         }
+        arrays.update({f"shared.{k}": v for k, v in engine.shared.to_arrays().items()})
         arrays["seed_buffer"] = engine._seeds.pending()
-        arrays.update({"X": engine.X, "W": engine.W, "meta": np.array(json.dumps(meta))})
+        arrays.update({"X": engine.X, "meta": np.array(json.dumps(meta))})
         save_npz(path, arrays)
 
 
@@ -65,17 +67,21 @@ def load_engine(cls: type[E], path: str | Path) -> E:
 
 def _restore(engine: Engine, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Put a file's state into a fresh engine of the file's catalog and config."""
+    engine.shared.from_arrays(_prefixed(arrays, "shared."))
     engine.users = UserState.from_arrays(
-        {k.removeprefix("users."): v for k, v in arrays.items() if k.startswith("users.")}
+        _prefixed(arrays, "users."), new_user=engine.shared.user_prior
     )
     engine.X[:] = arrays["X"]
     engine._XT = np.ascontiguousarray(engine.X.T)
-    engine.W[:] = arrays["W"]
-    engine.shared_updates = int(meta.get("shared_updates", 0))
     engine.pins = meta["pins"]
+    engine.user_features = meta["user_features"]
     engine._set_pool(meta["pool_seed"])
     engine.rng.bit_generator.state = meta["rng"]
     engine._seeds.restore(arrays["seed_buffer"])
+
+
+def _prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def _saved_config(config: EngineConfig) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """A user's profile as the engine holds it: learned preferences per dimension with confidence,
-pins, evidence counts; and the user's edits to it, pins set or cleared and erasure.
+pins, declared user features, evidence counts; and the edits to it: pins and features set or
+cleared, and erasure.
 
-A preference is read off the posterior mean of the dimension's level columns (each level's lift
-over the dimension's average); its confidence is how far the posterior's standard deviation has
-shrunk from the prior's, in [0, 1].
+A preference is read off what the model predicts for the user on a plain request: the population
+part of their tenant (the shared model's context-bias column) plus their own posterior mean, per
+dimension each level's lift over the dimension's average; its confidence is how far the user's
+posterior standard deviation has shrunk from the prior's, in [0, 1]. So a taste shows in the
+profile whether the user taught it alone or shares it with others.
 """
 
 from __future__ import annotations
@@ -28,13 +31,17 @@ def user_profile(engine: Engine, user_id: str) -> dict[str, Any]:
         mu = np.empty((1, engine.n_features))
         var = np.empty((1, engine.n_features))
         K.posterior_batch(row, users.A, users.B, mu, var)
+        width = engine.catalog.attributes.shape[1]
+        mu[0, :width] += engine.shared.mean[users.tenant[row[0]], :, 0]
         counts = (int(users.n_feedback[row[0]]), int(users.n_decisions[row[0]]))
         last_seen = float(users.last_seen[row[0]])
-    prior_sd = 1.0 / np.sqrt(users.prior_precision)
+        prior_sd = 1.0 / np.sqrt(float(users.prior_prec[row[0]]))
+        features = dict(engine.user_features.get(user_id, {}))
     return {
         "user_id": user_id,
         "preferences": _preferences(engine.catalog, mu[0], var[0], prior_sd),
         "pins": dict(engine.pins.get(user_id, {})),
+        "features": features,
         "evidence": {"feedback_events": counts[0], "decisions": counts[1]},
         "last_seen": last_seen or None,
     }
@@ -77,8 +84,31 @@ def set_pins(engine: Engine, user_id: str, pins: Mapping[str, str | None]) -> di
     return current
 
 
+def set_user_features(
+    engine: Engine, user_id: str, features: Mapping[str, Any | None]
+) -> dict[str, Any]:
+    """``Engine.set_user_features``: only declared user-scope features are remembered; a value
+    of None clears one. Raises ValueError naming a bad feature."""
+    spec = engine.context
+    for name, value in features.items():
+        declared = spec.declared(name)
+        if declared is None or declared.scope != "user":
+            raise ValueError(f"features.{name}: not a declared user-scope feature")
+        if value is not None:
+            spec.validate({name: value})
+    with engine.lock:
+        current = {**engine.user_features.get(user_id, {}), **features}
+        current = {k: v for k, v in current.items() if v is not None}
+        if current:
+            engine.user_features[user_id] = current
+        else:
+            engine.user_features.pop(user_id, None)
+    return current
+
+
 def forget_user(engine: Engine, user_id: str) -> bool:
-    """``Engine.forget``: erase the user's state and pins."""
+    """``Engine.forget``: erase the user's state, pins and features."""
     with engine.lock:
         had_pins = engine.pins.pop(user_id, None) is not None
-        return engine.users.remove(user_id) or had_pins
+        had_features = engine.user_features.pop(user_id, None) is not None
+        return engine.users.remove(user_id) or had_pins or had_features

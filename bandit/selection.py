@@ -156,14 +156,17 @@ def select(
     arms = np.empty(n, dtype=np.int64)
     scores = np.empty(n)
     kernel = K.decide_parallel if n >= PARALLEL_MIN_BATCH else K.decide_serial
+    users, shared = engine.users, engine.shared
     kernel(
         *engine._kernel_args,
         rows,
-        engine.users.A,
-        engine.users.B,
+        users.tenant,
+        users.A,
+        users.B,
         engine._XT,
         engine.catalog.attributes,
-        engine.W,
+        shared.mean,
+        shared.cov,
         contexts,
         masks,
         engine._pool,
@@ -185,10 +188,12 @@ def decisions(
     contexts: np.ndarray,
     mu: np.ndarray,
     locales: Sequence[str],
+    rows: np.ndarray,
 ) -> list[Decision]:
     """One ``Decision`` per request from the kernel's output. Each explains itself on first
-    access, from its posterior mean ``mu[i]`` and the engine's shared weights ``W``."""
-    catalog = engine.catalog
+    access, from its posterior mean ``mu[i]`` and its tenant's shared weights."""
+    catalog, spec, shared = engine.catalog, engine.context, engine.shared
+    tenant = engine.users.tenant
     ids, levels, compile_ = catalog.arm_ids, engine._levels, engine.directives.compile
     out = []
     scores = sel.user_scores.tolist()
@@ -196,6 +201,7 @@ def decisions(
         zip(requests, sel.arms.tolist(), sel.seeds.tolist(), strict=True)
     ):
         dist = sel.action_dist[i]
+        W = shared.mean[tenant[rows[i]]]
         out.append(
             Decision(
                 user_id=r.user_id,
@@ -209,7 +215,7 @@ def decisions(
                 user_score=scores[i],
                 directives=compile_(a, locales[i]),
                 policy=engine.policy.name,
-                _explain=partial(explain, catalog, a, mu[i], engine.W, contexts[i], dist),
+                _explain=partial(explain, catalog, a, mu[i], W, contexts[i], dist, spec=spec),
             )
         )
     return out

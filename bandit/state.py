@@ -1,15 +1,17 @@
 """Per-user posterior state in compact, growable arrays.
 
 One row per user: the posterior precision as a packed float32 triangle, the natural mean
-``b = A @ mu``, the prior it reverts to under forgetting, and counters. At ``d`` features a row
-holds ``d (d + 1) / 2 + 2 d + 1`` float32 values, two int32 counters and a float64 timestamp;
-``UserState.bytes_per_user`` measures a user's cost, id map included, on live objects.
+``b = A @ mu``, the prior it reverts to under forgetting, counters, the sums of the user's
+residuals and arm features that the empirical prior's estimate pairs up (``bandit.shared``),
+and the row of the user's tenant. At ``d`` features a row holds ``d (d + 1) / 2 + 3 d + 2``
+float32 values, three int32 and a float64 timestamp; ``UserState.bytes_per_user`` measures a
+user's cost, id map included, on live objects.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,22 @@ import numpy as np
 
 from bandit.atomic import atomic_write
 
-SCHEMA_VERSION = 1
-_ARRAYS = ("A", "B", "prior_mean", "prior_prec", "n_feedback", "n_decisions", "last_seen")
+SCHEMA_VERSION = 2
+# A user's record: what travels with them between engines (changelogs, checkpoints, exports).
+_ARRAYS = (
+    "A",
+    "B",
+    "prior_mean",
+    "prior_prec",
+    "n_feedback",
+    "n_decisions",
+    "last_seen",
+    "resid_sum",
+    "x_sum",
+)
+# Added after the first records were written: a record without them starts them at zero.
+_OPTIONAL = ("resid_sum", "x_sum")
+NewUser = Callable[[str], tuple[int, float]]
 
 
 class SchemaError(ValueError):
@@ -57,6 +73,9 @@ class UserState:
         ``set_prior`` gives one).
     capacity : int
         Rows allocated up front; the arrays double when they fill.
+    new_user : callable, optional
+        ``new_user(user_id) -> (tenant row, prior precision)`` for a user seen for the first
+        time (the engine's shared model); default tenant row 0 and ``prior_precision``.
 
     Examples
     --------
@@ -66,7 +85,12 @@ class UserState:
     """
 
     def __init__(
-        self, n_features: int, *, prior_precision: float = 1.0, capacity: int = 1024
+        self,
+        n_features: int,
+        *,
+        prior_precision: float = 1.0,
+        capacity: int = 1024,
+        new_user: NewUser | None = None,
     ) -> None:
         if n_features < 1:
             raise ValueError(f"n_features must be >= 1, got {n_features}")
@@ -78,6 +102,7 @@ class UserState:
         self._row_ids: list[str | None] = []
         self._free: list[int] = []
         self._identity = packed_identity(n_features)
+        self.new_user = new_user
         self._alloc(max(1, capacity))
 
     # ------------------------------------------------------------------ rows
@@ -148,6 +173,10 @@ class UserState:
         update, in the order they take them."""
         return self.A, self.B, self.prior_mean, self.prior_prec, self.n_feedback
 
+    def prior_sums(self) -> tuple[np.ndarray, ...]:
+        """``(tenant, resid_sum, x_sum)``: the arrays the empirical prior's estimate reads."""
+        return self.tenant, self.resid_sum, self.x_sum
+
     # ------------------------------------------------------------------ one user as a record
     def get(self, user_id: str) -> dict[str, np.ndarray]:
         """Every array of one user (copies), for changelogs and exports."""
@@ -159,6 +188,9 @@ class UserState:
         row = int(self.rows([user_id])[0])
         for name in _ARRAYS:
             arr = getattr(self, name)
+            if name not in record and name in _OPTIONAL:
+                arr[row] = 0
+                continue
             value = np.asarray(record[name], dtype=arr.dtype)
             if value.shape != arr.shape[1:]:
                 raise ValueError(f"{name}: expected shape {arr.shape[1:]}, got {value.shape}")
@@ -168,7 +200,8 @@ class UserState:
     def bytes_per_user(self) -> float:
         """Bytes of arrays per user row plus the id map's share, measured on live objects."""
         per_row = sum(
-            getattr(self, n).itemsize * int(np.prod(getattr(self, n).shape[1:])) for n in _ARRAYS
+            getattr(self, n).itemsize * int(np.prod(getattr(self, n).shape[1:]))
+            for n in (*_ARRAYS, "tenant")
         )
         if not self.ids:
             return float(per_row)
@@ -187,7 +220,9 @@ class UserState:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> UserState:
+    def from_arrays(
+        cls, arrays: Mapping[str, np.ndarray], *, new_user: NewUser | None = None
+    ) -> UserState:
         version, d, prior_precision = arrays["meta"].tolist()
         if int(version) != SCHEMA_VERSION:
             raise SchemaError(
@@ -195,7 +230,12 @@ class UserState:
                 f"(this attune reads version {SCHEMA_VERSION})"
             )
         ids = [str(u) for u in arrays["user_ids"].tolist()]
-        state = cls(int(d), prior_precision=prior_precision, capacity=max(1024, 2 * len(ids)))
+        state = cls(
+            int(d),
+            prior_precision=prior_precision,
+            capacity=max(1024, 2 * len(ids)),
+            new_user=new_user,
+        )
         state.rows(ids)
         for name in _ARRAYS:
             getattr(state, name)[: len(ids)] = arrays[name]
@@ -220,6 +260,13 @@ class UserState:
         self.n_feedback = np.zeros(capacity, dtype=np.int32)
         self.n_decisions = np.zeros(capacity, dtype=np.int32)
         self.last_seen = np.zeros(capacity, dtype=np.float64)
+        self.resid_sum = np.zeros(capacity, dtype=np.float32)
+        self.x_sum = np.zeros((capacity, d), dtype=np.float32)
+        tenant = np.zeros(capacity, dtype=np.int32)
+        previous: np.ndarray | None = getattr(self, "tenant", None)
+        if previous is not None:
+            tenant[: len(previous)] = previous
+        self.tenant: np.ndarray = tenant
         for name, arr in old.items():
             getattr(self, name)[: len(arr)] = arr
         self._capacity = capacity
@@ -233,12 +280,14 @@ class UserState:
             if row >= self._capacity:
                 self._alloc(2 * self._capacity)
             self._row_ids.append(user_id)
-            self._reset_rows(np.array([row]))
+        tenant, lam = self.new_user(user_id) if self.new_user else (0, self.prior_precision)
+        self._reset_rows(np.array([row]), lam)
+        self.tenant[row] = tenant
         self.ids[user_id] = row
         return row
 
-    def _reset_rows(self, rows: np.ndarray) -> None:
-        lam = self.prior_precision
+    def _reset_rows(self, rows: np.ndarray, lam: float | None = None) -> None:
+        lam = self.prior_precision if lam is None else lam
         self.A[rows] = lam * self._identity
         self.B[rows] = 0.0
         self.prior_mean[rows] = 0.0
@@ -246,6 +295,8 @@ class UserState:
         self.n_feedback[rows] = 0
         self.n_decisions[rows] = 0
         self.last_seen[rows] = 0.0
+        self.resid_sum[rows] = 0.0
+        self.x_sum[rows] = 0.0
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

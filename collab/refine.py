@@ -37,7 +37,7 @@ def refine_cluster_priors(
     prior : ClusterPrior
     user_ids : sequence of str
         Users just updated; unknown ids are skipped. A user may appear more than once.
-    contexts : ndarray, shape (len(user_ids), N_FEATURES), optional
+    contexts : ndarray, shape (len(user_ids), n_context), optional
         The request features of the feedback just learned (``Feedback.context``), one row per
         entry of ``user_ids``: their classifier evidence is added to the user's log-posterior.
         Without them only the reward evidence and earlier requests count.

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bandit import N_FEATURES, Engine
+from bandit import Engine
 from collab.arms import ArmSpace, arm_space
 from collab.clusters import unit_rows
 from collab.model import CFModel
@@ -70,15 +70,25 @@ class PriorMap:
     engine : Engine
     model : CFModel
     priors : Priors
+    baseline : ndarray, shape (n_attributes,), optional
+        The shared model's per-attribute baseline the priors are relative to; default the
+        engine's now (``SharedModel.bias_column``).
     """
 
-    def __init__(self, engine: Engine, model: CFModel, priors: Priors) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        model: CFModel,
+        priors: Priors,
+        *,
+        baseline: np.ndarray | None = None,
+    ) -> None:
         attrs = engine.catalog.attributes
         width = attrs.shape[1]
         # the model's whole factor space, so predicted rewards keep every factor
         self.space: ArmSpace = arm_space(engine.catalog, model, model.factors)
         self.a, self.b = model.calibration
-        self.baseline = attrs @ engine.W[:, 0]
+        self.baseline = attrs @ (engine.shared.bias_column() if baseline is None else baseline)
         self.attr_pinv = np.linalg.pinv(attrs)  # (width, n_arms)
         self.attrs = attrs
         self.model = model
@@ -203,10 +213,10 @@ def warm_start(
     >>> report = warm_start(Engine(random_state=0), model)  # doctest: +SKIP
     """
     priors = priors or Priors()
-    if model.has_classifier and model.classifier_coef.shape[1] != N_FEATURES:
+    if model.has_classifier and model.classifier_coef.shape[1] != engine.n_context:
         raise ValueError(
             f"the model's classifier reads {model.classifier_coef.shape[1]} "
-            f"request features, the engine makes {N_FEATURES}"
+            f"context columns, the engine makes {engine.n_context}"
         )
     pmap = PriorMap(engine, model, priors)
     ids = _select_users(engine, model, users)
@@ -237,7 +247,7 @@ def warm_start(
 class ClusterPrior:
     """The cold-start prior: a first request's cluster mixture of cluster prior means.
 
-    Callable as ``engine.set_cold_start`` expects: ``prior(contexts (m, N_FEATURES)) ->
+    Callable as ``engine.set_cold_start`` expects: ``prior(contexts (m, n_context)) ->
     (means (m, d'), precisions (m,))``. It also keeps, per new user, the classifier's evidence
     of their requests so far (``observe_requests``), which ``refine_cluster_priors`` adds to the
     reward evidence; at most ``max_tracked`` users are kept, the least recently seen dropped.
@@ -267,7 +277,7 @@ class ClusterPrior:
 
     def observe_requests(self, user_ids: Sequence[str], contexts: np.ndarray) -> None:
         """Add each request's naive-Bayes evidence ``log p(c | x) - log p(c)`` to its user's
-        sum (``contexts`` shape (len(user_ids), N_FEATURES)); no classifier adds nothing."""
+        sum (``contexts`` shape (len(user_ids), n_context)); no classifier adds nothing."""
         if not len(user_ids):
             return
         probs = self.model.cluster_probabilities(contexts)
@@ -357,7 +367,7 @@ def _replay(engine: Engine, model: CFModel, replay: pl.DataFrame, cold: ClusterP
     if "context" in after.columns:
         contexts = np.stack(list(after["context"].to_numpy())).astype(np.float64).reshape(n, -1)
     else:  # without the request, the bias feature alone
-        contexts = np.zeros((n, N_FEATURES))
+        contexts = np.zeros((n, engine.n_context))
         contexts[:, 0] = 1.0
     first: dict[str, int] = {}
     for i, u in enumerate(uids):
@@ -371,7 +381,7 @@ def _replay(engine: Engine, model: CFModel, replay: pl.DataFrame, cold: ClusterP
         mean = np.repeat(cold.shares[None] @ cold.cluster_means, len(idle), axis=0)
         engine.set_prior(idle, mean, cold.precision, reset=True)
     if n:
-        shared, updates = engine.W.copy(), engine.shared_updates
+        shared = engine.shared.snapshot()
         weights = after["weight"].to_numpy() if "weight" in after.columns else None
         engine.learn_arrays(
             engine.users.rows(uids),
@@ -380,6 +390,6 @@ def _replay(engine: Engine, model: CFModel, replay: pl.DataFrame, cold: ClusterP
             after["reward"].to_numpy().astype(np.float64),
             weights,
         )
-        # W learned from these events when they first arrived
-        engine.W[:], engine.shared_updates = shared, updates
+        # the shared model learned from these events when they first arrived
+        engine.shared.restore(shared)
     return n

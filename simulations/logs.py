@@ -1,7 +1,7 @@
 """Decision logs in the layout OPE tools expect, and their Parquet files.
 
 A log holds, per decision: ``user_id`` (str), ``ts`` (float, time order), ``context`` (the
-request features, list of ``N_FEATURES`` floats), ``action`` (int arm), ``reward`` (float in
+context, list of floats), ``action`` (int arm), ``reward`` (float in
 [0, 1]), ``pscore`` (the logging policy's probability of ``action``) and ``action_dist`` (its
 full distribution over arms). In memory the same data is an obp-style dict of arrays::
 

@@ -118,6 +118,7 @@ def simulate(
         raise ValueError(f"log_policy {log_policy!r} is not among the simulated policies")
     catalog = catalog or Catalog.default()
     world = World(sc, catalog, random_state=np.random.default_rng([seed, 0]))
+    engine_params = {"context": world.spec, **dict(engine_params or {})}
     drivers = [
         make_driver(
             p, catalog, random_state=seed, policy_params=policy_params, engine_params=engine_params
@@ -128,13 +129,12 @@ def simulate(
         d.start(world)
     tallies = {d.name: Tally(world.n_users, catalog.n_arms, sc.rounds) for d in drivers}
     log_rows: list[dict[str, np.ndarray]] = []
-    everyone = np.arange(world.n_users)
     steps: Iterable[int] = range(sc.rounds)
     if progress:
         tqdm = require("tqdm.auto").tqdm
         steps = tqdm(steps, desc=f"simulate {sc.name}", unit="round", leave=False)
     for t in steps:
-        active = everyone[world.arrival <= t]
+        active = world.active(t)
         stream = _Stream(world, active, t, seed)
         for d in drivers:
             arms, props, dist = d.choose(active, stream.contexts, stream.probs, stream.seeds)

@@ -13,6 +13,14 @@ A scenario is a TOML file::
     individual_sd = 0.3       # spread of a user's hidden preferences around their persona's
     new_users = 0.0           # share of users who arrive after round 0 (uniformly over rounds)
     cf_history_rounds = 20    # uniform-logged turns per initial user that lints-cf trains on
+    turns_per_user = 0.0      # mean turns before a user leaves (geometric); 0: they never do
+
+    [context]                 # optional: product-declared features that drive tastes
+    user_features = 16        # boolean user-scope features u0.. (fixed per user)
+    request_features = 16     # boolean request-scope features r0.. (drawn per turn)
+    rate = 0.3                # probability that a feature is on
+    effect_sd = 0.8           # spread of a feature's effect on a level's utility
+    density = 0.25            # share of (feature, level) pairs with an effect
 
     [topics.coding]           # a request topic: messages (featurized) or a feature dict
     messages = ["How do I reverse a linked list in Python?", "..."]
@@ -34,7 +42,8 @@ A scenario is a TOML file::
     prefer = { length = { brief = 1.0 } }
 
 Preferences are utilities per catalog level (unlisted levels are 0); interactions add
-``weight * feature`` to the utility of one level. Shipped scenarios live in
+``weight * feature`` to the utility of one level; declared features (``[context]``) add their
+drawn effects to every level's utility. Shipped scenarios live in
 ``simulations/scenarios/``; ``load_scenario`` takes one of their names or a path.
 """
 
@@ -116,6 +125,30 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class ContextWorld:
+    """Declared product features in a scenario (``[context]``): boolean user features fixed per
+    user and request features drawn per turn, each with random effects on the levels."""
+
+    user_features: int = 16
+    request_features: int = 16
+    rate: float = 0.3
+    effect_sd: float = 0.8
+    density: float = 0.25
+
+    def __post_init__(self) -> None:
+        checks = [
+            (0 <= self.user_features <= 256, "user_features must be in [0, 256]"),
+            (0 <= self.request_features <= 256, "request_features must be in [0, 256]"),
+            (0 < self.rate < 1, f"rate must be in (0, 1), got {self.rate}"),
+            (self.effect_sd >= 0, f"effect_sd must be >= 0, got {self.effect_sd}"),
+            (0 < self.density <= 1, f"density must be in (0, 1], got {self.density}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ScenarioError(f"context.{message}")
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario. See the module docstring for the file format."""
 
@@ -134,6 +167,8 @@ class Scenario:
     individual_sd: float = 0.3
     new_users: float = 0.0
     cf_history_rounds: int = 20
+    turns_per_user: float = 0.0
+    context: ContextWorld | None = None
     source: str = "<dict>"
 
     def __post_init__(self) -> None:
@@ -152,6 +187,10 @@ class Scenario:
             (self.individual_sd >= 0, f"individual_sd must be >= 0, got {self.individual_sd}"),
             (0 <= self.new_users < 1, f"new_users must be in [0, 1), got {self.new_users}"),
             (self.cf_history_rounds >= 0, "cf_history_rounds must be >= 0"),
+            (
+                self.turns_per_user == 0 or self.turns_per_user >= 1,
+                f"turns_per_user must be 0 or >= 1, got {self.turns_per_user}",
+            ),
             (bool(self.personas), "declare at least one persona"),
         ]
         for ok, message in checks:
@@ -224,6 +263,7 @@ def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Sc
         "individual_sd",
         "new_users",
         "cf_history_rounds",
+        "turns_per_user",
     }
     unknown = sorted(set(head) - known)
     if unknown:
@@ -244,6 +284,7 @@ def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Sc
             g: {k: float(v) for k, v in levels.items()}
             for g, levels in data.get("groups", {}).items()
         }
+        context = ContextWorld(**data["context"]) if "context" in data else None
     except ScenarioError as exc:
         raise ScenarioError(f"{source}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -253,6 +294,7 @@ def scenario_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Sc
         personas=personas,
         drift=drift,
         groups=groups,
+        context=context,
         source=source,
         name=str(head.pop("name", Path(source).stem)),
         **head,

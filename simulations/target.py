@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit import N_FEATURES, Catalog, Engine
+from bandit import Catalog, ContextSpec, Engine
 from simulations.logs import LoggedData
 
 REPLAY_CHUNK = 256
@@ -37,7 +37,7 @@ def replay_target(
     Parameters
     ----------
     log : LoggedData
-        Needs ``N_FEATURES`` context columns (attune's request features) and arms of the
+        Needs the default context's columns (``ContextSpec().n_columns``) and arms of the
         catalog; ``user_id`` scopes the per-user models (one shared user when absent).
     policy : str
         A registered engine policy (``bandit.POLICIES``).
@@ -50,10 +50,11 @@ def replay_target(
     expected_rewards : float array, shape (n, n_arms)
     """
     catalog = catalog or Catalog.default()
-    if log.context.shape[1] != N_FEATURES:
+    width = ContextSpec().n_columns
+    if log.context.shape[1] != width:
         raise ValueError(
-            f"context: an engine policy needs {N_FEATURES} request features per "
-            f"row (attune's featurize), got {log.context.shape[1]}"
+            f"context: an engine policy needs {width} context columns per row (attune's "
+            f"default context), got {log.context.shape[1]}"
         )
     if log.n_arms != catalog.n_arms:
         raise ValueError(

@@ -47,11 +47,14 @@ class Book:
             if v["expires"] is None or v["expires"] > now
         ]
 
-    def document(self, engine: dict[str, Any] | None, pins: dict[str, str]) -> dict[str, Any]:
-        """The user's document: the book plus the engine's arrays and pins."""
+    def document(
+        self, engine: dict[str, Any] | None, pins: dict[str, str], features: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The user's document: the book plus the engine's arrays, pins and features."""
         return {
             "engine": engine,
             "pins": pins,
+            "features": features,
             "pending": self.pending,
             "seen": list(self.seen),
             "seen_ts": list(self.seen.values()),

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 import polars as pl
 
-from bandit import N_FEATURES, Engine
+from bandit import Engine
 from collab import CFModel, ClusterPrior, PriorMap, Priors, refine_cluster_priors, warm_start
 from streaming.composer import RewardComposer
 from streaming.events import Event
@@ -45,15 +45,15 @@ class ModelSource(Protocol):
 class Installed:
     """A model as an engine holds it: the prior map and cold-start prior built from it.
 
-    ``shared`` is the engine's shared model ``W`` when the model went in (the prior means
-    depend on it); ``offset`` is the events offset of the batch it went in at (-1: not on a
-    stream).
+    ``baseline`` is the shared model's per-attribute baseline when the model went in (the
+    prior means are relative to it); ``offset`` is the events offset of the batch it went in at
+    (-1: not on a stream).
     """
 
     model: CFModel
     pmap: PriorMap
     cold: ClusterPrior
-    shared: np.ndarray
+    baseline: np.ndarray
     offset: int
 
     @property
@@ -65,7 +65,7 @@ class Installed:
         return {
             "version": self.version,
             "offset": self.offset,
-            "W": pack_array(np.ascontiguousarray(self.shared, dtype=np.float64)),
+            "baseline": pack_array(np.ascontiguousarray(self.baseline, dtype=np.float64)),
         }
 
     def cluster_of(self, engine: Engine, key: str) -> int | None:
@@ -125,7 +125,7 @@ class ModelProcessor(Processor):
         engine = self.engine
         self._flush()  # warm_start resets rows the queued feedback would then update
         with engine.lock:
-            shared = engine.W.copy()
+            baseline = engine.shared.bias_column()
             present = engine.users.user_ids()
             if replay is not None and replay.is_empty():
                 replay = None  # collab.warm_start cannot replay an empty frame yet
@@ -134,27 +134,22 @@ class ModelProcessor(Processor):
             if users == "all" and self._forgotten_any():
                 chosen = [u for u in model.user_ids.tolist() if not self._is_forgotten(u)]
             warm_start(engine, model, users=chosen, priors=self.priors, replay=replay)
-            self._attach(model, shared, offset)
+            self._attach(model, baseline, offset)
             if users == "all":
                 return set(engine.users.user_ids())
             reset = [k for k, r in zip(present, model.rows(present), strict=True) if r >= 0]
             return set(reset) | (set() if replay is None else set(replay["user_id"].to_list()))
 
-    def _attach(self, model: CFModel, shared: np.ndarray, offset: int) -> None:
-        """Arm embeddings and cold-start prior of ``model`` built against ``shared``; users
-        are left alone."""
+    def _attach(self, model: CFModel, baseline: np.ndarray, offset: int) -> None:
+        """Arm embeddings and cold-start prior of ``model`` built against the shared model's
+        ``baseline``; users are left alone."""
         engine = self.engine
         with engine.lock:
-            current = engine.W.copy()
-            engine.W[:] = shared
-            try:
-                pmap = PriorMap(engine, model, self.priors)
-            finally:
-                engine.W[:] = current
+            pmap = PriorMap(engine, model, self.priors, baseline=baseline)
             cold = ClusterPrior(pmap, model, self.priors.cold)
             engine.set_arm_embeddings(pmap.embeddings)
             engine.set_cold_start(cold)
-            self.installed = Installed(model, pmap, cold, shared.copy(), offset)
+            self.installed = Installed(model, pmap, cold, baseline.copy(), offset)
 
     # ------------------------------------------------------------------ applying
     # The hooks ``apply``, ``apply_log`` and ``expire`` run per event, so what the model adds
@@ -205,7 +200,7 @@ class ModelProcessor(Processor):
             context = event.decision.context
         except ValueError:
             return  # the decision was rejected; nothing to learn about the user
-        if len(context) != N_FEATURES:
+        if len(context) != self.engine.n_context:
             return
         book = self.books[key]
         cold = installed.cold
@@ -264,7 +259,7 @@ class ModelProcessor(Processor):
                 info["version"],
             )
             return
-        self._attach(model, unpack_array(info["W"]), int(info["offset"]))
+        self._attach(model, unpack_array(info["baseline"]), int(info["offset"]))
 
     # ------------------------------------------------------------------ deleted users
     def _is_forgotten(self, key: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})  # a default no record can change
 FEEDBACK_KINDS = ("thumbs", "rating", "reward", "implicit", "pairwise")
-PROFILE_OPS = ("pin", "unpin", "note", "delete")
+PROFILE_OPS = ("pin", "unpin", "note", "features", "delete")
 
 
 def _str(doc: Mapping[str, Any], name: str) -> str:
@@ -70,6 +70,7 @@ class DecisionPayload(NamedTuple):
     seed: int | None = None
     audit: Mapping[str, Any] = _EMPTY
     session_id: str | None = None
+    user_features: Mapping[str, Any] = _EMPTY
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> DecisionPayload:
@@ -81,6 +82,9 @@ class DecisionPayload(NamedTuple):
             raise ValueError("context: expected a list of numbers")
         _optional_strings(doc, _DECISION_STRINGS)
         score, audit = get("user_score"), get("audit") or {}
+        user_features = get("user_features") or _EMPTY
+        if not isinstance(user_features, Mapping):
+            raise ValueError("user_features: expected an object of declared user features")
         return cls(
             arm=arm,
             context=context,
@@ -95,6 +99,7 @@ class DecisionPayload(NamedTuple):
             seed=get("seed"),
             audit=audit if isinstance(audit, dict) else _EMPTY,
             session_id=get("session_id"),
+            user_features=user_features,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +118,7 @@ class DecisionPayload(NamedTuple):
             "seed": self.seed,
             "audit": dict(self.audit),
             "session_id": self.session_id,
+            **({"user_features": dict(self.user_features)} if self.user_features else {}),
         }
 
 
@@ -159,10 +165,12 @@ class FeedbackPayload(NamedTuple):
 
 class ProfilePayload(NamedTuple):
     """A profile command: ``pin`` (``pins``: level or None per dimension), ``unpin``
-    (``dimensions``), ``note`` (``note_id``, ``text``, optional ``ttl_s``) or ``delete``."""
+    (``dimensions``), ``note`` (``note_id``, ``text``, optional ``ttl_s``), ``features``
+    (declared user features: a value, or None to clear) or ``delete``."""
 
     op: str
     pins: Mapping[str, str | None] = _EMPTY
+    features: Mapping[str, Any] = _EMPTY
     dimensions: tuple[str, ...] = ()
     note_id: str | None = None
     text: str | None = None
@@ -190,9 +198,13 @@ class ProfilePayload(NamedTuple):
         ):
             raise ValueError("note_id and text: expected strings")
         ttl = doc.get("ttl_s")
+        features = doc.get("features", {})
+        if op == "features" and not isinstance(features, dict):
+            raise ValueError("features: expected an object of feature -> value or null")
         return cls(
             op=op,
-            pins=pins if isinstance(pins, dict) else {},
+            pins=pins if isinstance(pins, dict) else _EMPTY,
+            features=features if isinstance(features, dict) else _EMPTY,
             dimensions=tuple(dims) if isinstance(dims, list) else (),
             note_id=doc.get("note_id"),
             text=doc.get("text"),
@@ -207,4 +219,6 @@ class ProfilePayload(NamedTuple):
             out["dimensions"] = list(self.dimensions)
         elif self.op == "note":
             out.update(note_id=self.note_id, text=self.text, ttl_s=self.ttl_s)
+        elif self.op == "features":
+            out["features"] = dict(self.features)
         return out

@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from bandit import N_FEATURES, Engine
+from bandit import Engine
 from streaming import user_record
 from streaming.book import Book
 from streaming.composer import RewardComposer
 from streaming.events import Event
+
+SHARED_VERSION = 2  # the shared-model record of a partition (``export_shared``)
 
 
 class Processor:
@@ -57,12 +59,15 @@ class Processor:
     horizon_s : float, optional
         Event-time age past which seen ids and settled decisions are dropped; defaults to
         ten wait windows.
+    combine_partitions : bool
+        For a reader of several partitions' records (an API replica): the shared model served
+        is the sum of every partition's contribution (``import_shared``), not the last one's.
 
     Examples
     --------
     >>> from bandit import Engine
     >>> p = Processor(Engine(random_state=0), RewardComposer(), wait_window_s=60)
-    >>> ctx = [1.0] + [0.0] * 15
+    >>> ctx = [1.0] + [0.0] * (p.engine.n_context - 1)
     >>> d = Event("decision", "d1", "acme", "ana", 0.0, {"arm": 3, "context": ctx})
     >>> f = Event("feedback", "f1", "acme", "ana", 1.0, {"decision_id": "d1", "kind": "thumbs",
     ...           "value": "up"})
@@ -82,6 +87,7 @@ class Processor:
         max_pending: int = 512,
         max_seen: int = 4096,
         horizon_s: float | None = None,
+        combine_partitions: bool = False,
     ) -> None:
         if not wait_window_s > 0:
             raise ValueError(f"wait_window_s must be > 0, got {wait_window_s}")
@@ -100,6 +106,8 @@ class Processor:
         self.books: dict[str, Book] = {}
         self.rejected: list[tuple[Event, str]] = []
         self._expiry: dict[int, list[tuple[float, str, str]]] = {}
+        self.combine_partitions = combine_partitions
+        self._parts: dict[int, dict[str, dict[str, np.ndarray]]] = {}
         self._handlers = {
             "decision": self._decision,
             "feedback": self._feedback,
@@ -212,13 +220,17 @@ class Processor:
     def _decision(self, event: Event, partition: int) -> None:
         p = event.decision
         arm = _arm(p.arm, self.engine.n_arms, "arm")
-        context = _context(p.context)
+        context = _context(p.context, self.engine.n_context)
         key = event.key
         self._ensure_user(key, context)
         users, row = self.engine.users, self._row(key)
         users.n_decisions[row] += 1
         users.last_seen[row] = max(users.last_seen[row], event.ts)
         book = self.books.setdefault(key, Book())
+        if p.user_features:  # checked by the engine that decided; remembered as it did
+            with self.engine.lock:
+                known = self.engine.user_features.get(key, {})
+                self.engine.user_features[key] = {**known, **p.user_features}
         pending = book.pending
         pending[event.event_id] = {
             "arm": arm,
@@ -273,6 +285,8 @@ class Processor:
             self.engine.pin(key, p.pins)
         elif p.op == "unpin":
             self.engine.pin(key, dict.fromkeys(p.dimensions))
+        elif p.op == "features":
+            self.engine.set_user_features(key, p.features)
         else:
             book.set_note(p, event.ts)
 
@@ -311,9 +325,15 @@ class Processor:
         doc = user_record.decode(data)
         if doc["engine"] is not None:
             self.engine.users.put(key, doc["engine"])
-        # The record's pins replace the user's pins: an unpin must reach replicas too.
+        # The record's pins and features replace the user's: an unpin must reach replicas too.
         cleared: dict[str, str | None] = dict.fromkeys(self.engine.pins.get(key, {}))
         self.engine.pin(key, {**cleared, **doc["pins"]})
+        features = doc.get("features") or {}
+        with self.engine.lock:
+            if features:
+                self.engine.user_features[key] = dict(features)
+            else:
+                self.engine.user_features.pop(key, None)
         book = self.books[key] = Book.from_document(doc)
         heap = self._expiry.setdefault(partition, [])
         for decision_id, entry in book.pending.items():
@@ -326,34 +346,52 @@ class Processor:
         in_engine = key in self.engine.users
         if book is None and not in_engine:
             return None
+        engine = self.engine
         return (book or Book()).document(
-            self.engine.users.get(key) if in_engine else None, self.engine.pins.get(key, {})
+            engine.users.get(key) if in_engine else None,
+            engine.pins.get(key, {}),
+            engine.user_features.get(key, {}),
         )
 
     def export_shared(self, partition: int = 0) -> bytes:
-        """The shared interaction model. One engine serves all partitions of a process, so
-        every partition exports the same weights; the changelog keeps them per partition."""
+        """The shared model as this processor's engine holds it: every tenant's posterior and
+        what this engine's own updates contributed (``bandit.shared``)."""
         self._flush()
         return json.dumps(self._shared_document(partition)).encode()
 
     def import_shared(self, partition: int, data: bytes) -> None:
+        """Restore the shared model from a partition's record; with ``combine_partitions``,
+        keep each partition's contribution and serve their sum instead."""
         self._flush()
         self._load_shared_document(partition, json.loads(data))
 
     def _shared_document(self, partition: int) -> dict[str, Any]:
         """What a partition record holds (subclasses add to it)."""
-        return {
-            "version": user_record.JSON_VERSION,
-            "W": user_record.pack_array(self.engine.W),
-            "shared_updates": self.engine.shared_updates,  # the shared model's step schedule
+        shared = self.engine.shared
+        tenants = {
+            name: {k: user_record.pack_array(v) for k, v in shared.export(name).items()}
+            for name in shared.tenants
         }
+        return {"version": SHARED_VERSION, "tenants": tenants}
 
     def _load_shared_document(self, partition: int, doc: dict[str, Any]) -> None:
-        W = user_record.unpack_array(doc["W"])
-        if W.shape != self.engine.W.shape:
-            raise ValueError(f"W: expected shape {self.engine.W.shape}, got {W.shape}")
-        self.engine.W[:] = W
-        self.engine.shared_updates = int(doc.get("shared_updates", 0))
+        if doc.get("version") != SHARED_VERSION:
+            raise ValueError(
+                f"shared model record version {doc.get('version')!r} is not supported (this "
+                f"attune reads version {SHARED_VERSION})"
+            )
+        tenants = {
+            name: {k: user_record.unpack_array(v) for k, v in arrays.items()}
+            for name, arrays in doc["tenants"].items()
+        }
+        shared = self.engine.shared
+        with self.engine.lock:
+            if self.combine_partitions:
+                self._parts[partition] = tenants
+                shared.combine(list(self._parts.values()))
+            else:
+                for name, arrays in tenants.items():
+                    shared.load(name, arrays)
 
     # ------------------------------------------------------------------ internals
     def _row(self, key: str) -> int:
@@ -364,13 +402,13 @@ class Processor:
         engine = self.engine
         if key in engine.users:
             return
+        # A new user's prior depends on what the queued rows teach (the cold-start prior, the
+        # tenant's empirical prior width): learn them first, so batching changes nothing.
+        self._flush()
+        row = engine.users.rows([key])
         if engine.cold_start is not None and context is not None:
-            self._flush()  # the prior may depend on what the queued rows update
-            row = engine.users.rows([key])
             mean, precision = engine.cold_start(context[None, :])
             engine.users.set_prior(row, mean, precision, reset=True)
-        else:
-            engine.users.rows([key])
 
     def _mark_seen(self, book: Book, event: Event) -> None:
         seen = book.seen
@@ -389,11 +427,11 @@ def _arm(value: Any, n_arms: int, name: str) -> int:
     return value
 
 
-def _context(value: Any) -> np.ndarray:
+def _context(value: Any, n: int) -> np.ndarray:
     try:
         ctx = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError("context: expected a list of numbers") from None
-    if ctx.shape != (N_FEATURES,) or not np.isfinite(ctx).all():
-        raise ValueError(f"context: expected {N_FEATURES} finite numbers")
+    if ctx.shape != (n,) or not np.isfinite(ctx).all():
+        raise ValueError(f"context: expected {n} finite numbers")
     return ctx

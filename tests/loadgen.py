@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from bandit import N_FEATURES, check_random_state
+from bandit import ContextSpec, check_random_state
 from streaming.events import Event
 
 
@@ -60,7 +60,7 @@ def synthetic_events(
             )
         else:
             arm = int(rng.integers(n_arms))
-            context = np.round(rng.random(N_FEATURES), 6)
+            context = np.round(rng.random(ContextSpec().n_columns), 6)
             context[0] = 1.0
             payload = {
                 "decision_id": f"d{i}",

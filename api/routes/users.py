@@ -24,8 +24,9 @@ def read_profile(user_id: UserPath, tenant: TenantDep, service: ServiceDep) -> d
 def update_profile(
     user_id: UserPath, body: ProfileUpdate, tenant: TenantDep, service: ServiceDep
 ) -> dict:
-    """Pin a level per dimension (``{"pins": {"length": "brief"}}``) or unpin (``null``)."""
-    return service.update_pins(tenant, user_id, dict(body.pins))
+    """Pin a level per dimension (``{"pins": {"length": "brief"}}``, ``null`` unpins) and set
+    declared user features (``{"features": {"role": "engineer"}}``, ``null`` forgets one)."""
+    return service.update_profile(tenant, user_id, dict(body.pins), dict(body.features))
 
 
 @router.get("/{user_id}/export", response_model=ExportPublic, responses=NOT_FOUND)

@@ -9,7 +9,8 @@ flags from ``bandit._config``, and has a plain NumPy twin in ``tests/bandit/naiv
 ``linalg``  Cholesky factor of a packed precision, triangular solves, scores
 ``select``  each policy's action distribution, the exploration floor, the draw
 ``decide``  batch decide, posterior-mean rewards, posterior summaries
-``learn``   feedback into user posteriors and the shared interaction weights
+``learn``   feedback into user posteriors and their tenant's shared posterior
+``shared``  the shared model's terms for a request and one observation into it
 ``explain`` the numbers of one decision's explanation
 =========== ====================================================================
 
@@ -24,6 +25,7 @@ kernels it calls from a sibling module: after editing one of these files, delete
 """
 
 from bandit._kernels.decide import (
+    attribute_scores,
     decide_parallel,
     decide_serial,
     mean_batch_parallel,
@@ -64,6 +66,7 @@ from bandit._kernels.select import (
     ts_distribution,
     ucb_distribution,
 )
+from bandit._kernels.shared import shared_terms, shared_update
 
 __all__ = [
     "POLICY_EGREEDY",
@@ -76,6 +79,7 @@ __all__ = [
     "absorb",
     "apply_floor_and_pick",
     "argmax_masked",
+    "attribute_scores",
     "backward_solve",
     "chol_from_packed",
     "decide_parallel",
@@ -96,6 +100,8 @@ __all__ = [
     "posterior_batch",
     "seed_draws",
     "shared_row",
+    "shared_terms",
+    "shared_update",
     "splitmix64",
     "ts_distribution",
     "ucb_distribution",

@@ -7,6 +7,8 @@ and the posterior summaries that profiles show.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import prange
 
@@ -22,6 +24,7 @@ from bandit._kernels.select import (
     ts_distribution,
     ucb_distribution,
 )
+from bandit._kernels.shared import shared_terms
 
 
 @serial
@@ -34,10 +37,16 @@ def shared_row(W: np.ndarray, attributes: np.ndarray, c: np.ndarray, out: np.nda
         for q in range(W.shape[1]):
             s += W[r, q] * c[q]
         wc[r] = s
+    attribute_scores(attributes, wc, out)
+
+
+@serial
+def attribute_scores(attributes: np.ndarray, g: np.ndarray, out: np.ndarray) -> None:
+    """``out[a] = attributes[a] @ g`` for every arm."""
     for a in range(attributes.shape[0]):
         s = 0.0
-        for r in range(p):
-            s += attributes[a, r] * wc[r]
+        for r in range(g.shape[0]):
+            s += attributes[a, r] * g[r]
         out[a] = s
 
 
@@ -57,12 +66,15 @@ def _decide(
     n_min,
     n_max,
     floor,
+    noise_sd,
     rows,
+    tenant,
     A,
     B,
     XT,
     attributes,
-    W,
+    shared_mean,
+    shared_cov,
     contexts,
     mask,
     pool,
@@ -72,20 +84,27 @@ def _decide(
     mu_out,
     score_out,
 ):
-    """Decide for request ``i``: user row ``rows[i]``, features ``contexts[i]``, allowed arms
-    ``mask[i]`` and seed ``seeds[i]``. Writes the action distribution ``dist_out[i]``, the arm
-    ``arms_out[i]``, the posterior mean ``mu_out[i]`` and the user's score of the arm
-    ``score_out[i]``; ``code, param, n_min, n_max`` are ``Policy.kernel_args()``."""
+    """Decide for request ``i``: user row ``rows[i]`` (of tenant row ``tenant[rows[i]]``),
+    context ``contexts[i]``, allowed arms ``mask[i]`` and seed ``seeds[i]``. Writes the action
+    distribution ``dist_out[i]``, the arm ``arms_out[i]``, the posterior mean ``mu_out[i]`` and
+    the user's score of the arm ``score_out[i]``; ``code, param, n_min, n_max`` are
+    ``Policy.kernel_args()``. The shared model's terms (their uncertainty in the user's noise
+    units, ``noise_sd``) enter LinTS's draws and LinUCB's widths."""
     n = rows.shape[0]
     d, n_arms = XT.shape
+    p = attributes.shape[1]
     pool_rows = pool.shape[0] - n_max
     for i in prange(n):
         L = np.empty((d, d))
         GT = np.empty((d, n_arms))
         shared = np.empty(n_arms)
         m = np.empty(n_arms)
+        g = np.empty(p)
+        sv = np.empty(p)
+        t = tenant[rows[i]]
         offset, u = seed_draws(seeds[i], pool_rows)
-        shared_row(W, attributes, contexts[i], shared)
+        shared_terms(shared_mean[t], shared_cov[t], contexts[i], g, sv)
+        attribute_scores(attributes, g, shared)
         if code == POLICY_UNIFORM:
             greedy_family(code, param, shared, mask[i], dist_out[i])
             for j in range(d):
@@ -95,9 +114,16 @@ def _decide(
         else:
             factor_scores(A[rows[i]], B[rows[i]], XT, shared, L, GT, m, mu_out[i])
             if code == POLICY_LINTS:
-                ts_distribution(GT, m, param, mask[i], pool, offset, n_min, n_max, dist_out[i])
+                for s in range(p):
+                    sv[s] = param * math.sqrt(max(sv[s], 0.0)) / noise_sd
+                offset2 = (offset + pool_rows // 2) % pool_rows
+                ts_distribution(
+                    GT, m, param, mask[i], pool, offset, n_min, n_max, dist_out[i], L, sv, offset2
+                )
             elif code == POLICY_LINUCB:
-                ucb_distribution(GT, m, param, mask[i], dist_out[i])
+                for s in range(p):
+                    sv[s] = math.sqrt(max(sv[s], 0.0)) / noise_sd
+                ucb_distribution(GT, m, param, mask[i], dist_out[i], attributes, sv)
             else:
                 greedy_family(code, param, m, mask[i], dist_out[i])
         arm = apply_floor_and_pick(dist_out[i], mask[i], floor, u)
@@ -109,7 +135,7 @@ decide_serial = serial(_decide)
 decide_parallel = parallel(_decide)
 
 
-def _mean_batch(rows, A, B, X, attributes, W, contexts, out):
+def _mean_batch(rows, tenant, A, B, X, attributes, shared_mean, contexts, out):
     """Posterior-mean reward of every arm, shape (n, n_arms): the model's own prediction."""
     d = X.shape[1]
     for i in prange(rows.shape[0]):
@@ -117,7 +143,7 @@ def _mean_batch(rows, A, B, X, attributes, W, contexts, out):
         Linv = np.empty((d, d))
         mu = np.empty(d)
         shared = np.empty(X.shape[0])
-        shared_row(W, attributes, contexts[i], shared)
+        shared_row(shared_mean[tenant[rows[i]]], attributes, contexts[i], shared)
         posterior(A[rows[i]], B[rows[i]], L, Linv, mu)
         mean_scores(X, mu, shared, out[i])
 

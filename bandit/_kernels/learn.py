@@ -1,5 +1,5 @@
 """Learning kernels: feedback into the users' posteriors (rank one, with forgetting toward
-the prior) and into the shared interaction weights, in the order it arrived."""
+the prior) and into their tenant's shared posterior, in the order it arrived."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from bandit._config import serial
 from bandit._kernels.linalg import posterior, user_score
+from bandit._kernels.shared import shared_update
 
 
 @serial
@@ -42,7 +43,7 @@ class LearnBatchArgs(NamedTuple):
 
     rows: np.ndarray  # (n,) user rows
     arms: np.ndarray  # (n,)
-    contexts: np.ndarray  # (n, n_request_features)
+    contexts: np.ndarray  # (n, n_context)
     rewards: np.ndarray  # (n,)
     weights: np.ndarray  # (n,)
     user_scores: np.ndarray  # (n,), 0 where not known
@@ -52,37 +53,44 @@ class LearnBatchArgs(NamedTuple):
     prior_mean: np.ndarray
     prior_prec: np.ndarray
     n_obs: np.ndarray
+    tenant: np.ndarray  # (n_rows,) each user row's tenant row
+    resid_sum: np.ndarray  # (n_rows,) the empirical prior's per-user sums, updated in place
+    x_sum: np.ndarray  # (n_rows, d)
     X: np.ndarray  # (n_arms, d) arm features
     attributes: np.ndarray  # (n_arms, n_attributes)
-    W: np.ndarray  # (n_attributes, n_request_features), updated in place
+    shared_mean: np.ndarray  # (n_tenants, n_attributes, n_context), updated in place
+    shared_cov: np.ndarray  # (n_tenants, n_attributes, n_context, n_context)
+    shared_info: np.ndarray  # (n_tenants, n_attributes, n_context, n_context)
+    shared_info_mean: np.ndarray  # (n_tenants, n_attributes, n_context)
+    shared_eb: np.ndarray  # (n_tenants, 2): sums of residual pairs and of x_i . x_j
+    shared_updates: np.ndarray  # (n_tenants,)
     gamma: float  # forgetting
-    steps: np.ndarray  # (n,) the shared model's step sizes
+    noise_var: float  # the reward noise's variance
+    eb_keep: float  # the empirical-prior sums keep this much of themselves per observation
 
 
 def learn_batch_args(
     feedback: tuple[np.ndarray, ...],
     users: tuple[np.ndarray, ...],
+    sums: tuple[np.ndarray, ...],
     model: tuple[np.ndarray, ...],
     gamma: float,
-    steps: np.ndarray,
+    noise_var: float,
+    eb_keep: float,
 ) -> LearnBatchArgs:
     """Assemble ``learn_batch``'s arguments.
 
     ``feedback`` is ``(rows, arms, contexts, rewards, weights, user_scores)`` with NaN where a
     decision-time score is not known (the kernel takes a flag instead: fastmath compiles NaN
-    checks away); ``users`` is ``UserState.learning_arrays()``; ``model`` is
-    ``(X, attributes, W)``.
+    checks away); ``users`` is ``UserState.learning_arrays()`` and ``sums``
+    ``UserState.prior_sums()``; ``model`` is ``(X, attributes, mean, cov, info, info_mean, eb,
+    updates)`` of the shared model.
     """
     rows, arms, contexts, rewards, weights, user_scores = feedback
-    A, B, prior_mean, prior_prec, n_obs = users
-    X, attributes, W = model
     known = ~np.isnan(user_scores)
     scores = np.where(known, user_scores, 0.0)
-    return LearnBatchArgs(
-        *(rows, arms, contexts, rewards, weights, scores, known),
-        *(A, B, prior_mean, prior_prec, n_obs),
-        *(X, attributes, W, gamma, steps),
-    )
+    arrays = (rows, arms, contexts, rewards, weights, scores, known, *users, *sums, *model)
+    return LearnBatchArgs(*arrays, gamma, noise_var, eb_keep)  # type: ignore[call-arg]
 
 
 @serial
@@ -99,45 +107,80 @@ def learn_batch(
     prior_mean,
     prior_prec,
     n_obs,
+    tenant,
+    resid_sum,
+    x_sum,
     X,
     attributes,
-    W,
+    shared_mean,
+    shared_cov,
+    shared_info,
+    shared_info_mean,
+    shared_eb,
+    shared_updates,
     gamma,
-    steps,
+    noise_var,
+    eb_keep,
 ):
-    """Apply feedback in order: user posteriors (rank one, with forgetting) and shared weights.
+    """Apply feedback in order: user posteriors (rank one, with forgetting) and the shared
+    posterior of each user's tenant.
 
-    Backfitting: each user's posterior is fit to what the shared model ``W`` (arm attributes x
-    request features) leaves unexplained, and ``W`` takes a normalised SGD step on what the
-    user's posterior mean leaves unexplained, so the two never compete for the same signal
-    (without it, ``W`` absorbs a lone user's taste and their profile shows nothing).
+    Backfitting: each user's posterior is fit to what the shared model leaves unexplained, and
+    the shared model learns what the user's posterior mean leaves unexplained, with the user's
+    prior variance on the arm counted as noise, so the two never compete for the same signal
+    (without it the shared model absorbs a lone user's taste and their profile shows nothing).
     ``user_scores[i]`` is the user's predicted score ``x_a . mu`` at decision time, used where
-    ``known[i]``, else computed now (a flag, not NaN: fastmath compiles NaN checks away).
-    ``weights`` scales each observation's precision (1 for a plain reward); ``steps[i]`` is
-    the shared model's step size for observation ``i``.
+    ``known[i]``, else computed now. ``weights`` scales each observation's precision (1 for a
+    plain reward). Each observation also adds its pairs with the user's earlier residuals to
+    the tenant's empirical-prior sums (see ``bandit.shared``).
     """
     d = X.shape[1]
     L = np.empty((d, d))
     tmp = np.empty(d)
+    gain = np.empty((shared_mean.shape[1], shared_mean.shape[2]))
     for i in range(rows.shape[0]):
         u, a = rows[i], arms[i]
+        t = tenant[u]
         x = X[a]
-        c = contexts[i]
+        w = weights[i]
         mine = user_scores[i] if known[i] else user_score(A[u], B[u], x, L, tmp)
-        z_norm = 0.0
-        pred = 0.0
-        for r in range(attributes.shape[1]):
-            if attributes[a, r] != 0.0:
-                for q in range(c.shape[0]):
-                    pred += attributes[a, r] * W[r, q] * c[q]
-                    z_norm += (attributes[a, r] * c[q]) ** 2
-        y = rewards[i] - pred
-        step = steps[i] * (y - mine) / (1.0 + z_norm)
-        for r in range(attributes.shape[1]):
-            if attributes[a, r] != 0.0:
-                for q in range(c.shape[0]):
-                    W[r, q] += step * attributes[a, r] * c[q]
-        absorb(A[u], B[u], prior_mean[u], prior_prec[u], x, weights[i], weights[i] * y, gamma)
+        xx = 0.0
+        x_prior = 0.0
+        x_pairs = 0.0
+        for j in range(d):
+            xx += x[j] * x[j]
+            x_prior += x[j] * prior_mean[u, j]
+            x_pairs += x[j] * x_sum[u, j]
+        noise = noise_var / w + noise_var * xx / prior_prec[u]
+        pred = shared_update(
+            shared_mean[t],
+            shared_cov[t],
+            shared_info[t],
+            shared_info_mean[t],
+            attributes[a],
+            contexts[i],
+            rewards[i] - mine,
+            noise,
+            gain,
+        )
+        shared_updates[t] += 1
+        # The user learns what the population, updated first, leaves unexplained: the
+        # population takes its share of a surprise (its variance's share), the user the rest,
+        # so a taste every user has goes to the population, where new users find it.
+        after = 0.0
+        c = contexts[i]
+        for s in range(attributes.shape[1]):
+            if attributes[a, s] != 0.0:
+                ms = shared_mean[t, s]
+                for j in range(c.shape[0]):
+                    after += attributes[a, s] * ms[j] * c[j]
+        absorb(A[u], B[u], prior_mean[u], prior_prec[u], x, w, w * (rewards[i] - after), gamma)
+        e = rewards[i] - pred - x_prior  # the user's deviation from the population as known
+        shared_eb[t, 0] = eb_keep * shared_eb[t, 0] + 2.0 * e * resid_sum[u]
+        shared_eb[t, 1] = eb_keep * shared_eb[t, 1] + 2.0 * x_pairs
+        resid_sum[u] += e
+        for j in range(d):
+            x_sum[u, j] += x[j]
         n_obs[u] += 1
 
 

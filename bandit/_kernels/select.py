@@ -70,15 +70,28 @@ def greedy_family(
 
 @serial
 def ucb_distribution(
-    GT: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray, out: np.ndarray
+    GT: np.ndarray,
+    m: np.ndarray,
+    alpha: float,
+    mask: np.ndarray,
+    out: np.ndarray,
+    attributes: np.ndarray,
+    sv: np.ndarray,
 ) -> None:
-    """LinUCB: all mass on the arm with the highest ``m + alpha * ||L^-1 x_a||``."""
+    """LinUCB: all mass on the arm with the highest ``m + alpha * width_a``, where
+    ``width_a^2 = ||L^-1 x_a||^2 + sum_s (attributes[a, s] * sv[s])^2`` adds the shared
+    model's uncertainty (``sv``: each attribute column's term's sd, in the user's noise units)
+    to the user's."""
     d, n_arms = GT.shape
     width = np.zeros(n_arms)
     for i in range(d):
         row = GT[i]
         for a in range(n_arms):
             width[a] += row[a] * row[a]
+    for a in range(n_arms):
+        for s in range(sv.shape[0]):
+            t = attributes[a, s] * sv[s]
+            width[a] += t * t
     for a in range(n_arms):
         out[a] = 0.0
         width[a] = m[a] + alpha * math.sqrt(width[a])
@@ -96,15 +109,22 @@ def ts_distribution(
     n_min: int,
     n_max: int,
     out: np.ndarray,
+    L: np.ndarray,
+    sv: np.ndarray,
+    offset2: int,
 ) -> int:
     """Monte-Carlo estimate of the Thompson-sampling action distribution.
 
     A draw ``theta = mu + scale * L^-T z`` scores the arms ``m + scale * GT^T z``, with ``z``
-    the consecutive rows of ``pool`` starting at ``offset``; each draw's best allowed arm is
-    counted. Draws come in blocks of ``n_min`` (``n_max`` is a multiple of it) and stop once a
-    block adds no arm the earlier draws had not chosen (a first block that agrees on one arm
-    stops at once), or at ``n_max``. Returns the number of draws used. The caller then picks the
-    arm *from this distribution*, so the logged propensity is exact for the policy that ran.
+    the consecutive rows of ``pool`` starting at ``offset``. The shared model's terms are drawn
+    too: ``delta_s = sv[s] * e_s`` per attribute column (``e`` the rows from ``offset2``) moves
+    the scores by ``attributes @ delta = GT^T (L^T delta)`` (the attribute columns lead the arm
+    features), so a draw costs one coefficient vector more, not another sweep. Each draw's best
+    allowed arm is counted. Draws come in blocks of ``n_min`` (``n_max`` is a multiple of it)
+    and stop once a block adds no arm the earlier draws had not chosen (a first block that
+    agrees on one arm stops at once), or at ``n_max``. Returns the number of draws used. The
+    caller then picks the arm *from this distribution*, so the logged propensity is exact for
+    the policy that ran.
     """
     d, n_arms = GT.shape
     # Four draws at a time: each loaded row of GT updates four score vectors, so the sweep
@@ -120,6 +140,14 @@ def ts_distribution(
     for a in range(n_arms):
         mean[a] = m[a]
     scores = np.empty((4, n_arms), dtype=np.float32)
+    coefs = np.empty((4, d), dtype=np.float32)
+    # The shared draws' coefficients, (L^T delta)_i = sum_j L[j, i] sv[j] e_j, as one small
+    # triangular matrix read along its rows (L is read down its columns otherwise).
+    p = sv.shape[0]
+    Ls = np.zeros((p, p), dtype=np.float32)
+    for i in range(p):
+        for j in range(i, p):
+            Ls[i, j] = L[j, i] * sv[j]
     for a in range(n_arms):
         out[a] = 0.0
     used = 0
@@ -134,18 +162,20 @@ def ts_distribution(
                 s1[a] = mean[a]
                 s2[a] = mean[a]
                 s3[a] = mean[a]
-            last = offset + end - 1  # a block that is not a multiple of 4 repeats its last draw
-            z0, z1, z2, z3 = (
-                pool[offset + first],
-                pool[min(offset + first + 1, last)],
-                pool[min(offset + first + 2, last)],
-                pool[min(offset + first + 3, last)],
-            )
+            last = end - 1  # a block that is not a multiple of 4 repeats its last draw
+            for k in range(4):
+                row_k = min(first + k, last)
+                z, e = pool[offset + row_k], pool[offset2 + row_k]
+                for i in range(d):
+                    coefs[k, i] = scale * z[i]
+                for i in range(p):
+                    c = np.float32(0.0)
+                    row = Ls[i]
+                    for j in range(i, p):
+                        c += row[j] * e[j]
+                    coefs[k, i] += c
             for i in range(d):
-                c0 = np.float32(scale * z0[i])
-                c1 = np.float32(scale * z1[i])
-                c2 = np.float32(scale * z2[i])
-                c3 = np.float32(scale * z3[i])
+                c0, c1, c2, c3 = coefs[0, i], coefs[1, i], coefs[2, i], coefs[3, i]
                 row = G[i]
                 for a in range(n_arms):
                     g = row[a]

@@ -57,7 +57,9 @@ class KafkaBackend:
         self.engine = options.engine(options.random_state)
         # The view applies changelog records to the serving engine under the engine's own lock,
         # so a decision never sees half of a user's record.
-        self.processor = ModelProcessor(self.engine, options.rewards, **options.processor_params())
+        self.processor = ModelProcessor(
+            self.engine, options.rewards, combine_partitions=True, **options.processor_params()
+        )
         self.view = ChangelogMaterializer(
             self.config, self.processor, lock=self.engine.lock, on_apply=self._on_apply
         )
@@ -197,6 +199,6 @@ class ReplicaModels(ModelHost):
             warm_start(engine, model, users=new)
             cold = engine.cold_start
             assert isinstance(cold, ClusterPrior)
-            pmap = PriorMap(engine, model, Priors())  # W is as warm_start found it
-            self.installed = Installed(model, pmap, cold, engine.W.copy(), -1)
+            pmap = PriorMap(engine, model, Priors())  # the shared model is as warm_start found it
+            self.installed = Installed(model, pmap, cold, engine.shared.bias_column(), -1)
         log.info("installed CF model v%d", model.version)

@@ -117,6 +117,8 @@ class Learner:
                 self.sync(set(self.processor.books) | set(self.processor.engine.users.ids))
                 for key, pins in self.processor.engine.pins.items():
                     self.serving.pin(key, pins)
+                for key, features in self.processor.engine.user_features.items():
+                    self.serving.user_features[key] = dict(features)
         replayed = 0
         while (n := self.step()) > 0:
             replayed += n
@@ -283,4 +285,4 @@ class Learner:
                     target.users.put(key, source.users.get(key))
                 else:
                     target.users.remove(key)
-            target.W[:] = source.W
+            target.shared.copy_from(source.shared)

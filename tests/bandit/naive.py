@@ -7,11 +7,8 @@ side by side with the engine.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
-from bandit.features import featurize
 from bandit.state import unpack
 
 MASK64 = (1 << 64) - 1
@@ -63,10 +60,17 @@ def factor_scores(ap, b, X, shared):
 
 
 def ucb_distribution(
-    L: np.ndarray, X: np.ndarray, m: np.ndarray, alpha: float, mask: np.ndarray
+    L: np.ndarray,
+    X: np.ndarray,
+    m: np.ndarray,
+    alpha: float,
+    mask: np.ndarray,
+    attributes: np.ndarray,
+    sv: np.ndarray,
 ) -> np.ndarray:
     cov = np.linalg.inv(L @ L.T)
-    ucb = m + alpha * np.sqrt(np.einsum("ad,de,ae->a", X, cov, X))
+    width2 = np.einsum("ad,de,ae->a", X, cov, X) + (attributes**2) @ (sv**2)
+    ucb = m + alpha * np.sqrt(width2)
     ucb[~mask] = -np.inf
     out = np.zeros_like(m)
     out[np.argmax(ucb)] = 1.0
@@ -84,15 +88,21 @@ def ts_distribution(
     offset: int,
     block: int,
     n_max: int,
+    attributes: np.ndarray,
+    sv: np.ndarray,
+    offset2: int,
 ) -> tuple[np.ndarray, int]:
-    """Draw theta from the posterior, score the arms, count the best allowed one."""
+    """Draw theta from the user's posterior and the shared terms (sd ``sv`` per attribute
+    column), score the arms, count the best allowed one."""
     counts = np.zeros(len(X))
     used = 0
+    p = len(sv)
     while used < n_max:
         before = max(int((counts > 0).sum()), 1)
         for _ in range(block):
             theta = mu + scale * np.linalg.solve(L.T, pool[offset + used])
-            scores = np.where(mask, X @ theta + shared, -np.inf)
+            delta = sv * pool[offset2 + used, :p]
+            scores = np.where(mask, X @ theta + shared + attributes @ delta, -np.inf)
             counts[np.argmax(scores)] += 1
             used += 1
         if (counts > 0).sum() <= before:
@@ -127,6 +137,32 @@ def shared_scores(W: np.ndarray, attributes: np.ndarray, contexts: np.ndarray) -
     return contexts @ W.T @ attributes.T
 
 
+def shared_terms(mean: np.ndarray, cov: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(g, v): each attribute column's term ``mean[s] @ c`` and its variance."""
+    return mean @ c, np.einsum("i,sij,j->s", c, cov, c)
+
+
+def shared_update(mean, cov, info, info_mean, attrs, c, target, noise):
+    """One observation into copies of a tenant's shared posterior, block by block as the
+    kernel's docstring defines it; returns (mean, cov, info, info_mean, prediction)."""
+    mean, cov, info, info_mean = mean.copy(), cov.copy(), info.copy(), info_mean.copy()
+    active = np.flatnonzero(attrs)
+    z = {s: attrs[s] * c for s in active}
+    v = {s: float(z[s] @ cov[s] @ z[s]) for s in active}
+    part = {s: float(mean[s] @ z[s]) for s in active}
+    pred = sum(part.values())
+    total = noise + sum(v.values())
+    for s in active:
+        r = total - v[s]
+        y = target - (pred - part[s])
+        info[s] += np.outer(z[s], z[s]) / r
+        info_mean[s] += z[s] * y / r
+        k = cov[s] @ z[s] / total
+        mean[s] = mean[s] + k * (target - pred)
+        cov[s] = cov[s] - np.outer(k, cov[s] @ z[s])
+    return mean, cov, info, info_mean, pred
+
+
 def learn_batch(
     rows,
     arms,
@@ -140,31 +176,57 @@ def learn_batch(
     prior_mean,
     prior_prec,
     n_obs,
+    tenant,
+    resid_sum,
+    x_sum,
     X,
     attributes,
-    W,
+    shared_mean,
+    shared_cov,
+    shared_info,
+    shared_info_mean,
+    shared_eb,
+    shared_updates,
     gamma,
-    steps,
+    noise_var,
+    eb_keep,
 ):
     """Sequential updates on copies; ``user_scores[i]`` is used where ``known[i]``, else
-    computed; ``steps`` (n,) are the shared model's step sizes; returns (A, B, n_obs, W)."""
-    A, B, n_obs, W = A.astype(np.float64), B.astype(np.float64), n_obs.copy(), W.copy()
+    computed. Returns the user arrays ``(A, B, n_obs, resid_sum, x_sum)`` and the shared ones
+    ``(mean, cov, info, info_mean, eb, updates)``."""
+    A, B, n_obs = A.astype(np.float64), B.astype(np.float64), n_obs.copy()
+    resid_sum, x_sum = resid_sum.astype(np.float64), x_sum.astype(np.float64)
+    sm, sc, si, sh = (
+        shared_mean.copy(),
+        shared_cov.copy(),
+        shared_info.copy(),
+        shared_info_mean.copy(),
+    )
+    eb, updates = shared_eb.copy(), shared_updates.copy()
     d = X.shape[1]
     tril = np.tril_indices(d)
-    for u, a, c, r, w, mine, k, lr in zip(
-        rows, arms, contexts, rewards, weights, user_scores, known, steps, strict=True
+    for u, a, c, r, w, mine, k in zip(
+        rows, arms, contexts, rewards, weights, user_scores, known, strict=True
     ):
+        t, x = tenant[u], X[a]
         full = unpack(A[u], d)
         if not k:
-            mine = X[a] @ np.linalg.solve(full, B[u])
-        z = np.outer(attributes[a], c)
-        y = r - float((W * z).sum())
-        W += lr / (1 + (z**2).sum()) * (y - mine) * z
-        full = gamma * full + (1 - gamma) * prior_prec[u] * np.eye(d) + w * np.outer(X[a], X[a])
+            mine = x @ np.linalg.solve(full, B[u])
+        noise = noise_var / w + noise_var * float(x @ x) / prior_prec[u]
+        sm[t], sc[t], si[t], sh[t], pred = shared_update(
+            sm[t], sc[t], si[t], sh[t], attributes[a], c, r - mine, noise
+        )
+        updates[t] += 1
+        after = float(attributes[a] @ sm[t] @ c)  # the user learns what the updated one leaves
+        full = gamma * full + (1 - gamma) * prior_prec[u] * np.eye(d) + w * np.outer(x, x)
         A[u] = full[tril]
-        B[u] = gamma * B[u] + (1 - gamma) * prior_prec[u] * prior_mean[u] + w * y * X[a]
+        B[u] = gamma * B[u] + (1 - gamma) * prior_prec[u] * prior_mean[u] + w * (r - after) * x
+        e = r - pred - float(x @ prior_mean[u])
+        eb[t] = eb_keep * eb[t] + [2 * e * resid_sum[u], 2 * float(x @ x_sum[u])]
+        resid_sum[u] += e
+        x_sum[u] += x
         n_obs[u] += 1
-    return A, B, n_obs, W
+    return (A, B, n_obs, resid_sum, x_sum), (sm, sc, si, sh, eb, updates)
 
 
 def learn_pairwise(rows, x_diff, A, B, prior_mean, prior_prec, gamma):
@@ -182,79 +244,60 @@ def learn_pairwise(rows, x_diff, A, B, prior_mean, prior_prec, gamma):
     return A, B
 
 
-def shared_step(config: dict, t: int) -> float:
-    """``Engine.shared_steps`` for one update ``t``."""
-    floor = min(config["shared_lr"], config["shared_lr_min"])
-    return max(floor, config["shared_lr"] / (1 + t / config["shared_lr_tau"]))
-
-
 class NaiveLinTS:
-    """The default policy end to end in plain NumPy: full float64 matrices per user.
+    """The default policy end to end in plain NumPy: full float64 matrices per user and the
+    shared posterior of one tenant, updated block by block.
 
     Assumes zero prior means (as the benchmark's users have).
     """
 
-    def __init__(
-        self,
-        X,
-        attributes,
-        W,
-        A,
-        B,
-        ids,
-        scale,
-        block,
-        n_max,
-        floor,
-        gamma,
-        lr,
-        prior_prec,
-        seed=0,
-        t=0,
-    ):
-        self.X, self.attributes, self.W = X, attributes, W.copy()
+    def __init__(self, X, attributes, spec, shared, A, B, ids, prior_prec, config, params, seed=0):
+        self.X, self.attributes, self.spec = X, attributes, spec
+        self.mean, self.cov, self.info, self.info_mean = (np.array(a) for a in shared)
         d = X.shape[1]
         self.A = {u: unpack(A[r].astype(np.float64), d) for u, r in ids.items()}
         self.b = {u: B[r].astype(np.float64) for u, r in ids.items()}
-        self.scale, self.block, self.n_max = scale, block, n_max
-        # ``lr(t)``: the shared model's step size at its update ``t``
-        self.floor, self.gamma, self.lr, self.prior_prec = floor, gamma, lr, prior_prec
-        self.t = t
+        self.prior_prec = {u: float(prior_prec[r]) for u, r in ids.items()}
+        self.scale, self.block, self.n_max = params["scale"], params["block"], params["max_samples"]
+        self.floor, self.gamma = config.floor, config.forgetting
+        self.noise_var = config.noise_sd**2
         self.rng = np.random.default_rng(seed)
 
     @classmethod
     def from_engine(cls, engine) -> NaiveLinTS:
-        p = engine.policy.params
+        sh, users = engine.shared, engine.users
+        shared = (sh.mean[0], sh.cov[0], sh.info[0], sh.info_mean[0])
+        params = {k: int(v) if k != "scale" else v for k, v in engine.policy.params.items()}
         return cls(
             engine.X,
             engine.catalog.attributes,
-            engine.W,
-            engine.users.A,
-            engine.users.B,
-            engine.users.ids,
-            p["scale"],
-            int(p["block"]),
-            int(p["max_samples"]),
-            engine.config.floor,
-            engine.config.forgetting,
-            partial(shared_step, engine.config.to_dict()),
-            engine.users.prior_precision,
-            t=engine.shared_updates,
+            engine.context,
+            shared,
+            users.A,
+            users.B,
+            users.ids,
+            users.prior_prec,
+            engine.config,
+            params,
         )
 
     def decide(self, user: str, message: str) -> tuple[int, np.ndarray]:
-        c = featurize([message])[0]
+        c = self.spec.featurize([message])[0]
         A, b = self.A[user], self.b[user]
         mu = np.linalg.solve(A, b)
         cov_chol = np.linalg.cholesky(np.linalg.inv(A))
-        shared = self.attributes @ (self.W @ c)
+        g, v = shared_terms(self.mean, self.cov, c)
+        shared = self.attributes @ g
+        shared_sd = self.scale * np.sqrt(np.maximum(v, 0.0) / self.noise_var)
         counts = np.zeros(len(self.X))
         used = 0
         while used < self.n_max:
             before = max(int((counts > 0).sum()), 1)
             z = self.rng.standard_normal((self.block, len(mu)))
+            e = self.rng.standard_normal((self.block, len(g)))
             theta = mu + self.scale * z @ cov_chol.T
-            np.add.at(counts, np.argmax(theta @ self.X.T + shared, axis=1), 1)
+            scores = theta @ self.X.T + shared + (e * shared_sd) @ self.attributes.T
+            np.add.at(counts, np.argmax(scores, axis=1), 1)
             used += self.block
             if (counts > 0).sum() <= before:
                 break
@@ -264,13 +307,21 @@ class NaiveLinTS:
     def learn(self, user: str, arm: int, c: np.ndarray, reward: float) -> None:
         x = self.X[arm]
         mine = x @ np.linalg.solve(self.A[user], self.b[user])
-        z = np.outer(self.attributes[arm], c)
-        y = reward - float((self.W * z).sum())
-        self.W += self.lr(self.t) / (1 + (z**2).sum()) * (y - mine) * z
-        self.t += 1
+        noise = self.noise_var * (1.0 + float(x @ x) / self.prior_prec[user])
+        self.mean, self.cov, self.info, self.info_mean, pred = shared_update(
+            self.mean,
+            self.cov,
+            self.info,
+            self.info_mean,
+            self.attributes[arm],
+            c,
+            reward - mine,
+            noise,
+        )
+        y = reward - pred
         d = len(x)
-        g = self.gamma
-        self.A[user] = g * self.A[user] + (1 - g) * self.prior_prec * np.eye(d) + np.outer(x, x)
+        g, lam = self.gamma, self.prior_prec[user]
+        self.A[user] = g * self.A[user] + (1 - g) * lam * np.eye(d) + np.outer(x, x)
         self.b[user] = g * self.b[user] + y * x
 
     def bytes_per_user(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bandit import POLICIES, DecisionRequest, Engine, Feedback, featurize
+from bandit import POLICIES, ContextSpec, DecisionRequest, Engine, Feedback
 
 MESSAGES = ["How do I sort a dict in Python?", "why is the sky blue", "Explain monads", ""]
 FLOOR = 0.05
@@ -20,7 +20,7 @@ def trained(name: str, seed: int = 7) -> Engine:
     rng = np.random.default_rng(seed)
     rows = engine.users.rows([f"u{i}" for i in range(20)])
     for _ in range(5):
-        ctx = featurize(MESSAGES)[rng.integers(len(MESSAGES), size=len(rows))]
+        ctx = ContextSpec().featurize(MESSAGES)[rng.integers(len(MESSAGES), size=len(rows))]
         sel = engine.decide_arrays(rows, ctx)
         engine.learn_arrays(rows, sel.arms, ctx, rng.random(len(rows)))
     return engine
@@ -49,7 +49,7 @@ def test_shapes_and_propensities(policy: str) -> None:
         assert np.all(d.action_dist > 0)  # no constraints: every arm allowed, so every arm > 0
         assert d.policy == policy and d.strategy_id == engine.catalog.arm_ids[d.arm]
     rows = engine.users.rows(["u1", "u2", "u3"])
-    sel = engine.decide_arrays(rows, featurize(MESSAGES[:3]))
+    sel = engine.decide_arrays(rows, ContextSpec().featurize(MESSAGES[:3]))
     assert sel.arms.shape == (3,) and sel.action_dist.shape == (3, engine.n_arms)
     np.testing.assert_allclose(sel.action_dist.sum(axis=1), 1.0)
     np.testing.assert_array_equal(sel.propensities, sel.action_dist[np.arange(3), sel.arms])
@@ -68,7 +68,7 @@ def test_masks_and_floor(policy: str) -> None:
     rows = engine.users.rows([f"u{i % 20}" for i in range(100)])
     masks = np.tile(allowed, (100, 1))
     masks[::2] = engine.catalog.mask({"depth": "basics"})
-    sel = engine.decide_arrays(rows, featurize(MESSAGES)[np.arange(100) % 4], masks)
+    sel = engine.decide_arrays(rows, ContextSpec().featurize(MESSAGES)[np.arange(100) % 4], masks)
     assert masks[np.arange(100), sel.arms].all()
     assert (sel.action_dist * ~masks).sum() == 0
 
@@ -115,8 +115,10 @@ def test_save_load_round_trip(policy: str, tmp_path) -> None:  # type: ignore[no
     loaded = Engine.load(tmp_path / "engine.npz")
     assert loaded.policy.name == policy and loaded.pins == engine.pins
     assert loaded.policy.params == engine.policy.params
-    assert loaded.shared_updates == engine.shared_updates > 0
-    np.testing.assert_array_equal(loaded.shared_steps(3), engine.shared_steps(3))
+    assert loaded.shared.tenants == engine.shared.tenants
+    for name, arr in engine.shared.snapshot()[""].items():
+        np.testing.assert_array_equal(loaded.shared.snapshot()[""][name], arr)
+    assert int(engine.shared.updates[0]) > 0 or policy == "uniform"
     for name in ("A", "B", "prior_mean", "prior_prec", "n_feedback", "n_decisions"):
         rows = engine.users.rows(engine.users.user_ids())
         lrows = loaded.users.rows(engine.users.user_ids())
@@ -133,7 +135,7 @@ def test_batch_learning_equals_one_by_one(policy: str) -> None:
     rng = np.random.default_rng(0)
     users = [f"u{i}" for i in rng.integers(0, 5, 40)]
     arms = rng.integers(0, a.n_arms, 40)
-    ctx = featurize(MESSAGES)[rng.integers(0, 4, 40)]
+    ctx = ContextSpec().featurize(MESSAGES)[rng.integers(0, 4, 40)]
     rewards = rng.random(40)
     a.learn(
         [
@@ -143,7 +145,8 @@ def test_batch_learning_equals_one_by_one(policy: str) -> None:
     )
     for u, k, r, c in zip(users, arms, rewards, ctx, strict=True):
         b.learn([Feedback(u, int(k), float(r), c)])
-    np.testing.assert_array_equal(a.W, b.W)
+    np.testing.assert_array_equal(a.shared.mean, b.shared.mean)
+    np.testing.assert_array_equal(a.shared.cov, b.shared.cov)
     for u in set(users):
         ra, rb = a.users.get(u), b.users.get(u)
         for key in ra:
@@ -153,7 +156,7 @@ def test_batch_learning_equals_one_by_one(policy: str) -> None:
 def test_inputs_are_not_mutated(policy: str) -> None:
     engine = trained(policy)
     rows = engine.users.rows(["u1", "u2", "u3", "u4"])
-    ctx = featurize(MESSAGES)
+    ctx = ContextSpec().featurize(MESSAGES)
     masks = np.ones((4, engine.n_arms), bool)
     masks[1, :10] = False
     seeds = np.array([1, 2, 3, 4])

@@ -11,7 +11,9 @@ import pytest
 from bandit import (
     Catalog,
     CatalogError,
+    ContextSpec,
     DecisionRequest,
+    DeclaredFeature,
     Engine,
     EngineConfig,
     Feedback,
@@ -99,7 +101,12 @@ def test_catalog_file_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 ENGINE = Engine(random_state=0)
-CTX = np.zeros(16)
+CTX = np.zeros(ContextSpec().n_columns)
+ROLES = ContextSpec(
+    (DeclaredFeature("role", "categorical", "user", levels=("engineer", "manager")),),
+    strict=True,
+)
+DECLARED = Engine(context=ROLES, random_state=0)
 
 INPUT_CASES = [
     (
@@ -140,9 +147,10 @@ INPUT_CASES = [
     (lambda: EngineConfig(n_features=32.0), TypeError, r"n_features must be an integer"),
     (lambda: EngineConfig(prior_precision=0), ValueError, r"prior_precision must be > 0"),
     (lambda: EngineConfig(floor="0.1"), TypeError, r"floor must be a number, got '0.1'"),
-    (lambda: EngineConfig(shared_lr=11), ValueError, r"shared_lr must be in \[0, 10\]"),
-    (lambda: EngineConfig(shared_lr_min=-1), ValueError, r"shared_lr_min must be in \[0, 10\]"),
-    (lambda: EngineConfig(shared_lr_tau=0), ValueError, r"shared_lr_tau must be > 0, got 0.0"),
+    (lambda: EngineConfig(noise_sd=0), ValueError, r"noise_sd must be in \(0, 10\]"),
+    (lambda: EngineConfig(shared_prior_sd=-1), ValueError, r"shared_prior_sd must be in"),
+    (lambda: EngineConfig(empirical_prior=1), TypeError, r"empirical_prior must be true or"),
+    (lambda: EngineConfig(context={"overflow": 0}), ValueError, r"overflow: undeclared keys"),
     (lambda: EngineConfig(policy="thompson"), ValueError, r"unknown policy 'thompson'"),
     (
         lambda: EngineConfig(policy="linucb", policy_params={"beta": 1}),
@@ -190,9 +198,39 @@ INPUT_CASES = [
         r"locale: 'not a locale!' is not a BCP-47 tag",
     ),
     (
-        lambda: ENGINE.decide([DecisionRequest("u", features={"x": "high"})]),
+        lambda: ENGINE.decide([DecisionRequest("u", features={"x": {"nested": 1}})]),
         ValueError,
-        r"features.x: expected a number, got 'high'",
+        r"features.x: expected a number, boolean, string or list",
+    ),
+    (
+        lambda: DECLARED.decide([DecisionRequest("u", features={"role": "pilot"})]),
+        ValueError,
+        r"features.role: expected one of engineer, manager, got 'pilot'",
+    ),
+    (
+        lambda: DECLARED.decide([DecisionRequest("u", features={"colour": 1})]),
+        ValueError,
+        r"features.colour: not declared \(strict mode\); declared: role",
+    ),
+    (
+        lambda: DECLARED.set_user_features("u", {"role": 3}),
+        ValueError,
+        r"features.role: expected one of engineer, manager, got 3",
+    ),
+    (
+        lambda: ContextSpec((DeclaredFeature("n", "numeric", range=(1, 1)),)),
+        ValueError,
+        r"features.n.range: expected \[lo, hi\] with lo < hi",
+    ),
+    (
+        lambda: DeclaredFeature("tier", "categorical"),
+        ValueError,
+        r"features.tier.levels: expected distinct levels",
+    ),
+    (
+        lambda: ContextSpec.from_dict({"features": [{"name": "a", "kind": "boolean", "size": 1}]}),
+        ValueError,
+        r"features.a.size: unknown",
     ),
     (
         lambda: ENGINE.learn([Feedback("u", 999, 0.5, CTX)]),
@@ -204,15 +242,15 @@ INPUT_CASES = [
             np.array([0]), np.array([0]), np.zeros((1, 5)), np.array([0.5])
         ),
         ValueError,
-        r"contexts: expected shape \(1, 16\), got \(1, 5\)",
+        r"contexts: expected shape \(1, 24\), got \(1, 5\)",
     ),
     (
-        lambda: ENGINE.decide_arrays(np.array([0]), np.zeros((1, 16)), np.zeros((1, 128), bool)),
+        lambda: ENGINE.decide_arrays(np.array([0]), CTX[None], np.zeros((1, 128), bool)),
         ValueError,
         r"masks: every request needs at least one allowed arm",
     ),
     (
-        lambda: ENGINE.decide_arrays(np.array([10**6]), np.zeros((1, 16))),
+        lambda: ENGINE.decide_arrays(np.array([10**6]), CTX[None]),
         ValueError,
         r"rows: unknown user row",
     ),

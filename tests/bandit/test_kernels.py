@@ -11,6 +11,7 @@ from tests.bandit import naive
 
 D = 6
 N_ARMS = 5
+P = 3  # attribute columns: the first P arm features, as in the engine
 
 
 def spd_packed(rng: np.random.Generator, d: int = D, *, near_singular: bool = False) -> np.ndarray:
@@ -91,11 +92,14 @@ def test_factor_scores_matches_twin(rng: np.random.Generator, near_singular: boo
     "mask",
     [np.ones(N_ARMS, bool), np.array([0, 1, 0, 0, 1], bool), np.array([0, 0, 1, 0, 0], bool)],
 )
-def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray) -> None:
+@pytest.mark.parametrize("shared_sd", [0.0, 0.4])
+def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray, shared_sd: float) -> None:
     _, _, X, _, L, GT, m, _ = factored(rng)
+    attributes, sv = np.ascontiguousarray(X[:, :P]), shared_sd * rng.random(P)
     out = np.empty(N_ARMS)
-    K.ucb_distribution(GT, m, 0.7, mask, out)
-    np.testing.assert_array_equal(out, naive.ucb_distribution(L, X, m, 0.7, mask))
+    K.ucb_distribution(GT, m, 0.7, mask, out, attributes, sv)
+    ref = naive.ucb_distribution(L, X, m, 0.7, mask, attributes, sv)
+    np.testing.assert_array_equal(out, ref)
 
 
 @pytest.mark.parametrize("scale", [0.0, 0.3, 5.0])
@@ -105,6 +109,7 @@ def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray) -> None:
 @pytest.mark.parametrize(
     ("block", "n_max", "at_end"), [(8, 64, False), (5, 15, True), (1, 3, True)]
 )
+@pytest.mark.parametrize("shared_sd", [0.0, 0.5])
 def test_ts_distribution_matches_twin(
     rng: np.random.Generator,
     scale: float,
@@ -112,17 +117,34 @@ def test_ts_distribution_matches_twin(
     block: int,
     n_max: int,
     at_end: bool,
+    shared_sd: float,
 ) -> None:
     _, _, X, shared, L, GT, m, mu = factored(rng)
-    pool = rng.standard_normal((200, D))
+    attributes, sv = np.ascontiguousarray(X[:, :P]), shared_sd * rng.random(P)
+    pool = rng.standard_normal((200, D)).astype(np.float32)
     offset = len(pool) - n_max if at_end else 17
+    offset2 = 60 if at_end else len(pool) - n_max  # the shared draws' rows, at the end too
     out = np.empty(N_ARMS)
-    used = K.ts_distribution(GT, m, scale, mask, pool, offset, block, n_max, out)
-    ref, ref_used = naive.ts_distribution(L, mu, X, shared, scale, mask, pool, offset, block, n_max)
+    used = K.ts_distribution(GT, m, scale, mask, pool, offset, block, n_max, out, L, sv, offset2)
+    ref, ref_used = naive.ts_distribution(
+        L,
+        mu,
+        X,
+        shared,
+        scale,
+        mask,
+        pool.astype(np.float64),
+        offset,
+        block,
+        n_max,
+        attributes,
+        sv,
+        offset2,
+    )
     assert used == ref_used
     np.testing.assert_allclose(out, ref, atol=1e-12)
     assert out[~mask].sum() == 0 and out.sum() == pytest.approx(1.0)
-    if scale == 0.0:  # no uncertainty: one block, all on the mean's best arm
+    if scale == 0.0 and shared_sd == 0.0:  # no uncertainty: one block, the mean's best arm
         assert used == block and out.max() == 1.0
 
 
@@ -159,42 +181,78 @@ def test_shared_row_matches_twin(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(out, naive.shared_scores(W, attributes, c[None])[0])
 
 
-def _learning_inputs(rng: np.random.Generator, n_users: int = 3, n: int = 20):
+def test_shared_terms_match_twin(rng: np.random.Generator) -> None:
+    mean = rng.normal(size=(P, 4))
+    m = rng.normal(size=(P, 4, 4))
+    cov = m @ m.transpose(0, 2, 1) + np.eye(4)
+    c = np.array([1.0, 0.0, -0.5, 2.0])  # a zero column too
+    g, v = np.empty(P), np.empty(P)
+    K.shared_terms(mean, cov, c, g, v)
+    ref_g, ref_v = naive.shared_terms(mean, cov, c)
+    np.testing.assert_allclose(g, ref_g, rtol=1e-12)
+    np.testing.assert_allclose(v, ref_v, rtol=1e-12)
+
+
+@pytest.mark.parametrize("attrs", [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+def test_shared_update_matches_twin(rng: np.random.Generator, attrs: list[float]) -> None:
+    q = 4
+    mean = rng.normal(size=(P, q)) * 0.1
+    m = rng.normal(size=(P, q, q))
+    cov = m @ m.transpose(0, 2, 1) * 0.1 + np.eye(q) * 0.2
+    info, info_mean = rng.random((P, q, q)), rng.random((P, q))
+    c, a = rng.normal(size=q), np.array(attrs)
+    ref = naive.shared_update(mean, cov, info, info_mean, a, c, 0.7, 0.3)
+    pred = K.shared_update(mean, cov, info, info_mean, a, c, 0.7, 0.3, np.empty((P, q)))
+    for ours, theirs in zip((mean, cov, info, info_mean, pred), ref, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    idle = np.flatnonzero(a == 0)  # columns the arm does not have learn nothing
+    np.testing.assert_array_equal(info[idle], ref[2][idle])
+
+
+def _learning_inputs(rng: np.random.Generator, n_users: int = 3, n: int = 20, q: int = 3):
     A = np.stack([spd_packed(rng) for _ in range(n_users)])
     B = rng.normal(size=(n_users, D)).astype(np.float32)
     prior_mean = rng.normal(size=(n_users, D)).astype(np.float32)
     prior_prec = np.array([1.0, 2.0, 0.5][:n_users], dtype=np.float32)
     n_obs = np.zeros(n_users, dtype=np.int32)
+    tenant = np.array([0, 1, 0][:n_users], dtype=np.int32)  # two tenants
+    resid_sum = rng.normal(size=n_users).astype(np.float32)
+    x_sum = rng.normal(size=(n_users, D)).astype(np.float32)
     X = rng.normal(size=(N_ARMS, D))
     attributes = rng.integers(0, 2, (N_ARMS, 4)) * 1.0
-    W = rng.normal(size=(4, 3)) * 0.1
+    mean = rng.normal(size=(2, 4, q)) * 0.1
+    cov = np.broadcast_to(np.eye(q) * 0.25, (2, 4, q, q)).copy()
+    info, info_mean = np.zeros((2, 4, q, q)), np.zeros((2, 4, q))
+    eb, updates = np.zeros((2, 2)), np.zeros(2, dtype=np.int64)
     rows = rng.integers(0, n_users, n)
     arms = rng.integers(0, N_ARMS, n)
-    contexts = rng.normal(size=(n, 3))
+    contexts = rng.normal(size=(n, q))
     rewards = rng.random(n)
     weights = rng.uniform(0.5, 2.0, n)
     scores = np.where(rng.random(n) < 0.5, np.nan, rng.normal(size=n))  # given, or computed
     feedback = (rows, arms, contexts, rewards, weights, scores)
-    return feedback, (A, B, prior_mean, prior_prec, n_obs), (X, attributes, W)
+    users = (A, B, prior_mean, prior_prec, n_obs)
+    sums = (tenant, resid_sum, x_sum)
+    return feedback, users, sums, (X, attributes, mean, cov, info, info_mean, eb, updates)
 
 
 @pytest.mark.parametrize("gamma", [1.0, 0.9])
 def test_learn_batch_matches_twin(rng: np.random.Generator, gamma: float) -> None:
-    feedback, users, model = _learning_inputs(rng)
-    A, B, _, _, n_obs = users
-    W = model[2]
-    steps = rng.uniform(0.05, 0.3, size=len(feedback[0]))  # a different step per update
-    args = K.learn_batch_args(feedback, users, model, gamma, steps)
-    ref = naive.learn_batch(*args)
+    feedback, users, sums, model = _learning_inputs(rng)
+    args = K.learn_batch_args(feedback, users, sums, model, gamma, 0.25, 0.99)
+    ref_users, ref_shared = naive.learn_batch(*args)
     K.learn_batch(*args)
-    np.testing.assert_allclose(A, ref[0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(B, ref[1], rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(n_obs, ref[2])
-    np.testing.assert_allclose(W, ref[3], rtol=1e-5, atol=1e-8)  # A, B round to float32
+    A, B, _, _, n_obs = users
+    _, resid_sum, x_sum = sums
+    for ours, theirs in zip((A, B, n_obs, resid_sum, x_sum), ref_users, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)  # float32 rows
+    for ours, theirs in zip(model[2:], ref_shared, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+    assert model[-1].sum() == len(feedback[0])  # every observation updated its tenant
 
 
 def test_learn_pairwise_matches_twin(rng: np.random.Generator) -> None:
-    _, (A, B, pm, pp, n_obs), (X, _, _) = _learning_inputs(rng)
+    _, (A, B, pm, pp, n_obs), _, (X, *_) = _learning_inputs(rng)
     rows = np.array([0, 2, 0])
     diff = X[[1, 3, 4]] - X[[0, 0, 2]]
     ref_A, ref_B = naive.learn_pairwise(rows, diff, A, B, pm, pp, 0.95)

@@ -8,7 +8,7 @@ from typing import BinaryIO
 import numpy as np
 import pytest
 
-from bandit import Engine, Feedback, SchemaError, UserState, featurize
+from bandit import ContextSpec, Engine, Feedback, SchemaError, UserState
 from bandit.atomic import atomic_write
 from bandit.state import save_npz
 
@@ -67,8 +67,9 @@ def test_a_failed_atomic_write_keeps_the_old_file(tmp_path: Path) -> None:
 def test_record_round_trip_between_engines() -> None:
     a, b = Engine(random_state=0), Engine(random_state=1)
     rows = a.users.rows(["x"])
-    a.learn_arrays(rows, np.array([3]), featurize(["hi"]), np.array([1.0]))
+    a.learn_arrays(rows, np.array([3]), ContextSpec().featurize(["hi"]), np.array([1.0]))
     b.users.put("x", a.users.get("x"))
+    b.shared.copy_from(a.shared)  # the profile reads the population part too
     assert a.profile("x")["preferences"] == b.profile("x")["preferences"]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from bandit import Catalog, DecisionRequest, Engine, Feedback, featurize
+from bandit import Catalog, ContextSpec, DecisionRequest, Engine, Feedback
 
 PERSONAS = {
     "novice": (
@@ -153,7 +153,7 @@ class Community:
                 rows["reward"].append(float(self.rng.random() < u.mu[arm]))
                 rows["ts"].append(t)
                 t += 1.0
-        rows["context"] = featurize(messages).tolist()
+        rows["context"] = ContextSpec().featurize(messages).tolist()
         return pl.DataFrame(
             rows,
             schema={

@@ -12,7 +12,7 @@ import pytest
 
 import collab
 from api.cli import main
-from bandit import Engine, SchemaError
+from bandit import ContextSpec, Engine, SchemaError
 
 
 def test_save_load_round_trip(world, tmp_path) -> None:
@@ -77,10 +77,11 @@ def test_clusters_and_adapters(world) -> None:
     assert collab.adapter_id(model.cluster_of(world.known[0].uid)).startswith("cluster-")
     assert collab.adapter_id(None) is None
     assert collab.adapter_id(2, template="lora-{k}") == "lora-2"
-    probs = model.cluster_probabilities(np.zeros((3, 16)))
+    width = ContextSpec().n_columns
+    probs = model.cluster_probabilities(np.zeros((3, width)))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     assert model.has_classifier and model.meta["classifier_accuracy"] > 0.5
-    assert model.predict_cluster(np.zeros((2, 16))).shape == (2,)
+    assert model.predict_cluster(np.zeros((2, width))).shape == (2,)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import collab
-from bandit import Catalog, DecisionRequest, Engine, Feedback, featurize
+from bandit import Catalog, ContextSpec, DecisionRequest, Engine, Feedback
 from bandit.state import unpack
 from collab.clusters import cluster_stats
 from tests.collab.community import (
@@ -69,7 +69,10 @@ def test_warm_start_personalizes_new_users_faster_than_cold(time_to_90) -> None:
     # most cold users never reach 90% within HORIZON and count as HORIZON, so the true ratio
     # is higher than the one asserted
     assert warm * 3 <= cold, (warm, cold)
-    assert time_to_90["warm_first"].mean() >= time_to_90["cold_first"].mean() + 0.15
+    # The cold engine serves a new user's first turn from the population model too, which
+    # learns across users (issue 13): warm start still starts them better, and well.
+    warm_first, cold_first = time_to_90["warm_first"].mean(), time_to_90["cold_first"].mean()
+    assert warm_first >= 0.9 and warm_first > cold_first, (warm_first, cold_first)
     assert time_to_90["warm_at5"].mean() >= 0.92, time_to_90["warm_at5"].mean()
 
 
@@ -120,7 +123,7 @@ def test_known_users_start_from_their_persona(world, trained_engine) -> None:
     hits = []
     for user in world.known[:60]:
         rows = trained_engine.users.rows([user.uid])
-        ctx = featurize(["ok"])
+        ctx = ContextSpec().featurize(["ok"])
         predicted = trained_engine.expected_rewards(rows, ctx)[0]
         hits.append(user.mu[np.argmax(predicted)] / user.oracle)
     # their group's rewards plus the share of their own ALS-predicted deviation that held up
@@ -163,7 +166,7 @@ def test_returning_users_keep_personalization_across_a_retrain(world) -> None:
 
 def _best_arm_share(engine: Engine, users) -> float:
     rows = engine.users.rows([u.uid for u in users])
-    ctx = np.repeat(featurize(["ok"]), len(users), axis=0)
+    ctx = np.repeat(ContextSpec().featurize(["ok"]), len(users), axis=0)
     best = engine.expected_rewards(rows, ctx).argmax(axis=1)
     return float(np.mean([u.mu[a] / u.oracle for u, a in zip(users, best, strict=True)]))
 
@@ -265,7 +268,9 @@ def test_refine_reads_every_request_not_only_the_first(world) -> None:
     [d] = engine.decide([DecisionRequest("t/quiet", "ok")])
     engine.learn([Feedback("t/quiet", d.arm, 0.5, d.context)])
     assert collab.refine_cluster_priors(engine, prior, ["t/quiet"]).tolist() != [target]
-    later = featurize(["なぜ空は青いのですか", "カレーの作り方を教えて", "猫の名前を考えて"])
+    later = ContextSpec().featurize(
+        ["なぜ空は青いのですか", "カレーの作り方を教えて", "猫の名前を考えて"]
+    )
     engine.learn([Feedback("t/quiet", d.arm, 0.5, c) for c in later])
     chosen = collab.refine_cluster_priors(engine, prior, ["t/quiet"] * 3, later)
     assert chosen.tolist() == [target] * 3

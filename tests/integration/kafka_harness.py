@@ -171,10 +171,13 @@ def assert_same_state(got: dict[int, Any], want: dict[int, Any]) -> float:
         assert sorted(live_got) == sorted(live_want), f"partition {p}: different users"
         for key, raw in live_want.items():
             worst = max(worst, _compare_user(key, decode(live_got[key]), decode(raw)))
-        w_got = unpack_array(json.loads(got_shared)["W"])
-        w_want = unpack_array(json.loads(want_shared)["W"])
-        np.testing.assert_allclose(w_got, w_want, rtol=1e-6, atol=1e-9)
-        worst = max(worst, float(np.max(np.abs(w_got - w_want), initial=0.0)))
+        t_got, t_want = json.loads(got_shared)["tenants"], json.loads(want_shared)["tenants"]
+        assert sorted(t_got) == sorted(t_want), f"partition {p}: different tenants"
+        for tenant, arrays in t_want.items():
+            for name, packed in arrays.items():
+                a, b = unpack_array(t_got[tenant][name]), unpack_array(packed)
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9, err_msg=f"{tenant} {name}")
+                worst = max(worst, float(np.max(np.abs(a - b), initial=0.0)))
     return worst
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bandit import Engine, featurize
+from bandit import ContextSpec, Engine
 from simulations.logs import LogError, load_log, load_log_frame, log_frame, store_frame, write_log
 from simulations.target import replay_target
 from streaming.events import Event
@@ -19,7 +19,7 @@ def _store_with_decisions(path, n=6):
     messages = ["How do I sort a list?", "why is the sky blue"]
     for i in range(n):
         rows = engine.users.rows([f"acme/u{i % 2}"])
-        ctx = featurize([messages[i % 2]])
+        ctx = ContextSpec().featurize([messages[i % 2]])
         sel = engine.decide_arrays(rows, ctx)
         events.append(
             Event(
@@ -67,7 +67,8 @@ def test_store_export_round_trips_through_parquet(tmp_path):
     assert set(df["audit_locale"]) == {"en", "ko"}
     write_log(df, tmp_path / "log.parquet")
     log = load_log(tmp_path / "log.parquet")
-    assert log.n_rounds == 6 and log.n_arms == 128 and log.context.shape == (6, 16)
+    width = ContextSpec().n_columns
+    assert log.n_rounds == 6 and log.n_arms == 128 and log.context.shape == (6, width)
     assert np.allclose(log.action_dist[np.arange(6), log.action], log.pscore)
 
 
@@ -100,7 +101,7 @@ def test_logs_are_sorted_by_time_on_load(tmp_path):
 def test_replay_gives_the_target_distribution_before_it_sees_the_reward():
     rng = np.random.default_rng(0)
     n = 600
-    ctx = featurize(["How do I sort a list?"])[np.zeros(n, dtype=int)]
+    ctx = ContextSpec().featurize(["How do I sort a list?"])[np.zeros(n, dtype=int)]
     good = 5
     action = rng.integers(128, size=n)
     reward = (action == good).astype(float)
@@ -138,5 +139,5 @@ def test_replay_refuses_foreign_logs():
             "pscore": np.ones(4),
         }
     )
-    with pytest.raises(ValueError, match="needs 16 request features"):
+    with pytest.raises(ValueError, match="needs 24 context columns"):
         replay_target(log, "lints")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit import Engine, featurize
+from bandit import ContextSpec, Engine
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.models import ModelProcessor
@@ -20,7 +20,7 @@ def _processor(world: World) -> ModelProcessor:  # noqa: F811
 
 
 def _decision(i: int, message: str) -> Event:
-    context = featurize([message])[0].tolist()
+    context = ContextSpec().featurize([message])[0].tolist()
     return Event("decision", f"d{i}", "acme", "newbie", 1000.0 + i, {"arm": 5, "context": context})
 
 
@@ -33,7 +33,7 @@ def test_request_evidence_counts_every_request_and_travels_in_the_record(
     # The sum of the classifier's evidence over all three requests, kept in the user's book.
     cold = a.installed.cold if a.installed else None
     assert cold is not None
-    cold.observe_requests(["probe"] * 3, featurize(JAPANESE))
+    cold.observe_requests(["probe"] * 3, ContextSpec().featurize(JAPANESE))
     expected = cold.request_evidence("probe")
     cold.forget("probe")
     np.testing.assert_allclose(evidence, expected)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bandit import Engine
+from bandit import ContextSpec, Engine
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
 
-CTX = [1.0, 0.5] + [0.0] * 14
+CTX = [1.0, 0.5] + [0.0] * (ContextSpec().n_columns - 2)
 KEY = "acme/ana"
 
 
@@ -153,12 +153,39 @@ def test_export_import_round_trip_keeps_everything() -> None:
 def test_shared_model_round_trip() -> None:
     p = make()
     p.apply([dec("d1"), fb("f1", "d1")])
-    assert np.abs(p.engine.W).sum() > 0
+    mine = p.engine.shared.export("acme")
+    assert np.abs(mine["mean"]).sum() > 0 and np.abs(mine["info"]).sum() > 0
     q = make()
     q.import_shared(0, p.export_shared(0))
-    np.testing.assert_array_equal(q.engine.W, p.engine.W)
-    # the step schedule travels with W: a restored worker takes the same next step
-    assert q.engine.shared_updates == p.engine.shared_updates == 1
+    # the whole posterior travels: a restored worker takes the same next step
+    for name, arr in mine.items():
+        np.testing.assert_array_equal(q.engine.shared.export("acme")[name], arr)
+    assert int(mine["updates"]) == 1
+
+
+def test_a_replica_serves_the_sum_of_every_partitions_contribution() -> None:
+    """Two partitions learn apart; a replica combining their records holds the posterior of
+    all their feedback: the prior plus the sum of both contributions (natural parameters)."""
+    zero, one = make(), make()
+    zero.apply([dec("d1", arm=3), fb("f1", "d1")], partition=0)
+    rated = Event(
+        "feedback", "f2", "acme", "bo", 1.0, {"decision_id": "d2", "kind": "rating", "value": 2}
+    )
+    one.apply([dec("d2", arm=5, user="bo"), rated], partition=1)
+    replica = Processor(Engine(random_state=0), RewardComposer(), combine_partitions=True)
+    replica.import_shared(0, zero.export_shared(0))
+    replica.import_shared(1, one.export_shared(1))
+    a, b = zero.engine.shared.export("acme"), one.engine.shared.export("acme")
+    got = replica.engine.shared.export("acme")
+    np.testing.assert_allclose(got["info"], a["info"] + b["info"])
+    np.testing.assert_allclose(got["info_mean"], a["info_mean"] + b["info_mean"])
+    prior = np.eye(got["info"].shape[-1]) / replica.engine.config.shared_prior_sd**2
+    expected = np.linalg.solve(prior[None] + got["info"], got["info_mean"][..., None])[..., 0]
+    np.testing.assert_allclose(got["mean"], expected, atol=1e-12)
+    assert int(got["updates"]) == 2
+    # a partition's newer record replaces its older contribution, it is not added twice
+    replica.import_shared(0, zero.export_shared(0))
+    np.testing.assert_allclose(replica.engine.shared.export("acme")["info"], got["info"])
 
 
 def test_import_replaces_pins_so_an_unpin_reaches_replicas() -> None:
@@ -214,7 +241,8 @@ def test_batched_learning_equals_one_by_one(monkeypatch: pytest.MonkeyPatch) -> 
     kinds = [single.counters(k) for k in changed]
     assert sum(c["default_rewards"] for c in kinds) > 0
     assert sum(c["by_kind"].get("pairwise", 0) for c in kinds) > 0
-    np.testing.assert_array_equal(batched.engine.W, single.engine.W)  # bit for bit
+    for name, arr in single.engine.shared.export("acme").items():  # bit for bit
+        np.testing.assert_array_equal(batched.engine.shared.export("acme")[name], arr)
     for key in changed:
         assert batched.export_record(key) == single.export_record(key), key  # bit for bit
 

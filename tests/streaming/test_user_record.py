@@ -8,14 +8,14 @@ import struct
 import numpy as np
 import pytest
 
-from bandit import Engine
+from bandit import ContextSpec, Engine
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
 from streaming.user_record import decode, encode_binary
 
 KEY = "acme/ana"
-CTX = [1.0, 0.123456789] + [0.0] * 14
+CTX = [1.0, 0.123456789] + [0.0] * (ContextSpec().n_columns - 2)
 
 
 def _writer() -> Processor:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bandit import Engine
+from bandit import ContextSpec, Engine
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
 from streaming.sqlite.learner import Learner
 from streaming.sqlite.store import Store
 
-CTX = [1.0] + [0.0] * 15
+CTX = [1.0] + [0.0] * (ContextSpec().n_columns - 1)
 
 
 def learner(path: Path, serving: Engine | None = None, **params: int) -> Learner:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bandit import Catalog, SchemaError
+from bandit import Catalog, ContextSpec, SchemaError
 from streaming.bus import ServingOptions, open_backend
 from streaming.events import Event
 from streaming.sqlite.backend import EmbeddedBackend
@@ -26,7 +26,7 @@ def decision(did: str, user: str = "ana", tenant: str = "acme") -> Event:
             "arm": 2,
             "propensity": 0.25,
             "action_dist": [0.25] * 4,
-            "context": [1.0] + [0.0] * 15,
+            "context": [1.0] + [0.0] * (ContextSpec().n_columns - 1),
             "audit": {"g": "a"},
             "policy": "lints",
         },
@@ -100,7 +100,8 @@ def test_decision_log_uses_ope_names(store: Store) -> None:
     assert rows["d1"]["reward"] == 0.75 and rows["d1"]["has_feedback"]
     assert rows["d2"]["reward"] == 0.5 and not rows["d2"]["has_feedback"]
     r = rows["d1"]
-    assert (r["action"], r["pscore"], len(r["context"]), r["audit"]) == (2, 0.25, 16, {"g": "a"})
+    width = ContextSpec().n_columns
+    assert (r["action"], r["pscore"], len(r["context"]), r["audit"]) == (2, 0.25, width, {"g": "a"})
     assert {"context", "action", "reward", "pscore", "action_dist", "user_id", "ts"} <= set(r)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bandit import POLICIES, Catalog, DecisionRequest, Engine, Feedback, featurize
+from bandit import POLICIES, Catalog, ContextSpec, DecisionRequest, Engine, Feedback
 from tests.bandit.naive import NaiveLinTS
 
 N_USERS = 2_000
@@ -49,17 +49,20 @@ def bench_catalog() -> Catalog:
     return Catalog.from_dict(raw, source="bench-48")
 
 
-def trained_engine(policy: str, seed: int = 0) -> tuple[Engine, list[str], np.ndarray]:
+def trained_engine(
+    policy: str, seed: int = 0, context: ContextSpec | None = None
+) -> tuple[Engine, list[str], np.ndarray]:
     catalog = bench_catalog()
     assert catalog.n_arms == 48
-    engine = Engine(catalog, policy=policy, n_features=32, random_state=seed)
+    context = context or ContextSpec()
+    engine = Engine(catalog, policy=policy, n_features=32, context=context, random_state=seed)
     rng = np.random.default_rng(seed)
     emb = rng.normal(0, 0.3, (catalog.n_arms, 32 - catalog.attributes.shape[1]))
     engine.set_arm_embeddings(emb)
     users = [f"user-{i}" for i in range(N_USERS)]
     rows = engine.users.rows(users)
     true_theta = rng.normal(0, 0.4, (N_USERS, 32))
-    contexts = featurize(MESSAGES)
+    contexts = context.featurize(MESSAGES)
     for _ in range(TRAIN_ROUNDS):
         ctx = contexts[rng.integers(len(MESSAGES), size=N_USERS)]
         sel = engine.decide_arrays(rows, ctx)
@@ -95,7 +98,7 @@ def measure(
         engine.learn([Feedback(r.user_id, d.arm, 0.5, d.context, user_score=d.user_score)])
     online = n_online / (time.perf_counter() - t0)
     rows = engine.users.rows([users[i] for i in rng.integers(len(users), size=n_batch)])
-    ctx = featurize(MESSAGES)[rng.integers(len(MESSAGES), size=n_batch)]
+    ctx = engine.context.featurize(MESSAGES)[rng.integers(len(MESSAGES), size=n_batch)]
     rewards = rng.random(n_batch)
     batch_rates = []
     for chunk in (10_000, n_batch):  # warm the parallel path once, then time the full batch
@@ -139,12 +142,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
+    parser.add_argument(
+        "--overflow",
+        type=int,
+        default=ContextSpec().overflow,
+        help="overflow columns of the context (0: the 16 message columns alone, strict mode: "
+        "the context attune had before declared features)",
+    )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    context = ContextSpec(overflow=args.overflow, strict=args.overflow == 0)
     out: dict[str, object] = {
         "setup": {
             "arms": 48,
             "features": 32,
+            "context_columns": context.n_columns,
             "users": N_USERS,
             "train_rounds": TRAIN_ROUNDS,
             "default_policy": "lints",
@@ -152,7 +164,7 @@ def main() -> None:
     }
     policies: dict[str, dict[str, float]] = {}
     for name in sorted(POLICIES):
-        engine, users, _ = trained_engine(name)
+        engine, users, _ = trained_engine(name, context=context)
         engine.warm()
         policies[name] = measure(
             engine,

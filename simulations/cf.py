@@ -3,7 +3,10 @@
 Before round 0, every initial user (arrival 0) has ``scenario.cf_history_rounds`` turns logged
 by a uniform policy with the scenario's feedback sparsity; ``collab.fit`` trains on those
 interactions and ``collab.warm_start`` sets the arm embeddings, the priors of the known users
-and the cluster cold-start prior for users who arrive later. Plain ``lints`` sees no history.
+and the cluster cold-start prior for users who arrive later. As in the service
+(``streaming.models.ModelProcessor``), a new user's requests add to their cluster evidence and
+each of their first feedbacks re-picks their cluster prior (``collab.refine_cluster_priors``).
+Plain ``lints`` sees no history.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any
 import numpy as np
 
 from bandit import Engine
+from simulations.drivers import EngineDriver
+
+REFINE_MAX_FEEDBACK = 20  # refine_cluster_priors' default: later, a user's own evidence rules
 
 
 def cf_available() -> str | None:
@@ -93,3 +99,40 @@ def cf_prepare(seed: int) -> Callable[[Engine, Any], None]:
         collab.warm_start(engine, model, reset_known=True)
 
     return prepare
+
+
+class WarmDriver(EngineDriver):
+    """The ``lints-cf`` driver: the engine driver plus what the service does for a warm-started
+    engine's new users (see the module docstring)."""
+
+    def choose(
+        self, users: np.ndarray, contexts: np.ndarray, probs: np.ndarray, seeds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        out = super().choose(users, contexts, probs, seeds)
+        new = self._new_users(users)
+        if new.any():
+            cold = self.engine.cold_start
+            cold.observe_requests([f"u{i}" for i in users[new].tolist()], contexts[new])  # type: ignore[union-attr]
+        return out
+
+    def learn(
+        self, users: np.ndarray, arms: np.ndarray, contexts: np.ndarray, rewards: np.ndarray
+    ) -> None:
+        super().learn(users, arms, contexts, rewards)
+        new = self._new_users(users)
+        if new.any():
+            import collab
+
+            ids = [f"u{i}" for i in users[new].tolist()]
+            collab.refine_cluster_priors(self.engine, self.engine.cold_start, ids)  # type: ignore[arg-type]
+
+    def _new_users(self, users: np.ndarray) -> np.ndarray:
+        """Which of ``users`` the CF model does not know and are in their first feedbacks."""
+        cold = self.engine.cold_start
+        if cold is None or not len(users):
+            return np.zeros(len(users), dtype=bool)
+        model = cold.model  # type: ignore[attr-defined]
+        rows = self._rows[users]
+        early = self.engine.users.n_feedback[rows] <= REFINE_MAX_FEEDBACK
+        unknown = model.rows([f"u{i}" for i in users.tolist()]) < 0
+        return early & unknown

@@ -162,9 +162,9 @@ def make_driver(
             random_state=random_state,
         )
     if name == "lints-cf":
-        from simulations.cf import cf_prepare
+        from simulations.cf import WarmDriver, cf_prepare
 
-        return EngineDriver(
+        return WarmDriver(
             name,
             catalog,
             policy="lints",

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from api.middleware import BodyLimit
-from api.routes import decisions, feedback, ops, users
+from api.notes import Conflict
+from api.routes import decisions, feedback, notes, ops, users
 from api.service import InputError, NotFound, Service
 from api.settings import Settings
 
@@ -52,11 +53,12 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         summary="Response-strategy bandit for LLM chat products: decide, learn, explain.",
         lifespan=lifespan,
     )
-    for router in (decisions.router, feedback.router, users.router, ops.router):
+    for router in (decisions.router, feedback.router, users.router, notes.router, ops.router):
         app.include_router(router)
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(InputError, _input_error)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]
+    app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -97,6 +99,10 @@ async def _input_error(request: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(
         {"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422
     )
+
+
+async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:

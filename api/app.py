@@ -10,11 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from api.middleware import BodyLimit
 from api.notes import Conflict
-from api.routes import decisions, feedback, notes, ops, users
+from api.routes import decisions, feedback, notes, ops, page, users
 from api.service import InputError, NotFound, Service
 from api.settings import Settings
 
@@ -55,6 +56,9 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     )
     for router in (decisions.router, feedback.router, users.router, notes.router, ops.router):
         app.include_router(router)
+    app.include_router(page.api_router)
+    app.include_router(page.router)
+    app.mount("/static/attune", StaticFiles(directory=page.STATIC), name="static")
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(InputError, _input_error)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]

@@ -3,8 +3,9 @@
 A lexical ranker, deterministic and with no model to download: Latin-script text is split
 into lower-cased words; Chinese, Japanese and Korean runs, which have no spaces to split on
 (or, for Korean, words that inflect), into overlapping character bigrams, so "用户喜欢Rust" and
-"喜欢什么" share the term "喜欢". Scores are Okapi BM25 (``k1``, ``b``) over the notes of one
-user; ties go to the newer note, then to the smaller note id.
+"喜欢什么" share the term "喜欢". Scores are Okapi BM25 (``K1``, ``B``) over the notes of one
+user; ties go to the newer note, then to the smaller note id. ``naive_scores`` is the
+from-scratch twin the index is tested against.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 K1 = 1.2
 B = 0.75
@@ -77,6 +80,10 @@ class Hit:
 class NoteIndex:
     """An inverted index over one user's notes, built once per change of the notes.
 
+    Each term's posting holds the notes that contain it and their whole BM25 term weight
+    (idf included: both depend only on the notes), so a query adds one array per term of the
+    message; the top notes are then picked from the notes that matched.
+
     Examples
     --------
     >>> index = NoteIndex.build([Note("n1", "Works as a data engineer, mostly in Rust"),
@@ -87,8 +94,9 @@ class NoteIndex:
     """
 
     notes: tuple[Note, ...]
-    postings: dict[str, tuple[tuple[int, int], ...]] = field(repr=False)  # term -> (doc, tf)
-    norms: tuple[float, ...] = field(repr=False)  # per note: k1 * (1 - b + b * len / avg)
+    postings: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # term -> docs, w
+    rank: np.ndarray = field(repr=False)  # each note's place in (newer first, then id) order
+    expires: np.ndarray = field(repr=False)  # inf for a note that never expires
     pinned: tuple[int, ...] = field(repr=False)
 
     @classmethod
@@ -102,42 +110,53 @@ class NoteIndex:
             counts.append(tf)
         lengths = [sum(tf.values()) for tf in counts]
         avg = (sum(lengths) / len(lengths)) if lengths and sum(lengths) else 1.0
-        postings: dict[str, list[tuple[int, int]]] = {}
+        norms = [K1 * (1 - B + B * n / avg) for n in lengths]
+        raw: dict[str, list[tuple[int, float]]] = {}
         for i, tf in enumerate(counts):
             for t, n in tf.items():
-                postings.setdefault(t, []).append((i, n))
-        return cls(
-            docs,
-            {t: tuple(p) for t, p in postings.items()},
-            tuple(K1 * (1 - B + B * n / avg) for n in lengths),
-            tuple(i for i, note in enumerate(docs) if note.pinned),
-        )
+                raw.setdefault(t, []).append((i, n * (K1 + 1) / (n + norms[i])))
+        postings = {}
+        for t, posting in raw.items():
+            idf = math.log(1.0 + (len(docs) - len(posting) + 0.5) / (len(posting) + 0.5))
+            ids, weights = zip(*posting, strict=True)
+            postings[t] = (np.array(ids, dtype=np.intp), idf * np.array(weights))
+        order = sorted(range(len(docs)), key=lambda i: (-docs[i].updated, docs[i].note_id))
+        rank = np.empty(len(docs), dtype=np.intp)
+        rank[order] = np.arange(len(docs))
+        expires = np.array([np.inf if n.expires is None else n.expires for n in docs])
+        pinned = tuple(i for i, note in enumerate(docs) if note.pinned)
+        return cls(docs, postings, rank, expires, pinned)
 
     def __len__(self) -> int:
         return len(self.notes)
 
+    def _scores(self, message: str) -> np.ndarray:
+        scores = np.zeros(len(self.notes))
+        for t in set(terms(message)):
+            posting = self.postings.get(t)
+            if posting is not None:
+                scores[posting[0]] += posting[1]  # a note appears once per posting
+        return scores
+
     def scores(self, message: str) -> dict[int, float]:
         """BM25 score per note index that shares a term with ``message``."""
-        n = len(self.notes)
-        out: dict[int, float] = {}
-        norms, postings = self.norms, self.postings
-        for t in set(terms(message)):
-            posting = postings.get(t)
-            if posting is None:
-                continue
-            idf = math.log(1.0 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
-            for i, tf in posting:
-                out[i] = out.get(i, 0.0) + idf * tf * (K1 + 1) / (tf + norms[i])
-        return out
+        scores = self._scores(message)
+        return {int(i): float(scores[i]) for i in np.flatnonzero(scores)}
 
     def search(self, message: str, *, now: float, top: int = 3) -> list[Hit]:
         """The ``top`` best live notes for ``message``, then every live pinned note not among
         them (pinned notes are always included)."""
+        if not self.notes:
+            return []
+        scores = self._scores(message)
+        found = np.flatnonzero((scores > 0) & (self.expires > now))
+        if len(found) > top:
+            kth = -np.partition(-scores[found], top - 1)[top - 1]
+            found = found[scores[found] >= kth]  # ties at the cut stay in for the tie-break
+        found = found[np.lexsort((self.rank[found], -scores[found]))][:top]
         notes = self.notes
-        scored = [(s, i) for i, s in self.scores(message).items() if notes[i].live(now)]
-        scored.sort(key=lambda si: (-si[0], -notes[si[1]].updated, notes[si[1]].note_id))
-        hits = [Hit(notes[i], s) for s, i in scored[:top]]
-        chosen = {i for _, i in scored[:top]}
+        hits = [Hit(notes[i], float(scores[i])) for i in found.tolist()]
+        chosen = set(found.tolist())
         hits += [Hit(notes[i], 0.0) for i in self.pinned if i not in chosen and notes[i].live(now)]
         return hits
 

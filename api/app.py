@@ -10,10 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from api.middleware import BodyLimit
-from api.routes import decisions, feedback, ops, users
+from api.notes import Conflict
+from api.routes import decisions, feedback, notes, ops, page, users
 from api.service import InputError, NotFound, Service
 from api.settings import Settings
 
@@ -52,11 +54,15 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
         summary="Response-strategy bandit for LLM chat products: decide, learn, explain.",
         lifespan=lifespan,
     )
-    for router in (decisions.router, feedback.router, users.router, ops.router):
+    for router in (decisions.router, feedback.router, users.router, notes.router, ops.router):
         app.include_router(router)
+    app.include_router(page.api_router)
+    app.include_router(page.router)
+    app.mount("/static/attune", StaticFiles(directory=page.STATIC), name="static")
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(InputError, _input_error)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]
+    app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -97,6 +103,10 @@ async def _input_error(request: Request, exc: InputError) -> JSONResponse:
     return JSONResponse(
         {"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]}, status_code=422
     )
+
+
+async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:

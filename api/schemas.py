@@ -100,6 +100,11 @@ class DirectivesPublic(BaseModel):
     adapter: str | None = Field(
         None, description="the user's group adapter id, when adapter_template is set"
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="the user's memory notes retrieved for this message, already in "
+        "system_prompt (the explanation names them)",
+    )
 
 
 class ReasonPublic(BaseModel):
@@ -109,6 +114,8 @@ class ReasonPublic(BaseModel):
     dimension: str | None = None
     level: str | None = None
     feature: str | None = None
+    note_id: str | None = None
+    group: str | None = None
 
 
 class PolicyPublic(BaseModel):
@@ -188,6 +195,72 @@ class EvidencePublic(BaseModel):
     by_kind: dict[str, int]
 
 
+# ---------------------------------------------------------------------- memory notes
+MAX_NOTE_TEXT = 2000
+NoteKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+NoteText = Annotated[Text, Field(min_length=1, max_length=MAX_NOTE_TEXT)]
+Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400, allow_inf_nan=False)]
+
+
+class NoteCreate(_Body):
+    text: NoteText = Field(description="What to remember, in the user's words or the product's.")
+    key: NoteKey | None = Field(
+        None,
+        description="e.g. background, preferred_language: a newer note with the same key "
+        "supersedes the older one",
+    )
+    source: Literal["user", "product", "inferred"] = "product"
+    ttl_s: Seconds | None = Field(None, description="Forget the note this long after it is set.")
+    pinned: bool = Field(False, description="Always put this note into the directives.")
+
+
+class NoteUpdate(_Body):
+    text: NoteText | None = None
+    key: NoteKey | None = None
+    source: Literal["user", "product", "inferred"] | None = None
+    ttl_s: Seconds | None = None
+    pinned: bool | None = None
+
+
+class NoteVersion(BaseModel):
+    text: str
+    version: int
+    valid_from: float
+    valid_to: float
+
+
+class NotePublic(BaseModel):
+    note_id: str
+    text: str
+    key: str | None
+    source: str
+    pinned: bool
+    ttl_s: float | None
+    status: Literal["live", "superseded", "expired"]
+    version: int
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+    valid_to: float | None = Field(description="when a newer note with the same key replaced it")
+    superseded_by: str | None
+    history: list[NoteVersion] = Field(description="earlier versions of this note (edits)")
+
+
+class NotesPublic(BaseModel):
+    notes: list[NotePublic]
+
+
+class ProfileLinkCreate(_Body):
+    locale: Annotated[Text, Field(max_length=35)] | None = Field(
+        None, description="the page's language; default: the user's latest decision's"
+    )
+
+
+class ProfileLinkPublic(BaseModel):
+    url: str
+    expires_at: float
+
+
 class ProfilePublic(BaseModel):
     user_id: str
     preferences: dict[str, PreferencePublic]
@@ -199,6 +272,10 @@ class ProfilePublic(BaseModel):
     last_seen: float | None
     cluster: int | None = Field(
         None, description="the user's group in the CF model (null without a model)"
+    )
+    personalization: Literal["active", "paused"] = "active"
+    notes: list[NotePublic] = Field(
+        default_factory=list, description="memory notes, current and superseded"
     )
 
 
@@ -212,6 +289,11 @@ class ProfileUpdate(_Body):
         default_factory=dict,
         max_length=MAX_FEATURES,
         description="Declared user-scope features to remember, or null to forget one.",
+    )
+    personalization: Literal["active", "paused"] | None = Field(
+        None,
+        description='"paused": decide from the population model and learn nothing from this '
+        'user until "active" again.',
     )
 
 

@@ -17,10 +17,11 @@ from typing import Any
 from api.keys import KeyRing, KeyStore
 from api.metrics import Metrics
 from api.settings import Settings
-from bandit import Decision, DecisionRequest
+from bandit import Decision, DecisionRequest, Reason
 from collab import adapter_id
 from streaming.bus import Backend, open_backend
 from streaming.events import Event, new_id
+from streaming.notes import view as note_public
 from streaming.payloads import DecisionPayload, ProfilePayload
 
 DEV_TENANT = "dev"
@@ -123,35 +124,49 @@ class Service:
     def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | InputError]:
         """Decide ``(tenant, body)`` requests in one engine call; per request, the response or
         the ``InputError`` that rejects it (the others are still decided)."""
+        now = time.time()
         try:
-            decisions = self.engine.decide(
-                [
-                    DecisionRequest(
-                        f"{tenant}/{body.user_id}",
-                        body.message,
-                        body.locale,
-                        body.features,
-                        body.constraints,
-                    )
-                    for tenant, body in requests
-                ]
-            )
+            built = [self._request(tenant, body, now) for tenant, body in requests]
+            decisions = self.engine.decide(built)
         except ValueError as exc:
             if len(requests) == 1:
                 return [_input_error(exc)]
             # One bad request fails the batch: decide each alone to find it.
             return [out for request in requests for out in self.decide_many([request])]
-        now = time.time()
         events: list[Event] = []
         outs: list[dict[str, Any] | InputError] = []
-        for (tenant, body), d in zip(requests, decisions, strict=True):
+        for (tenant, body), request, d in zip(requests, built, decisions, strict=True):
             decision_id = new_id("d_")
-            payload = decision_payload(d, decision_id, body, self.engine).to_dict()
+            payload = decision_payload(d, decision_id, body, self.engine, request.paused).to_dict()
             events.append(Event("decision", decision_id, tenant, body.user_id, now, payload))
             self.metrics.count_decision(tenant)
             outs.append(self._response(d, decision_id, body))
         self.backend.log_decisions(events)
         return outs
+
+    def _request(self, tenant: str, body: Any, now: float) -> DecisionRequest:
+        """The engine's request: the body, plus the notes retrieved for its message, the pause
+        and the user's group (``streaming.memory``)."""
+        key = f"{tenant}/{body.user_id}"
+        memory = self.backend.memory(key)
+        paused = memory is not None and memory.paused
+        group = None
+        if self.models.installed is not None and not paused:
+            group = adapter_id(self.models.cluster(key))
+        notes: tuple[tuple[str, str, float, bool], ...] = ()
+        if memory is not None and not paused:
+            hits = memory.retrieve(body.message, now)
+            notes = tuple((h.note.note_id, h.note.text, h.score, h.note.pinned) for h in hits)
+        return DecisionRequest(
+            key,
+            body.message,
+            body.locale,
+            body.features,
+            body.constraints,
+            notes=notes,
+            paused=paused,
+            group=group,
+        )
 
     def _response(self, d: Decision, decision_id: str, body: Any) -> dict[str, Any]:
         """The decision as the API answers it: strategy, directives, propensity, explanation."""
@@ -168,6 +183,7 @@ class Service:
                 "params": dict(directives.params),
                 "locale": directives.locale,
                 "adapter": self._adapter(d.user_id),
+                "notes": list(directives.notes),
             },
             "propensity": d.propensity,
             "explanation": [r.to_dict() for r in d.explanation],
@@ -211,6 +227,9 @@ class Service:
         prof["user_id"] = user_id
         prof["evidence"] = self.backend.counters(key)
         prof["cluster"] = self.models.cluster(key)
+        memory = self.backend.memory(key)
+        prof["personalization"] = "paused" if memory is not None and memory.paused else "active"
+        prof["notes"] = [note_public(n, time.time()) for n in memory.notes] if memory else []
         return prof
 
     def update_profile(
@@ -219,9 +238,11 @@ class Service:
         user_id: str,
         pins: dict[str, str | None],
         features: dict[str, Any] | None = None,
+        personalization: str | None = None,
     ) -> dict:
-        """Pins and declared user features; both apply to the very next decision (the
-        serving engine changes now, the log tells the learner and the workers)."""
+        """Pins, declared user features and the pause of personalization (``"paused"`` or
+        ``"active"``); all apply to the very next decision (the serving engine changes now,
+        the log tells the learner and the workers; a pause is applied before this returns)."""
         self._check_pins(pins)
         features = features or {}
         self._check_features(features)
@@ -235,6 +256,11 @@ class Service:
             self.engine.users.rows([key])
             self.engine.pin(key, pins)
             self.engine.set_user_features(key, features)
+        if personalization is not None:
+            op = "pause" if personalization == "paused" else "resume"
+            payload = ProfilePayload(op).to_dict()
+            event = Event("profile", new_id("p_"), tenant, user_id, time.time(), payload)
+            self.backend.log_applied(event)
         return self.profile(tenant, user_id)
 
     def _check_features(self, features: dict[str, Any]) -> None:
@@ -304,10 +330,15 @@ def _input_error(exc: ValueError) -> InputError:
     return InputError(field, message)
 
 
-def decision_payload(d: Decision, decision_id: str, body: Any, engine: Any) -> DecisionPayload:
+def decision_payload(
+    d: Decision, decision_id: str, body: Any, engine: Any, paused: bool = False
+) -> DecisionPayload:
     """The decision event's payload: what the learner, audits and off-policy evaluation need.
     ``user_score`` lets the learner's backfitting step skip re-factoring the posterior; the
-    user-scope features the request sent are remembered by whoever applies it."""
+    user-scope features the request sent are remembered by whoever applies it (not while the
+    user paused personalization); the reasons, without their words, are kept for the
+    profile page, which words them in its reader's locale."""
+    remembered = engine.context.user_scoped(body.features) if body.features and not paused else {}
     return DecisionPayload(
         decision_id=decision_id,
         arm=d.arm,
@@ -322,5 +353,11 @@ def decision_payload(d: Decision, decision_id: str, body: Any, engine: Any) -> D
         seed=d.seed,
         audit=body.audit,
         session_id=body.session_id,
-        user_features=engine.context.user_scoped(body.features) if body.features else {},
+        user_features=remembered,
+        reasons=[_unworded(r) for r in d.explanation],
     )
+
+
+def _unworded(reason: Reason) -> dict[str, Any]:
+    """A reason without its text (and its empty fields): what re-wording it needs."""
+    return {k: v for k, v in reason.to_dict().items() if v is not None and k != "text"}

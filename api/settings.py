@@ -10,6 +10,9 @@ file looks like::
     bus = "kafka://127.0.0.1:9092"   # optional; the embedded store in data_dir otherwise
     catalog = "my-catalog.toml"      # optional; the shipped catalog otherwise
     max_body_bytes = 65536
+    secret = "..."                   # signs profile links; the same on every Kafka replica
+    public_url = "https://chat.example.com/attune"  # optional: profile links' base URL
+    profile_link_ttl_s = 900         # how long a profile link works
 
     [engine]
     policy = "lints"                 # lints, linucb, egreedy, softmax, squarecb, uniform
@@ -44,7 +47,7 @@ file looks like::
 Environment variables: ``ATTUNE_SETTINGS`` (the file), ``ATTUNE_HOST``, ``ATTUNE_PORT``,
 ``ATTUNE_DATA_DIR``, ``ATTUNE_BUS``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``,
 ``ATTUNE_WAIT_WINDOW_S``, ``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_ADAPTER_TEMPLATE``,
-``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``).
+``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``), ``ATTUNE_SECRET``.
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ from streaming.composer import RewardComposer
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 _SECTIONS = {
-    "server": ("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),
+    "server": (
+        *("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),
+        *("secret", "public_url", "profile_link_ttl_s"),
+    ),
     "engine": (*ENGINE_FIELDS, "random_state"),
     "feedback": ("wait_window_s", "default_reward", "checkpoint_interval_s"),
     "models": ("adapter_template", "poll_interval_s"),
@@ -78,6 +84,7 @@ _ENV = {
     "ATTUNE_WAIT_WINDOW_S": ("wait_window_s", float),
     "ATTUNE_DEFAULT_REWARD": ("default_reward", float),
     "ATTUNE_ADAPTER_TEMPLATE": ("adapter_template", str),
+    "ATTUNE_SECRET": ("secret", str),
 }
 
 
@@ -105,6 +112,9 @@ class Settings:
     adapter_template: str | None = None
     poll_interval_s: float = 5.0
     warm: bool = True
+    secret: str | None = None  # profile links; embedded mode makes one in data_dir if unset
+    public_url: str | None = None
+    profile_link_ttl_s: float = 900.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -121,6 +131,12 @@ class Settings:
             raise SettingsError(f"poll_interval_s must be > 0, got {self.poll_interval_s}")
         if self.adapter_template is not None:
             _check_template(self.adapter_template)
+        if self.secret is not None and len(self.secret) < 16:
+            raise SettingsError("secret must have >= 16 characters")
+        if not 0 < self.profile_link_ttl_s <= 7 * 86400:
+            raise SettingsError(
+                f"profile_link_ttl_s must be in (0, 604800], got {self.profile_link_ttl_s}"
+            )
         for key, tenant in self.api_keys.items():
             if not _TENANT.match(tenant):
                 raise SettingsError(f"tenant {tenant!r}: names must match {_TENANT.pattern}")

@@ -13,9 +13,11 @@ A catalog is a TOML file::
 
     [dimensions.depth]
     description = "How much background the answer assumes"
+    labels = { en = "depth", ja = "深さ" }   # optional: the name shown to users, per locale
 
     [dimensions.depth.levels.basics]
     label = "No background assumed"
+    labels = { ja = "予備知識なし" }           # optional: ``label`` in other locales
     params = { }                # generation parameters this level implies
     text.en = "Assume no background ..."
     text.zh = "..."             # one text per declared locale
@@ -63,6 +65,11 @@ class Level:
     label: str
     text: Mapping[str, str]
     params: Mapping[str, float | int]
+    labels: Mapping[str, str] = field(default_factory=dict)  # ``label`` per locale
+
+    def label_in(self, locale: str) -> str:
+        """What users reading ``locale`` see for this level (``label`` if not translated)."""
+        return self.labels.get(locale, self.label)
 
 
 @dataclass(frozen=True)
@@ -70,10 +77,15 @@ class Dimension:
     name: str
     description: str
     levels: tuple[Level, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)  # the dimension's name per locale
 
     @property
     def level_names(self) -> tuple[str, ...]:
         return tuple(level.name for level in self.levels)
+
+    def label_in(self, locale: str) -> str:
+        """The dimension's name for users reading ``locale`` (its ``name`` if not given)."""
+        return self.labels.get(locale, self.name)
 
 
 @dataclass(frozen=True)
@@ -261,8 +273,10 @@ def _dimension(name: str, table: Any, locales: list[str], source: str) -> Dimens
         texts = _texts(lt.get("text"), locales, f"{lwhere}: text")
         params = _params(lt.get("params", {}), lwhere)
         label = _string(lt.get("label", level_name), f"{lwhere}: label")
-        levels.append(Level(level_name, label, texts, params))
-    return Dimension(name, str(table.get("description", "")), tuple(levels))
+        labels = _labels(lt.get("labels"), locales, f"{lwhere}: labels")
+        levels.append(Level(level_name, label, texts, params, labels))
+    labels = _labels(table.get("labels"), locales, f"{where}: labels")
+    return Dimension(name, str(table.get("description", "")), tuple(levels), labels)
 
 
 def _rule(i: int, raw: Any, source: str) -> Rule:
@@ -345,6 +359,20 @@ def _texts(value: Any, locales: list[str], where: str) -> dict[str, str]:
             f"({', '.join(locales)})"
         )
     return {loc: table[loc] for loc in locales}
+
+
+def _labels(value: Any, locales: list[str], where: str) -> dict[str, str]:
+    """Optional translations: any of the declared locales, each a non-empty string."""
+    if value is None:
+        return {}
+    table = _table(value, where)
+    for loc, text in table.items():
+        if loc not in locales:
+            raise CatalogError(
+                f"{where}: locale {loc!r} is not declared in catalog.locales ({', '.join(locales)})"
+            )
+        _string(text, f"{where}.{loc}")
+    return dict(table)
 
 
 def _params(value: Any, where: str) -> dict[str, float | int]:

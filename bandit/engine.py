@@ -41,10 +41,11 @@ from bandit.profile import forget_user, set_pins, set_user_features, user_profil
 from bandit.random import check_random_state
 from bandit.records import Decision, DecisionRequest, Feedback
 from bandit.selection import ArmMasks, SeedStream, Selection, decisions, make_pool, select
-from bandit.shared import EB_HORIZON, SharedModel
+from bandit.shared import EB_HORIZON, SharedModel, tenant_of
 from bandit.state import UserState
 
 ColdStart = Callable[[np.ndarray], tuple[np.ndarray, "float | np.ndarray"]]
+PAUSED_USER = "\x00paused"  # the neutral row's user part (a NUL byte: not an id a product uses)
 
 __all__ = ["ColdStart", "Engine", "Selection"]
 
@@ -153,7 +154,8 @@ class Engine:
         """Decide a strategy for each request.
 
         Returns one ``Decision`` per request, in order. Constraints and the user's pins narrow
-        the arms; when a pin conflicts with the product's constraints, the constraints win.
+        the arms; when a pin conflicts with the product's constraints, the constraints win. A
+        paused request is decided for the tenant's neutral row (``paused_row``).
         """
         n = len(requests)
         contexts = self._contexts(requests)
@@ -161,6 +163,9 @@ class Engine:
         locales = [self._locale(r.locale) for r in requests]
         with self._lock:
             rows = self._rows_with_cold_start([r.user_id for r in requests], contexts)
+            for i, r in enumerate(requests):
+                if r.paused:
+                    rows[i] = self.paused_row(r.user_id)
             mu = np.empty((n, self.n_features))
             sel = select(self, rows, contexts, masks, seeds, mu)
             now = time.time()
@@ -175,7 +180,9 @@ class Engine:
         features fill in what a request leaves out; those a request sends are remembered."""
         remembered = self.user_features
         features = [
-            {**remembered[r.user_id], **r.features} if r.user_id in remembered else r.features
+            {**remembered[r.user_id], **r.features}
+            if r.user_id in remembered and not r.paused
+            else r.features
             for r in requests
         ]
         spec = self.context
@@ -185,7 +192,7 @@ class Engine:
         if spec.features and any(r.features for r in requests):
             with self._lock:
                 for r in requests:
-                    mine = spec.user_scoped(r.features)
+                    mine = None if r.paused else spec.user_scoped(r.features)
                     if mine:
                         remembered[r.user_id] = {**remembered.get(r.user_id, {}), **mine}
         return contexts
@@ -225,6 +232,16 @@ class Engine:
             mean = self.shared.mean
             kernel(rows, users.tenant, users.A, users.B, self.X, attributes, mean, contexts, out)
         return out
+
+    def paused_row(self, user_id: str) -> int:
+        """The row a paused user is decided with: their tenant's neutral row (``PAUSED_USER``),
+        reset to the prior a new user of the tenant gets now, so only the population model
+        and this request shape the choice."""
+        key = f"{tenant_of(user_id)}/{PAUSED_USER}"
+        row = int(self.users.rows([key])[0])
+        _, precision = self.shared.user_prior(key)
+        self.users.set_prior(np.array([row]), np.zeros((1, 1)), precision, reset=True)
+        return row
 
     def _rows_with_cold_start(self, user_ids: list[str], contexts: np.ndarray) -> np.ndarray:
         """Rows of the users; users seen for the first time get the cold-start prior, chosen

@@ -1,24 +1,45 @@
-"""Explanations: which of the user's preferences and which request features moved a choice."""
+"""Explanations: what moved a choice, in the words of the decision's locale.
+
+The reasons a decision can give (``KINDS``): the user's ``pin`` of a level; the user's
+``preference`` learned from their own feedback; their ``group``'s taste, the prior
+collaborative filtering gave them; a ``request`` feature of this message or this turn; a
+declared ``user_feature`` the product knows (role, plan); ``exploration``; ``paused`` when the
+user paused personalization; and each memory ``note`` put into the directives. The words of
+each kind in each locale live in ``bandit.reason_texts``; ``reason_text`` renders one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from bandit import _kernels as K
+from bandit import reason_texts
 from bandit.catalog import Catalog
 from bandit.context import ContextSpec
-from bandit.features import FEATURE_NAMES, FEATURE_PHRASES, N_FEATURES
+from bandit.features import FEATURE_NAMES, N_FEATURES
+
+KINDS = (
+    "pin",
+    "preference",
+    "group",
+    "request",
+    "user_feature",
+    "exploration",
+    "paused",
+    "note",
+)
+NOTE_CHARS = 120  # a note is quoted in an explanation up to this many characters
+MAX_CACHED_TEXTS = 100_000  # rendered texts kept per catalog and context (groups multiply them)
 
 
 @dataclass(frozen=True)
 class Reason:
-    """One reason behind a decision.
-
-    ``kind`` is ``"preference"`` (learned from this user's feedback or pins), ``"request"``
-    (a feature of this message, learned from all users) or ``"exploration"``.
-    """
+    """One reason behind a decision: its ``kind`` (see ``KINDS``), its text in the decision's
+    locale and its weight, and what it is about: a ``dimension`` and ``level``, a request or
+    user ``feature`` column, a ``note_id``, the user's ``group``."""
 
     kind: str
     text: str
@@ -26,6 +47,8 @@ class Reason:
     dimension: str | None = None
     level: str | None = None
     feature: str | None = None
+    note_id: str | None = None
+    group: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         # Spelled out: ``dataclasses.asdict`` deep-copies, and every response carries reasons.
@@ -36,7 +59,24 @@ class Reason:
             "dimension": self.dimension,
             "level": self.level,
             "feature": self.feature,
+            "note_id": self.note_id,
+            "group": self.group,
         }
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the caller knew about the user when deciding: pins, the group's name, notes put
+    into the directives (``(note_id, text, score, pinned)``) and whether personalization was
+    paused."""
+
+    pins: Mapping[str, str] = field(default_factory=dict)
+    group: str | None = None
+    notes: Sequence[tuple[str, str, float, bool]] = ()
+    paused: bool = False
+
+
+_NO_MEMORY = Memory()
 
 
 def explain(
@@ -50,8 +90,12 @@ def explain(
     spec: ContextSpec | None = None,
     top: int = 3,
     min_weight: float = 0.01,
+    locale: str = "en",
+    prior: np.ndarray | None = None,
+    memory: Memory = _NO_MEMORY,
 ) -> tuple[Reason, ...]:
-    """Up to ``top`` reasons for choosing ``arm``, strongest first.
+    """Reasons for choosing ``arm``: pins first, then up to ``top`` model reasons strongest
+    first, exploration if it applies, then the notes used.
 
     Parameters
     ----------
@@ -63,62 +107,149 @@ def explain(
     dist : ndarray, shape (n_arms,)
         The action distribution the arm was drawn from.
     spec : ContextSpec, optional
-        Names the context's columns (default: ``ContextSpec()``); declared features become
-        reasons too.
+        Names the context's columns (default: ``ContextSpec()``).
+    locale : str
+        A catalog locale; the texts are in it.
+    prior : ndarray, shape (d,), optional
+        The user's prior mean: the part of ``mu`` that came from their group.
+    memory : Memory
     """
     # Every decision is explained, so this runs once per request: the numbers (each chosen
     # level's lift over its dimension's average, and each dimension's two strongest request
     # features) come from one kernel call against a precomputed centring matrix, and only
-    # reasons that can make the cut are built.
+    # reasons that can make the cut get words.
     spec = spec or _DEFAULT_SPEC
     tables = _tables(catalog, spec)
     centring = tables.centring[arm]  # (n_dimensions, n_attribute_columns)
     terms = np.empty((centring.shape[0], 5))
     p_max = K.explain_terms(centring, mu, W, context, dist, terms)
-    candidates: list[tuple[float, tuple[str, str, str, int | None]]] = []
-    for (dim, level), (lift, q1, w1, q2, w2) in zip(
-        tables.chosen[arm], terms.tolist(), strict=True
+    pins = memory.pins
+    chosen = tables.chosen[arm]
+    pinned = [(d, lv) for d, lv in chosen if pins.get(d) == lv] if pins else []
+    group_lift = None
+    if prior is not None and prior.any():
+        group_lift = (centring @ prior[: centring.shape[1]]).tolist()
+    candidates: list[tuple[float, str, str, str, int | None]] = []
+    for j, ((dim, level), (lift, q1, w1, q2, w2)) in enumerate(
+        zip(chosen, terms.tolist(), strict=True)
     ):
-        candidates.append((lift, ("preference", dim, level, None)))
+        if pins.get(dim) == level:
+            continue  # the pin decided this dimension, not the model
+        if group_lift is not None:
+            candidates.append((group_lift[j], "group", dim, level, None))
+            lift -= group_lift[j]
+        candidates.append((lift, "preference", dim, level, None))
         for q, w in ((int(q1), w1), (int(q2), w2)):
-            if q in tables.phrased:
-                candidates.append((w, ("request", dim, level, q)))
+            if q in tables.kinds:
+                candidates.append((w, tables.kinds[q], dim, level, q))
     # A stable sort keeps the scoring order among equal weights.
     kept = sorted((c for c in candidates if c[0] >= min_weight), key=_by_weight)[:top]
-    texts = tables.texts
-    best = [
-        Reason(
-            kind, texts[dim, level, q], weight, dim, level, None if q is None else tables.names[q]
-        )
-        for weight, (kind, dim, level, q) in kept
-    ]
+    words = _Words(tables, catalog, locale, memory.group)
+    best = [words.reason("paused", 1.0)] if memory.paused else []
+    best += [words.reason("pin", 1.0, dim, level) for dim, level in pinned]
+    best += [words.reason(kind, w, dim, level, q) for w, kind, dim, level, q in kept]
     p = float(dist[arm])
     if p < p_max or not best:
-        best.append(
-            Reason(
-                "exploration",
-                "attune is still trying strategies to learn what works for you"
-                if not best
-                else "attune sometimes tries a different strategy to keep learning",
-                p_max - p,
-            )
-        )
+        best.append(words.reason("exploration_more" if best else "exploration", p_max - p))
+    best += [words.note(*note) for note in memory.notes]
     return tuple(best)
 
 
-def _by_weight(candidate: tuple[float, object]) -> float:
+def _by_weight(candidate: tuple[float, str, str, str, int | None]) -> float:
     return -candidate[0]
+
+
+class _Words:
+    """Builds the reasons of one explanation in one locale."""
+
+    def __init__(self, tables: _Tables, catalog: Catalog, locale: str, group: str | None):
+        self.tables, self.catalog, self.locale, self.group = tables, catalog, locale, group
+
+    def reason(
+        self,
+        template: str,
+        weight: float,
+        dim: str | None = None,
+        level: str | None = None,
+        q: int | None = None,
+    ) -> Reason:
+        feature = None if q is None else self.tables.names[q]
+        kind = "exploration" if template.startswith("exploration") else template
+        group = self.group if kind == "group" else None
+        key = (self.locale, template, dim, level, q, group)
+        text = self.tables.texts.get(key)
+        if text is None:
+            text = reason_text(
+                self.catalog,
+                self.locale,
+                template,
+                dimension=dim,
+                level=level,
+                feature=feature,
+                group=group,
+                tables=self.tables,
+            )
+            if len(self.tables.texts) < MAX_CACHED_TEXTS:
+                self.tables.texts[key] = text
+        return Reason(kind, text, weight, dim, level, feature, group=group)
+
+    def note(self, note_id: str, text: str, score: float, pinned: bool) -> Reason:
+        template = "note_pinned" if pinned and not score else "note"
+        words = reason_text(self.catalog, self.locale, template, note=text)
+        return Reason("note", words, score, note_id=note_id)
+
+
+def reason_text(
+    catalog: Catalog,
+    locale: str,
+    template: str,
+    *,
+    dimension: str | None = None,
+    level: str | None = None,
+    feature: str | None = None,
+    note: str | None = None,
+    group: str | None = None,
+    spec: ContextSpec | None = None,
+    tables: _Tables | None = None,
+) -> str:
+    """One reason's text in ``locale``: ``template`` is a kind or one of its variants
+    (``exploration_more``, ``note_pinned``, ``note_deleted``; a feature's reason and an
+    unnamed group pick their variants themselves). ``explain`` words its reasons with it, and
+    the profile page re-words stored reasons in its reader's locale.
+
+    >>> reason_text(Catalog.default(), "ja", "pin", dimension="length", level="brief")
+    'あなたが長さを「簡潔」に固定しました'
+    """
+    tables = tables or _tables(catalog, spec or _DEFAULT_SPEC)
+    values: dict[str, str] = {}
+    if dimension is not None:
+        dim = catalog.dimension(dimension)
+        values["dimension"] = dim.label_in(locale)
+        if level is not None:
+            values["level"] = dim.levels[dim.level_names.index(level)].label_in(locale)
+    if feature is not None:
+        q = tables.names.index(feature)
+        template = tables.words[q]
+        if q < N_FEATURES:
+            values["phrase"] = reason_texts.phrase(feature, locale)
+        else:
+            values["feature"] = feature.replace("=", " ")
+    if template == "group" and not group:
+        template = "group_unnamed"
+    values["group"] = group or ""
+    if note is not None:
+        values["note"] = note if len(note) <= NOTE_CHARS else note[: NOTE_CHARS - 1] + "…"
+    return reason_texts.template(template, locale).format(**values)
 
 
 @dataclass(frozen=True)
 class _Tables:
-    """What explaining a catalog's decisions needs that the catalog alone decides.
+    """What explaining a catalog's decisions needs that the catalog and context decide.
 
     ``centring``: per arm, one row per dimension that takes the chosen level's column minus
     the mean of the dimension's columns, shape (n_arms, n_dimensions, n_attribute_columns).
-    ``chosen``: per arm, ``(dimension name, level name)`` per dimension. ``phrased``: the
-    request features that have a phrase. ``texts``: the reason text per (dimension, level,
-    feature index or None for a preference).
+    ``chosen``: per arm, ``(dimension name, level name)`` per dimension. ``kinds``: the reason
+    kind of each context column an explanation can name; ``words``: its template.
     """
 
     catalog: Catalog  # kept (with the spec) so the ids the tables are cached under stay unique
@@ -126,8 +257,11 @@ class _Tables:
     names: tuple[str, ...]
     centring: np.ndarray
     chosen: list[list[tuple[str, str]]]
-    phrased: frozenset[int]
-    texts: dict[tuple[str, str, int | None], str]
+    kinds: dict[int, str]
+    words: dict[int, str]
+    texts: dict[tuple[str, str, str | None, str | None, int | None, str | None], str] = field(
+        default_factory=dict, compare=False
+    )  # rendered texts, filled as explanations need them
 
 
 _TABLES: dict[tuple[int, int], _Tables] = {}
@@ -152,32 +286,14 @@ def _tables(catalog: Catalog, spec: ContextSpec) -> _Tables:
         ]
         for arm in range(n_arms)
     ]
-    names = spec.names
-    phrases = {q: FEATURE_PHRASES[n] for q, n in enumerate(FEATURE_NAMES) if n in FEATURE_PHRASES}
-    phrases.update(_declared_phrases(spec))
-    texts: dict[tuple[str, str, int | None], str] = {}
-    for dim in catalog.dimensions:
-        for level in dim.levels:
-            texts[dim.name, level.name, None] = (
-                f"you have responded well to {dim.name} '{level.label}'"
-            )
-            for q, phrase in phrases.items():
-                texts[dim.name, level.name, q] = (
-                    f"{phrase}, which favours {dim.name} '{level.label}'"
-                )
-    tables = _Tables(catalog, spec, names, centring, chosen, frozenset(phrases), texts)
+    kinds = {q: "request" for q, n in enumerate(FEATURE_NAMES) if n in reason_texts.PHRASES}
+    words = dict(kinds)
+    q = N_FEATURES
+    for f in spec.features:
+        for _ in f.columns:
+            kinds[q] = "user_feature" if f.scope == "user" else "request"
+            words[q] = "user_feature" if f.scope == "user" else "request_declared"
+            q += 1
+    tables = _Tables(catalog, spec, spec.names, centring, chosen, kinds, words)
     _TABLES[(id(catalog), id(spec))] = tables
     return tables
-
-
-def _declared_phrases(spec: ContextSpec) -> dict[int, str]:
-    """A phrase per declared column: what the product told about the user or the request."""
-    out: dict[int, str] = {}
-    start = N_FEATURES
-    for f in spec.features:
-        whose = "your profile says" if f.scope == "user" else "this request has"
-        for col in f.columns:
-            name, _, value = col.partition("=")
-            out[start] = f"{whose} {name} {value}".rstrip() if value else f"{whose} {name}"
-            start += 1
-    return out

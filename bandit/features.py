@@ -32,21 +32,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 
-# What each feature means in a sentence a user could read (used by explanations).
-FEATURE_PHRASES = {
-    "technicality": "your message is technical",
-    "has_code": "your message contains code",
-    "asks_how": "you asked how to do something",
-    "asks_why": "you asked why something is so",
-    "asks_what": "you asked what something is",
-    "asks_task": "you asked for something to be done",
-    "length": "your message is long",
-    "script_latin": "you wrote in a Latin script",
-    "script_han": "you wrote in Chinese characters",
-    "script_kana": "you wrote in Japanese",
-    "script_hangul": "you wrote in Korean",
-}
-
 _CODE = re.compile(
     r"```|`[^`\n]+`|\b(?:def|class|import|return|function|const|var|SELECT|#include)\b"
     r"|=>|::|[{};]\s*$|\w\([^)]*\)\s*[;:{]",

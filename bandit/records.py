@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -39,6 +39,14 @@ class DecisionRequest:
         Optional product-supplied request features (``{"channel_voice": 1}``).
     constraints : mapping of str to str or list of str
         Allowed levels per dimension for this turn, from the product.
+    notes : sequence of (note_id, text, score, pinned)
+        Memory notes the caller retrieved for this turn (``bandit.notes``): they go into the
+        directives and the explanation names them.
+    paused : bool
+        The user paused personalization: decide from the population model alone (their own
+        posterior, pins and remembered features are left out).
+    group : str, optional
+        The user's group (a CF cluster), for explanations to name.
     """
 
     user_id: str
@@ -46,11 +54,19 @@ class DecisionRequest:
     locale: str = "en"
     features: Mapping[str, float] = field(default_factory=dict)
     constraints: Mapping[str, Any] = field(default_factory=dict)
+    notes: Sequence[tuple[str, str, float, bool]] = ()
+    paused: bool = False
+    group: str | None = None
 
     def __post_init__(self) -> None:
         _check_user_id(self.user_id)
         if not isinstance(self.message, str) or len(self.message) > MAX_MESSAGE:
             raise ValueError(f"message must be a string of at most {MAX_MESSAGE} characters")
+        if not isinstance(self.paused, bool):
+            raise ValueError(f"paused must be true or false, got {self.paused!r}")
+        for note in self.notes:
+            if len(note) != 4 or not (isinstance(note[0], str) and isinstance(note[1], str)):
+                raise ValueError(f"notes: expected (note_id, text, score, pinned), got {note!r}")
 
 
 @dataclass(frozen=True)

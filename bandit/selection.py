@@ -17,7 +17,7 @@ import numpy as np
 from bandit import _kernels as K
 from bandit._config import PARALLEL_MIN_BATCH
 from bandit.catalog import Catalog
-from bandit.explain import explain
+from bandit.explain import Memory, explain
 from bandit.records import Decision, DecisionRequest
 
 if TYPE_CHECKING:
@@ -110,14 +110,14 @@ class ArmMasks:
     def of(
         self, requests: Sequence[DecisionRequest], pins: Mapping[str, Mapping[str, str]]
     ) -> np.ndarray:
-        """Masks of the requests, shape (n, n_arms), bool."""
-        unpinned = not pins or not any(r.user_id in pins for r in requests)
+        """Masks of the requests, shape (n, n_arms), bool. A paused user's pins are left out."""
+        unpinned = not pins or not any(r.user_id in pins and not r.paused for r in requests)
         if unpinned and not any(r.constraints for r in requests):
             if len(requests) > len(self._all_masks):
                 self._all_masks = np.ones((len(requests), self.catalog.n_arms), dtype=bool)
             return self._all_masks[: len(requests)]
         return (
-            np.stack([self._one(r, pins.get(r.user_id)) for r in requests])
+            np.stack([self._one(r, None if r.paused else pins.get(r.user_id)) for r in requests])
             if requests
             else np.zeros((0, self.catalog.n_arms), dtype=bool)
         )
@@ -191,9 +191,10 @@ def decisions(
     rows: np.ndarray,
 ) -> list[Decision]:
     """One ``Decision`` per request from the kernel's output. Each explains itself on first
-    access, from its posterior mean ``mu[i]`` and its tenant's shared weights."""
+    access, from its posterior mean ``mu[i]``, its prior mean, its tenant's shared weights and
+    what the request and the engine remember about the user (pins, notes, group)."""
     catalog, spec, shared = engine.catalog, engine.context, engine.shared
-    tenant = engine.users.tenant
+    tenant, prior_mean = engine.users.tenant, engine.users.prior_mean
     ids, levels, compile_ = catalog.arm_ids, engine._levels, engine.directives.compile
     out = []
     scores = sel.user_scores.tolist()
@@ -202,6 +203,25 @@ def decisions(
     ):
         dist = sel.action_dist[i]
         W = shared.mean[tenant[rows[i]]]
+        prior = prior_mean[rows[i]]
+        prior = prior.copy() if prior.any() else None  # the row may change before it is read
+        memory = _memory(r, engine.pins)
+        directives = compile_(a, locales[i])
+        if r.notes:
+            directives = directives.with_context([note[1] for note in r.notes])
+        explain_ = partial(
+            explain,
+            catalog,
+            a,
+            mu[i],
+            W,
+            contexts[i],
+            dist,
+            spec=spec,
+            locale=locales[i],
+            prior=prior,
+            memory=memory,
+        )
         out.append(
             Decision(
                 user_id=r.user_id,
@@ -213,9 +233,20 @@ def decisions(
                 seed=s,
                 context=contexts[i],
                 user_score=scores[i],
-                directives=compile_(a, locales[i]),
+                directives=directives,
                 policy=engine.policy.name,
-                _explain=partial(explain, catalog, a, mu[i], W, contexts[i], dist, spec=spec),
+                _explain=explain_,
             )
         )
     return out
+
+
+_NO_MEMORY = Memory()
+
+
+def _memory(request: DecisionRequest, pins: Mapping[str, Mapping[str, str]]) -> Memory:
+    """What an explanation needs to know about the user beyond the model."""
+    mine = None if request.paused else pins.get(request.user_id)
+    if not (mine or request.notes or request.paused or request.group):
+        return _NO_MEMORY
+    return Memory(mine or {}, request.group, request.notes, request.paused)

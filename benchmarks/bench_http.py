@@ -16,7 +16,11 @@ engine, no log). Its percentiles (``reference_p50_ms``, ``reference_p99_ms``) ar
 machine's floor for the method at that moment; on a VM whose speed drifts between runs,
 attune's numbers are only comparable side by side with them.
 
-    python benchmarks/bench_http.py --json
+``--notes N`` gives each of the benchmark's users N memory notes before the server starts
+(written to the store's log, so the server's recovery applies them), and every decision then
+retrieves notes for its message.
+
+    python benchmarks/bench_http.py --json [--notes 20]
 """
 
 from __future__ import annotations
@@ -225,6 +229,42 @@ def _one_decision(port: int) -> bytes:
     return body
 
 
+def seed_notes(data_dir: str, per_user: int) -> None:
+    """``per_user`` notes for each benchmark user, as profile events in the store's log."""
+    from streaming.events import Event
+    from streaming.sqlite.store import Store
+
+    rng = np.random.default_rng(1)
+    vocab = ["python", "list", "sql", "query", "gradient", "descent", "sky", "monad", "reverse"]
+    vocab += ["orders", "customer", "天空", "蓝色", "梯度", "beginner", "engineer", "cats"]
+
+    def text(rng: np.random.Generator) -> str:
+        return " ".join(rng.choice(vocab, size=6).tolist())
+
+    store = Store(Path(data_dir) / "attune.sqlite")
+    try:
+        for u in range(N_USERS):
+            events = [
+                Event(
+                    "profile",
+                    f"seed-{u}-{i}",
+                    "bench",
+                    f"user-{u}",
+                    time.time(),
+                    {
+                        "op": "note",
+                        "note_id": f"n{i}",
+                        "pinned": i == 0,
+                        "text": " ".join(rng.choice(vocab, size=6).tolist()),
+                    },
+                )
+                for i in range(per_user)
+            ]
+            store.append(events, durable=False)
+    finally:
+        store.close()
+
+
 # ---------------------------------------------------------------------- server process
 def _free_port() -> int:
     with socket.socket() as s:
@@ -288,6 +328,7 @@ def main() -> None:
     p.add_argument(
         "--no-reference", action="store_true", help="skip the bare-uvicorn reference phase"
     )
+    p.add_argument("--notes", type=int, default=0, help="memory notes per user")
     p.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-reference", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -301,6 +342,8 @@ def main() -> None:
         return
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as data_dir:
+        if args.notes:
+            seed_notes(data_dir, args.notes)
         server = _start_server(port, data_dir)
         try:
             raw = _generate(args, port, server.pid, args.rates)
@@ -323,6 +366,7 @@ def main() -> None:
                 server.wait(timeout=60)
     result: dict = {
         "cores": os.cpu_count(),
+        "notes_per_user": args.notes,
         "duration_s_per_rate": args.duration,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv (once) and install attune with its dev tools and the `sim` extra (the plots and
-# progress bars of `attune simulate` and `attune train`). Safe to run again: pip skips what is
-# already there.
+# progress bars of `attune simulate` and `attune train`), and Debian's chromium with CJK fonts
+# for the profile page's browser test (tests/e2e/test_profile_page.py). Safe to run again: pip
+# and apt skip what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,3 +11,11 @@ if [ ! -x .venv/bin/python ]; then
     .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -e '.[dev,sim]'
+# The browser test drives Debian's chromium through Playwright's executable_path; Playwright's
+# own browser download is never used. Installed only where it is missing and apt can be used
+# (CI runs as root).
+have_browser() { [ -x /usr/bin/chromium ] && dpkg -s fonts-noto-cjk >/dev/null 2>&1; }
+if ! have_browser && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+fi

@@ -1,9 +1,11 @@
 """A user's book: what the processor keeps about one user beside the engine's arrays.
 
 The decisions still open for feedback, the event ids already applied (with their event times),
-counters of evidence, profile notes, and ``extra`` (what a processor subclass keeps per user,
-e.g. CF cluster evidence). ``document``/``from_document`` convert a book and the engine's
-record of the user to and from the document ``streaming.user_record`` encodes.
+counters of evidence, memory notes (``streaming.notes``), whether personalization is paused,
+the most recent decisions with their reasons (for the profile page), and ``extra`` (what a
+processor subclass keeps per user, e.g. CF cluster evidence). ``document``/``from_document``
+convert a book and the engine's record of the user to and from the document
+``streaming.user_record`` encodes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streaming.payloads import ProfilePayload
+from streaming import notes as note_ops
+
+RECENT_DECISIONS = 10  # decisions kept per user with their reasons, newest last
 
 
 def _counters() -> dict[str, Any]:
@@ -27,25 +31,12 @@ class Book:
     counters: dict[str, Any] = field(default_factory=_counters)
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
+    recent: list[dict[str, Any]] = field(default_factory=list)
 
-    def set_note(self, note: ProfilePayload, ts: float) -> None:
-        """Store a note; a newer version of the same note id supersedes the older one."""
-        assert note.note_id is not None and note.text is not None  # checked by the payload
-        old = self.notes.get(note.note_id)
-        if old is None or old["ts"] <= ts:
-            self.notes[note.note_id] = {
-                "text": note.text,
-                "ts": ts,
-                "expires": ts + note.ttl_s if note.ttl_s else None,
-                "version": (old["version"] + 1) if old else 1,
-            }
-
-    def live_notes(self, now: float) -> list[dict[str, Any]]:
-        return [
-            {"note_id": k, **v}
-            for k, v in self.notes.items()
-            if v["expires"] is None or v["expires"] > now
-        ]
+    def remember_decision(self, entry: dict[str, Any]) -> None:
+        self.recent.append(entry)
+        del self.recent[:-RECENT_DECISIONS]
 
     def document(
         self, engine: dict[str, Any] | None, pins: dict[str, str], features: dict[str, Any]
@@ -60,6 +51,8 @@ class Book:
             "seen_ts": list(self.seen.values()),
             "counters": self.counters,
             "notes": self.notes,
+            "paused": self.paused,
+            "recent": self.recent,
             "extra": self.extra,
         }
 
@@ -73,6 +66,8 @@ class Book:
             pending=pending,
             seen=dict(zip(doc["seen"], seen_ts, strict=True)),
             counters=doc["counters"],
-            notes=doc["notes"],
+            notes=note_ops.upgrade(doc["notes"]),
             extra=doc.get("extra") or {},
+            paused=bool(doc.get("paused", False)),
+            recent=list(doc.get("recent") or []),
         )

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from bandit import Catalog, Engine, EngineConfig
 from streaming.composer import RewardComposer
 from streaming.events import Event
+from streaming.memory import UserMemory
 from streaming.models import ModelHost
 
 # scheme -> "module:Class" of its backend, imported on use (the embedded default must not need
@@ -70,6 +71,14 @@ class Backend(Protocol):
 
     def log(self, event: Event) -> bool:
         """Log an event durably; False when its id was already logged (a duplicate)."""
+
+    def log_applied(self, event: Event) -> None:
+        """Log a profile event durably and return once the state served reflects it (notes
+        and pauses are read back at once); TimeoutError if that takes too long."""
+
+    def memory(self, key: str) -> UserMemory | None:
+        """What serving needs of the user's notes and pause; read without a lock, so cheap
+        enough for every decision (``streaming.memory``)."""
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         """Whether the decision was made for this user (may wait briefly for it to arrive)."""

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})  # a default no record can change
 FEEDBACK_KINDS = ("thumbs", "rating", "reward", "implicit", "pairwise")
-PROFILE_OPS = ("pin", "unpin", "note", "features", "delete")
+PROFILE_OPS = ("pin", "unpin", "note", "note_delete", "pause", "resume", "features", "delete")
+NOTE_SOURCES = ("user", "product", "inferred")
 
 
 def _str(doc: Mapping[str, Any], name: str) -> str:
@@ -71,6 +72,7 @@ class DecisionPayload(NamedTuple):
     audit: Mapping[str, Any] = _EMPTY
     session_id: str | None = None
     user_features: Mapping[str, Any] = _EMPTY
+    reasons: Sequence[Mapping[str, Any]] = ()  # the explanation, without its words
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> DecisionPayload:
@@ -85,6 +87,9 @@ class DecisionPayload(NamedTuple):
         user_features = get("user_features") or _EMPTY
         if not isinstance(user_features, Mapping):
             raise ValueError("user_features: expected an object of declared user features")
+        reasons = get("reasons") or ()
+        if not isinstance(reasons, list | tuple) or not all(isinstance(r, dict) for r in reasons):
+            raise ValueError("reasons: expected a list of objects")
         return cls(
             arm=arm,
             context=context,
@@ -100,6 +105,7 @@ class DecisionPayload(NamedTuple):
             audit=audit if isinstance(audit, dict) else _EMPTY,
             session_id=get("session_id"),
             user_features=user_features,
+            reasons=reasons,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +125,7 @@ class DecisionPayload(NamedTuple):
             "audit": dict(self.audit),
             "session_id": self.session_id,
             **({"user_features": dict(self.user_features)} if self.user_features else {}),
+            **({"reasons": list(self.reasons)} if self.reasons else {}),
         }
 
 
@@ -165,8 +172,10 @@ class FeedbackPayload(NamedTuple):
 
 class ProfilePayload(NamedTuple):
     """A profile command: ``pin`` (``pins``: level or None per dimension), ``unpin``
-    (``dimensions``), ``note`` (``note_id``, ``text``, optional ``ttl_s``), ``features``
-    (declared user features: a value, or None to clear) or ``delete``."""
+    (``dimensions``), ``note`` (a note or a new version of one: ``note_id``, ``text``, optional
+    ``key``, ``source``, ``ttl_s``, ``pinned``; see ``streaming.notes``), ``note_delete``
+    (``note_id``), ``pause`` and ``resume`` (personalization), ``features`` (declared user
+    features: a value, or None to clear) or ``delete``."""
 
     op: str
     pins: Mapping[str, str | None] = _EMPTY
@@ -175,6 +184,9 @@ class ProfilePayload(NamedTuple):
     note_id: str | None = None
     text: str | None = None
     ttl_s: float | None = None
+    key: str | None = None
+    source: str = "product"
+    pinned: bool = False
 
     @property
     def is_delete(self) -> bool:
@@ -193,10 +205,10 @@ class ProfilePayload(NamedTuple):
         dims = doc.get("dimensions", [])
         if op == "unpin" and not isinstance(dims, list):
             raise ValueError("dimensions: expected a list of dimension names")
-        if op == "note" and not (
-            isinstance(doc.get("note_id"), str) and isinstance(doc.get("text"), str)
-        ):
-            raise ValueError("note_id and text: expected strings")
+        if op in ("note", "note_delete"):
+            _str(doc, "note_id")
+        if op == "note":
+            _note_fields(doc)
         ttl = doc.get("ttl_s")
         features = doc.get("features", {})
         if op == "features" and not isinstance(features, dict):
@@ -209,6 +221,9 @@ class ProfilePayload(NamedTuple):
             note_id=doc.get("note_id"),
             text=doc.get("text"),
             ttl_s=float(ttl) if isinstance(ttl, int | float) and ttl else None,
+            key=doc.get("key"),
+            source=doc.get("source") or "product",
+            pinned=doc.get("pinned") is True,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -218,7 +233,30 @@ class ProfilePayload(NamedTuple):
         elif self.op == "unpin":
             out["dimensions"] = list(self.dimensions)
         elif self.op == "note":
-            out.update(note_id=self.note_id, text=self.text, ttl_s=self.ttl_s)
+            out.update(
+                note_id=self.note_id,
+                text=self.text,
+                ttl_s=self.ttl_s,
+                key=self.key,
+                source=self.source,
+                pinned=self.pinned,
+            )
+        elif self.op == "note_delete":
+            out["note_id"] = self.note_id
         elif self.op == "features":
             out["features"] = dict(self.features)
         return out
+
+
+def _note_fields(doc: Mapping[str, Any]) -> None:
+    """A note's fields have their types; ValueError naming the first that does not."""
+    _str(doc, "text")
+    _opt_str(doc, "key")
+    source = doc.get("source")
+    if source is not None and source not in NOTE_SOURCES:
+        raise ValueError(f"source: expected one of {', '.join(NOTE_SOURCES)}, got {source!r}")
+    ttl = doc.get("ttl_s")
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0):
+        raise ValueError(f"ttl_s: expected a number of seconds >= 0, got {ttl!r}")
+    if not isinstance(doc.get("pinned", False), bool):
+        raise ValueError(f"pinned: expected true or false, got {doc.get('pinned')!r}")

@@ -2,10 +2,12 @@
 
 The processor keeps, per user key, a small book next to the engine's arrays: the decisions
 still open for feedback (arm, context, time), the event ids already applied (so applying an
-event twice is a no-op), counters of evidence, and profile notes. ``export_user`` (JSON, for
-exports and checkpoints), ``export_record`` (binary, for the Kafka changelog) and
-``import_user`` (either) move a user's whole processing state (book and engine arrays) as
-bytes; ``streaming.user_record`` defines both formats.
+event twice is a no-op), counters of evidence, memory notes and the pause (``memory`` holds
+what serving needs of both, ``streaming.memory``). A paused user's feedback is counted and
+logged but nothing is learned from it, nor from feedback on a decision made while paused.
+``export_user`` (JSON, for exports and checkpoints), ``export_record`` (binary, for the Kafka
+changelog) and ``import_user`` (either) move a user's whole processing state (book and engine
+arrays) as bytes; ``streaming.user_record`` defines both formats.
 
 Learning is batched: feedback rows (and default rewards) are queued and handed to
 ``Engine.learn_arrays`` in one call per run of consecutive rows. The kernel applies rows in
@@ -31,10 +33,12 @@ from typing import Any
 import numpy as np
 
 from bandit import Engine
+from streaming import notes as note_ops
 from streaming import user_record
 from streaming.book import Book
 from streaming.composer import RewardComposer
 from streaming.events import Event
+from streaming.memory import UserMemory
 
 SHARED_VERSION = 2  # the shared-model record of a partition (``export_shared``)
 
@@ -106,6 +110,8 @@ class Processor:
         self.books: dict[str, Book] = {}
         self.rejected: list[tuple[Event, str]] = []
         self._expiry: dict[int, list[tuple[float, str, str]]] = {}
+        self._note_expiry: dict[int, list[tuple[float, str, str]]] = {}
+        self.memory: dict[str, UserMemory] = {}  # read by the service without a lock
         self.combine_partitions = combine_partitions
         self._parts: dict[int, dict[str, dict[str, np.ndarray]]] = {}
         self._handlers = {
@@ -182,9 +188,21 @@ class Processor:
             if book is None or entry is None or entry["feedback"] or entry["expired"]:
                 continue
             entry["expired"] = True
-            self._learn(key, entry, reward, weight)
+            if not (book.paused or entry.get("paused")):
+                self._learn(key, entry, reward, weight)
             book.counters["default_rewards"] += 1
             changed.add(key)
+        self._expire_notes(now, partition, changed)
+
+    def _expire_notes(self, now: float, partition: int, changed: set[str]) -> None:
+        """Delete the notes expired at ``now`` (event time): retention of expired notes."""
+        heap = self._note_expiry.get(partition, [])
+        while heap and heap[0][0] <= now:
+            _, key, _ = heapq.heappop(heap)
+            book = self.books.get(key)
+            if book is not None and note_ops.purge_expired(book.notes, now):
+                self._remember(key, book)
+                changed.add(key)
 
     def _learn(self, key: str, entry: dict[str, Any], reward: float, weight: float) -> None:
         """Queue a reward for a pending decision, with its decision-time context and score."""
@@ -239,7 +257,17 @@ class Processor:
             "ts": event.ts,
             "feedback": 0,
             "expired": False,
+            **({"paused": True} if book.paused else {}),
         }
+        book.remember_decision(
+            {
+                "decision_id": event.event_id,
+                "ts": event.ts,
+                "strategy_id": p.strategy_id,
+                "locale": p.locale,
+                "reasons": list(p.reasons),
+            }
+        )
         horizon = event.ts - self.horizon_s
         while pending:  # oldest first: over the cap, or settled and past the horizon
             first = pending[next(iter(pending))]
@@ -256,15 +284,18 @@ class Processor:
         entry = book.pending.get(p.decision_id) if book else None
         if book is None or entry is None:
             raise ValueError(f"decision_id: unknown decision {p.decision_id!r}")
+        learns = not (book.paused or entry.get("paused"))
         if p.kind == "pairwise":
             other = book.pending.get(str(p.other_decision_id))
             if other is None:
                 raise ValueError(f"other_decision_id: unknown decision {p.other_decision_id!r}")
-            self._flush()
-            self.engine.learn_pairwise([key], [entry["arm"]], [other["arm"]])
+            if learns and not other.get("paused"):
+                self._flush()
+                self.engine.learn_pairwise([key], [entry["arm"]], [other["arm"]])
         else:
             reward, weight = self.composer.compose(p)
-            self._learn(key, entry, reward, weight)
+            if learns:
+                self._learn(key, entry, reward, weight)
         entry["feedback"] += 1
         users, row = self.engine.users, self._row(key)
         users.last_seen[row] = max(users.last_seen[row], event.ts)
@@ -278,6 +309,7 @@ class Processor:
         if p.is_delete:
             self.engine.forget(key)
             self.books.pop(key, None)
+            self.memory.pop(key, None)
             return
         self._ensure_user(key, None)
         book = self.books.setdefault(key, Book())
@@ -287,8 +319,29 @@ class Processor:
             self.engine.pin(key, dict.fromkeys(p.dimensions))
         elif p.op == "features":
             self.engine.set_user_features(key, p.features)
+        elif p.op in ("pause", "resume"):
+            book.paused = p.op == "pause"
+            self._remember(key, book)
+        elif p.op == "note_delete":
+            note_ops.delete_note(book.notes, str(p.note_id))
+            self._remember(key, book)
         else:
-            book.set_note(p, event.ts)
+            note_ops.put_note(book.notes, p, event.ts)
+            if p.ttl_s:
+                expiry = (event.ts + p.ttl_s, key, str(p.note_id))
+                heapq.heappush(self._note_expiry.setdefault(partition, []), expiry)
+            self._remember(key, book)
+
+    def _remember(self, key: str, book: Book) -> None:
+        """Rebuild what serving reads of the user's notes and pause (``streaming.memory``)."""
+        old = self.memory.get(key)
+        if old is not None and old.same(book.notes, book.paused):
+            return
+        memory = UserMemory.of(book.notes, book.paused)
+        if memory is None:
+            self.memory.pop(key, None)
+        else:
+            self.memory[key] = memory
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -296,8 +349,9 @@ class Processor:
         return json.loads(json.dumps(book.counters)) if book else dict(Book().counters)
 
     def notes(self, key: str, now: float) -> list[dict[str, Any]]:
+        """The user's live notes at ``now``."""
         book = self.books.get(key)
-        return [] if book is None else book.live_notes(now)
+        return [] if book is None else list(note_ops.live(book.notes, now))
 
     def pending(self, key: str) -> dict[str, dict[str, Any]]:
         book = self.books.get(key)
@@ -321,6 +375,7 @@ class Processor:
         if data is None:
             self.engine.forget(key)
             self.books.pop(key, None)
+            self.memory.pop(key, None)
             return
         doc = user_record.decode(data)
         if doc["engine"] is not None:
@@ -339,6 +394,12 @@ class Processor:
         for decision_id, entry in book.pending.items():
             if not entry["feedback"] and not entry["expired"]:
                 heapq.heappush(heap, (entry["ts"], key, decision_id))
+        if key not in self.memory or not self.memory[key].same(book.notes, book.paused):
+            notes_heap = self._note_expiry.setdefault(partition, [])
+            for note_id, note in book.notes.items():
+                if note["expires"] is not None:
+                    heapq.heappush(notes_heap, (note["expires"], key, note_id))
+            self._remember(key, book)
 
     def _document(self, key: str) -> dict[str, Any] | None:
         self._flush()

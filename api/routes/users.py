@@ -24,9 +24,12 @@ def read_profile(user_id: UserPath, tenant: TenantDep, service: ServiceDep) -> d
 def update_profile(
     user_id: UserPath, body: ProfileUpdate, tenant: TenantDep, service: ServiceDep
 ) -> dict:
-    """Pin a level per dimension (``{"pins": {"length": "brief"}}``, ``null`` unpins) and set
-    declared user features (``{"features": {"role": "engineer"}}``, ``null`` forgets one)."""
-    return service.update_profile(tenant, user_id, dict(body.pins), dict(body.features))
+    """Pin a level per dimension (``{"pins": {"length": "brief"}}``, ``null`` unpins), set
+    declared user features (``{"features": {"role": "engineer"}}``, ``null`` forgets one) and
+    pause or resume personalization (``{"personalization": "paused"}``)."""
+    return service.update_profile(
+        tenant, user_id, dict(body.pins), dict(body.features), body.personalization
+    )
 
 
 @router.get("/{user_id}/export", response_model=ExportPublic, responses=NOT_FOUND)

@@ -29,12 +29,14 @@ from streaming.events import Event
 from streaming.kafka.bus import KafkaBus, KafkaConfig
 from streaming.kafka.changelog import ChangelogMaterializer
 from streaming.kafka.model_feed import ModelFeed
+from streaming.memory import UserMemory
 from streaming.models import Installed, ModelHost, ModelProcessor
 
 log = logging.getLogger(__name__)
 
 JOIN_WAIT_S = 5.0
 DELETE_TIMEOUT_S = 15.0
+APPLY_TIMEOUT_S = 15.0
 CATCH_UP_TIMEOUT_S = 120.0
 MODELS_TIMEOUT_S = 60.0
 RECENT_DECISIONS = 100_000
@@ -106,6 +108,26 @@ class KafkaBackend:
     def log(self, event: Event) -> bool:
         self._bus().publish([event])
         return True  # the workers drop a repeated event id
+
+    def log_applied(self, event: Event) -> None:
+        """Publish a profile event and wait until the user's changelog record that holds it
+        (its id among the events the user's book applied) reaches this replica."""
+        self._bus().publish([event])
+        key, deadline = event.key, time.monotonic() + APPLY_TIMEOUT_S
+        with self._changed:
+            while not self._has_applied(key, event.event_id):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the workers did not apply the change in time")
+                self._changed.wait(left)
+
+    def _has_applied(self, key: str, event_id: str) -> bool:
+        with self.view.lock:
+            book = self.processor.books.get(key)
+            return book is not None and event_id in book.seen
+
+    def memory(self, key: str) -> UserMemory | None:
+        return self.processor.memory.get(key)
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         key = f"{tenant}/{user_id}"

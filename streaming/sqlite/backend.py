@@ -18,12 +18,14 @@ from streaming.bus import ServingOptions, sqlite_path
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.join import replay_frame
+from streaming.memory import UserMemory
 from streaming.models import ModelHost, ModelProcessor
 from streaming.sqlite.learner import Learner
 from streaming.sqlite.store import Store
 
 log = logging.getLogger(__name__)
 DELETE_TIMEOUT_S = 10.0
+APPLY_TIMEOUT_S = 10.0
 
 
 class EmbeddedBackend:
@@ -89,6 +91,15 @@ class EmbeddedBackend:
         [offset] = self.store.append([event], durable=True)
         self.learner.notify()
         return offset is not None
+
+    def log_applied(self, event: Event) -> None:
+        [offset] = self.store.append([event], durable=True)
+        self.learner.notify()
+        if offset is not None and not self.learner.wait_for(offset, timeout=APPLY_TIMEOUT_S):
+            raise TimeoutError("the learner did not apply the change in time")
+
+    def memory(self, key: str) -> UserMemory | None:
+        return self.processor.memory.get(key)
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         event = self.store.get_event(tenant, decision_id, kind="decision")

@@ -23,7 +23,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from collab import CFModel, ClusterPrior, PriorMap, Priors, warm_start
+from collab import (
+    CatalogMismatch,
+    CFModel,
+    ClusterPrior,
+    PriorMap,
+    Priors,
+    check_catalog,
+    warm_start,
+)
 from streaming.bus import ServingOptions
 from streaming.events import Event
 from streaming.kafka.bus import KafkaBus, KafkaConfig
@@ -193,6 +201,11 @@ class ReplicaModels(ModelHost):
         self.feed.close()
 
     def install(self, model: CFModel) -> None:
+        try:
+            check_catalog(model, self.engine.catalog)
+        except CatalogMismatch as exc:  # raised, it would stop the feed's thread
+            log.error("refused a CF model: %s", exc)
+            return
         engine = self.engine
         with engine.lock:
             new = [u for u in model.user_ids.tolist() if u not in engine.users]

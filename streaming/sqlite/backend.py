@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from collab import CFModel
+from collab import CatalogMismatch, CFModel, check_catalog
 from collab.watch import ModelWatcher
 from streaming.bus import ServingOptions, sqlite_path
 from streaming.composer import RewardComposer
@@ -184,6 +184,12 @@ class FolderModels(ModelHost):
         self.watcher.stop()
 
     def install(self, model: CFModel) -> None:
+        try:
+            check_catalog(model, self.engine.catalog)
+        except CatalogMismatch as exc:
+            # Returning (not raising) marks the version seen: the watcher does not retry it.
+            log.error("refused a CF model: %s", exc)
+            return
         serving, learner = self.engine, self.learner
         with learner.lock:
             events = learner.store.iter_events(upto=learner.offset)

@@ -85,6 +85,12 @@ class DecisionCreate(_Body):
         max_length=32,
         description="Group attributes stored for audits; never used as features.",
     )
+    request_id: Id | None = Field(
+        None,
+        description="Makes the decision idempotent: a request with the same user and "
+        "request_id (within the wait window) gets the first one's decision, logged once. "
+        "Unique per turn, e.g. the product's message id.",
+    )
 
 
 class StrategyPublic(BaseModel):
@@ -94,11 +100,21 @@ class StrategyPublic(BaseModel):
 
 class DirectivesPublic(BaseModel):
     system_prompt: str
-    messages: list[dict[str, str]]
-    params: dict[str, float | int]
+    messages: list[dict[str, str]] = Field(
+        description="OpenAI-style messages: the system prompt, then the message if any"
+    )
+    params: dict[str, float | int] = Field(
+        description="generation parameters, named as OpenAI Chat Completions names them"
+    )
     locale: str
     adapter: str | None = Field(
         None, description="the user's group adapter id, when adapter_template is set"
+    )
+    openai: dict[str, Any] = Field(
+        description="the Chat Completions call: messages, max_tokens, temperature, top_p"
+    )
+    anthropic: dict[str, Any] = Field(
+        description="the Messages call: system, messages, max_tokens, temperature or top_p"
     )
 
 
@@ -123,6 +139,12 @@ class DecisionPublic(BaseModel):
     propensity: float
     explanation: list[ReasonPublic]
     policy: PolicyPublic
+    seed: int | None = Field(
+        description="the decision's random seed (below 2**62): with the same state it "
+        "reproduces the choice; report it with the decision (null only when answered again "
+        "from a log that did not keep it)"
+    )
+    request_id: str | None = Field(None, description="the request_id the decision answers")
 
 
 # ---------------------------------------------------------------------- feedback

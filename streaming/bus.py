@@ -23,6 +23,7 @@ from bandit import Catalog, Engine, EngineConfig
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.models import ModelHost
+from streaming.payloads import DecisionPayload
 
 # scheme -> "module:Class" of its backend, imported on use (the embedded default must not need
 # the Kafka client).
@@ -73,6 +74,10 @@ class Backend(Protocol):
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         """Whether the decision was made for this user (may wait briefly for it to arrive)."""
+
+    def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
+        """The user's logged decision with this id, if this process can see it without
+        waiting (decisions it queued itself excepted: the service remembers those)."""
 
     def knows(self, tenant: str, user_id: str) -> bool: ...
 

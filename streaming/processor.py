@@ -239,6 +239,10 @@ class Processor:
             "ts": event.ts,
             "feedback": 0,
             "expired": False,
+            # what answering an idempotent retry from the changelog needs (an API replica)
+            "propensity": p.propensity,
+            "locale": p.locale,
+            "seed": p.seed,
         }
         horizon = event.ts - self.horizon_s
         while pending:  # oldest first: over the cap, or settled and past the horizon

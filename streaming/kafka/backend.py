@@ -8,7 +8,8 @@ side by side behind a load balancer. By design, unlike the embedded backend:
 - Feedback is accepted once it is durable on Kafka; the worker joins it to its decision and
   drops repeated event ids, so a resent feedback is accepted here and counted once there.
 - A decision made by another replica is known here once its changelog record arrives; feedback
-  that races ahead of it waits up to ``JOIN_WAIT_S`` for it.
+  that races ahead of it waits up to ``JOIN_WAIT_S`` for it, an idempotent retry of it
+  (``find_decision``) does not wait.
 - Exports carry profile and state; the raw events stay in Kafka (its retention applies).
 - CF models come from the models topic: a new version gives the replica its arm embeddings and
   cold-start prior; user state stays the workers'.
@@ -38,6 +39,7 @@ from streaming.kafka.bus import KafkaBus, KafkaConfig
 from streaming.kafka.changelog import ChangelogMaterializer
 from streaming.kafka.model_feed import ModelFeed
 from streaming.models import Installed, ModelHost, ModelProcessor
+from streaming.payloads import DecisionPayload
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,24 @@ class KafkaBackend:
                     return False
                 self._changed.wait(left)
         return True
+
+    def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
+        """The decision from the user's pending decisions in the changelog: known here once a
+        worker applied it and its record arrived, until feedback or the horizon settles it."""
+        with self.view.lock:
+            book = self.processor.books.get(f"{tenant}/{user_id}")
+            entry = book.pending.get(decision_id) if book is not None else None
+        if entry is None or "propensity" not in entry:  # recorded before entries kept it
+            return None
+        return DecisionPayload(
+            arm=entry["arm"],
+            context=entry["context"],
+            decision_id=decision_id,
+            propensity=entry["propensity"],
+            locale=entry.get("locale"),
+            seed=entry.get("seed"),
+            policy=self.engine.policy.name,
+        )
 
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"

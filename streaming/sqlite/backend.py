@@ -19,6 +19,7 @@ from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.join import replay_frame
 from streaming.models import ModelHost, ModelProcessor
+from streaming.payloads import DecisionPayload
 from streaming.sqlite.learner import Learner
 from streaming.sqlite.store import Store
 
@@ -93,6 +94,15 @@ class EmbeddedBackend:
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         event = self.store.get_event(tenant, decision_id, kind="decision")
         return event is not None and event.user_id == user_id
+
+    def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
+        event = self.store.find_event(tenant, decision_id)
+        if event is None or event.kind != "decision" or event.user_id != user_id:
+            return None
+        try:
+            return event.decision
+        except ValueError:  # a malformed payload is no decision to answer with
+            return None
 
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -295,3 +296,13 @@ def test_the_client_imports_without_the_engine() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_readme_client_example_runs(
+    server: ServeProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```python client\n(.*?)```", readme, re.S)
+    exec(compile(block, "README.md client example", "exec"), {"URL": server.url, "KEY": KEY})
+    out = capsys.readouterr().out
+    assert "GET /v1/users/nobody/profile: 404 unknown user 'nobody'" in out

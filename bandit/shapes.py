@@ -102,7 +102,10 @@ def chat_request(
     """
     _check_shape(shape)
     texts, turns = _split(history, shape)
-    prompt = merge_system(fragment, [system, *texts] if system else texts)
+    if system or texts:
+        prompt = merge_system(fragment, [system, *texts] if system else texts)
+    else:  # the service's case, on every decision: nothing to merge
+        prompt = fragment
     if message:
         turns.append({"role": "user", "content": message})
     gen = generation_params(params, shape)

@@ -3,9 +3,10 @@
 A decision request with a ``request_id`` gets the decision id ``decision_id_for(tenant, user,
 request_id)``, the same on every process, so the log stores it once whoever logs it. The
 service answers a repeat from ``RecentDecisions`` (the responses this process gave, as it gave
-them) or else from the log through the backend; README.md ("Idempotent decisions") states
-what each backend guarantees. A profile change with an ``Idempotency-Key`` logs its events
-under ids derived the same way, so a retried change is logged once.
+them) or else from the user's pending decisions the backend holds; README.md ("Idempotent
+decisions") states what each backend guarantees. A profile change with an
+``Idempotency-Key`` logs its events under ids derived the same way, so a retried change is
+logged once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-RECENT_DECISIONS = 8192  # responses kept; older repeats are answered from the log
+RECENT_DECISIONS = 8192  # responses kept; older repeats are answered from pending decisions
 
 
 def _digest(*parts: str) -> str:

@@ -128,8 +128,8 @@ class Service:
         the ``InputError`` that rejects it (the others are still decided).
 
         A request with a ``request_id`` that was answered before gets that decision again,
-        from this process's memory or from the log (README.md, "Idempotent decisions"); the
-        same one twice in a batch is decided once.
+        from this process's memory or the user's pending decisions (README.md, "Idempotent
+        decisions"); the same one twice in a batch is decided once.
         """
         outs: list[dict[str, Any] | InputError | None] = [None] * len(requests)
         ids: list[str | None] = []
@@ -199,8 +199,8 @@ class Service:
         return outs
 
     def _logged(self, tenant: str, body: Any, decision_id: str) -> dict[str, Any] | None:
-        """The response to a repeated request_id from the logged decision, or None when the
-        backend cannot see one (then the request is decided, under the same id)."""
+        """The response to a repeated request_id from the decision the backend holds pending,
+        or None when it holds none (then the request is decided, under the same id)."""
         payload = self.backend.find_decision(tenant, body.user_id, decision_id)
         if payload is None:
             return None
@@ -394,7 +394,7 @@ class Service:
 
 
 class Choice(NamedTuple):
-    """What a response says about the chosen strategy, from a decision or from the log."""
+    """What a response says about the chosen strategy, from a decision or a pending one."""
 
     strategy_id: str
     levels: Mapping[str, str]

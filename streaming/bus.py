@@ -76,8 +76,9 @@ class Backend(Protocol):
         """Whether the decision was made for this user (may wait briefly for it to arrive)."""
 
     def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
-        """The user's logged decision with this id, if this process can see it without
-        waiting (decisions it queued itself excepted: the service remembers those)."""
+        """The user's decision with this id if the state this process holds still has it
+        pending (applied, not yet settled and past the horizon), without waiting; the
+        service remembers the decisions it made itself until then."""
 
     def knows(self, tenant: str, user_id: str) -> bool: ...
 

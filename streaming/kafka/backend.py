@@ -131,22 +131,9 @@ class KafkaBackend:
         return True
 
     def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
-        """The decision from the user's pending decisions in the changelog: known here once a
-        worker applied it and its record arrived, until feedback or the horizon settles it."""
-        with self.view.lock:
-            book = self.processor.books.get(f"{tenant}/{user_id}")
-            entry = book.pending.get(decision_id) if book is not None else None
-        if entry is None or "propensity" not in entry:  # recorded before entries kept it
-            return None
-        return DecisionPayload(
-            arm=entry["arm"],
-            context=entry["context"],
-            decision_id=decision_id,
-            propensity=entry["propensity"],
-            locale=entry.get("locale"),
-            seed=entry.get("seed"),
-            policy=self.engine.policy.name,
-        )
+        """From the user's pending decisions in the changelog: known here once a worker
+        applied the decision and its record arrived, until it is settled and past the horizon."""
+        return self.processor.pending_decision(f"{tenant}/{user_id}", decision_id)
 
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"

@@ -96,13 +96,11 @@ class EmbeddedBackend:
         return event is not None and event.user_id == user_id
 
     def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
-        event = self.store.find_event(tenant, decision_id)
-        if event is None or event.kind != "decision" or event.user_id != user_id:
-            return None
-        try:
-            return event.decision
-        except ValueError:  # a malformed payload is no decision to answer with
-            return None
+        # The learner's books, not the store: a lookup in memory, where a query would cost a
+        # request several page reads (each commit empties a reader's page cache). They hold
+        # every decision the learner applied until it is settled and past the horizon, and
+        # survive a restart (checkpoint and replay).
+        return self.processor.pending_decision(f"{tenant}/{user_id}", decision_id)
 
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"

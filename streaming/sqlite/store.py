@@ -106,8 +106,6 @@ class Store:
         self._flush_interval_s = flush_interval_s
         self._flusher: threading.Thread | None = None
         self._closed = threading.Event()
-        self._reader: sqlite3.Connection | None = None  # find_event's own connection
-        self._reader_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the log
     def append(self, events: Sequence[Event], *, durable: bool = True) -> list[int | None]:
@@ -194,20 +192,6 @@ class Store:
             return None
         return Event.from_bytes(row[1])
 
-    def find_event(self, tenant: str, event_id: str) -> Event | None:
-        """A committed event by id, read on a connection of its own: it neither waits for the
-        writer's lock nor commits queued decisions (the caller knows its own queued ones), so
-        it costs a request one index lookup."""
-        with self._reader_lock:
-            if self._reader is None:
-                self._reader = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False
-                )
-            row = self._reader.execute(
-                "SELECT body FROM events WHERE tenant=? AND event_id=?", (tenant, event_id)
-            ).fetchone()
-        return None if row is None else Event.from_bytes(row[0])
-
     def iter_events(
         self,
         *,
@@ -290,10 +274,6 @@ class Store:
             self._closed.set()
             self._queued.set()  # let the flusher see the store is closed
             self._db.close()
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
 
     def _flush_locked(self) -> None:
         # Called with the lock held. Queued rows go in one transaction without fsync, like

@@ -2,7 +2,7 @@
 
 A retried ``POST /v1/decisions`` with the same ``request_id`` gets the same decision (id,
 strategy, propensity, seed, directives), logged once: from this process's memory, and from
-the log after a restart.
+the user's pending decisions, which a restart recovers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.idempotency import RecentDecisions
 from api.schemas import DecisionCreate, DecisionPublic
 from tests.api.conftest import ACME, BETA, decide, service_of, wait_learner
 from tests.api.test_feedback import feedback, profile
@@ -62,7 +63,7 @@ def test_the_same_request_twice_in_one_batch_is_decided_once(client: TestClient)
     assert len(decision_events(client)) == 1
 
 
-def test_after_a_restart_a_retry_is_answered_from_the_log(
+def test_after_a_restart_a_retry_is_answered_from_the_recovered_state(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
@@ -84,6 +85,18 @@ def test_after_a_restart_a_retry_is_answered_from_the_log(
     wait_learner(restarted)
     evidence = profile(restarted)["evidence"]
     assert (evidence["decisions"], evidence["feedback_events"]) == (1, 1)
+
+
+def test_a_repeat_this_process_forgot_is_answered_from_the_pending_decision(
+    client: TestClient,
+) -> None:
+    first = decide(client, message="Explain monads", request_id="m-2")
+    wait_learner(client)  # the learner holds it pending
+    service_of(client).recent = RecentDecisions()  # as if 8,192 newer ones had pushed it out
+    again = decide(client, message="Explain monads", request_id="m-2")
+    assert {k: again[k] for k in SAME} == {k: first[k] for k in SAME}
+    assert again["explanation"]
+    assert len(decision_events(client)) == 1
 
 
 def test_an_erased_user_is_decided_afresh(client: TestClient) -> None:

@@ -1,9 +1,9 @@
 """A logged decision answered again: why that strategy, by the model as it stands now.
 
 An idempotent retry that reaches a process which did not make the decision (after a restart,
-or on another API replica) answers from the log: the logged arm, propensity, seed and
+or on another API replica) is answered with what was logged: the arm, propensity, seed and
 locale, and an explanation computed here from the user's current posterior, the request's
-logged context and the logged action distribution (where the log kept it).
+logged context and the action distribution where it was kept.
 """
 
 from __future__ import annotations

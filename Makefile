@@ -19,7 +19,7 @@ test-fast: setup  ## unit tests only, no broker
 	$(PY) -m pytest -q -m "not kafka and not slow"
 
 lint:  ## ruff (lint and format) and mypy
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy bandit collab streaming api simulations
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy bandit collab streaming api simulations examples
 
 doctest:  ## the docstring examples of the five packages
 	$(PY) -m pytest -q --doctest-modules bandit collab streaming api simulations

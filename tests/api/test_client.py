@@ -287,6 +287,28 @@ def test_retries_across_a_restart_log_one_decision_and_one_feedback(tmp_path: Pa
         server.stop()
 
 
+def test_the_async_client_retries_a_lost_answer_without_a_second_decision(
+    server: ServeProcess,
+) -> None:
+    proxy = FrontProxy(server.port)
+
+    async def run() -> tuple[Any, Any, Any]:
+        async with AsyncClient(proxy.url, KEY, retry=FAST) as a:
+            proxy.lose_response("POST /v1/decisions")
+            d = await a.decide("async-cy", "hi")
+            proxy.lose_response("POST /v1/feedback")
+            receipt = await a.feedback("async-cy", d.decision_id, "rating", 5)
+            return d, receipt, await a.export("async-cy")
+
+    try:
+        d, receipt, export = asyncio.run(run())
+    finally:
+        proxy.close()
+    assert json.loads(proxy.lost[0].partition(b"\r\n\r\n")[2])["decision_id"] == d.decision_id
+    assert receipt.status == "duplicate" and len(proxy.lost) == 2
+    assert [e["kind"] for e in export.events] == ["decision", "feedback"]
+
+
 def test_the_client_imports_without_the_engine() -> None:
     code = (
         "import sys, api.client; "

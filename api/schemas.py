@@ -141,8 +141,7 @@ class DecisionPublic(BaseModel):
     policy: PolicyPublic
     seed: int | None = Field(
         description="the decision's random seed (below 2**62): with the same state it "
-        "reproduces the choice; report it with the decision (null only when answered again "
-        "from a log that did not keep it)"
+        "reproduces the choice; report it with the decision"
     )
     request_id: str | None = Field(None, description="the request_id the decision answers")
 

@@ -145,7 +145,7 @@ class Service:
             if decision_id in first:
                 continue
             first[decision_id] = i
-            outs[i] = self.recent.get(decision_id) or self._logged(tenant, body, decision_id)
+            outs[i] = self.recent.get(decision_id) or self._from_pending(tenant, body, decision_id)
             if outs[i] is None:
                 fresh.append(i)
         if fresh:
@@ -198,7 +198,7 @@ class Service:
         self.backend.log_decisions(events)
         return outs
 
-    def _logged(self, tenant: str, body: Any, decision_id: str) -> dict[str, Any] | None:
+    def _from_pending(self, tenant: str, body: Any, decision_id: str) -> dict[str, Any] | None:
         """The response to a repeated request_id from the decision the backend holds pending,
         or None when it holds none (then the request is decided, under the same id)."""
         payload = self.backend.find_decision(tenant, body.user_id, decision_id)
@@ -219,7 +219,7 @@ class Service:
             explanation = engine.explain_logged(
                 key, arm, payload.context, payload.action_dist, payload.propensity
             )
-        except (KeyError, ValueError):  # the user or the request's shape is gone
+        except ValueError:  # the context has another width now (the declared features changed)
             explanation = ()
         choice = Choice(
             engine.catalog.arm_ids[arm],

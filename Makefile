@@ -1,7 +1,7 @@
 # attune developer targets. `make help` lists them.
 PY ?= .venv/bin/python
 
-.PHONY: help setup serve test test-fast lint doctest bench simulate kafka-start kafka-stop
+.PHONY: help setup serve test test-fast lint doctest bench simulate example kafka-start kafka-stop
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ test-fast: setup  ## unit tests only, no broker
 	$(PY) -m pytest -q -m "not kafka and not slow"
 
 lint:  ## ruff (lint and format) and mypy
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy bandit collab streaming api simulations
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy bandit collab streaming api simulations examples
 
 doctest:  ## the docstring examples of the five packages
 	$(PY) -m pytest -q --doctest-modules bandit collab streaming api simulations
@@ -29,6 +29,9 @@ bench:  ## core benchmark, numbers side by side with the NumPy reference
 
 simulate:  ## the default scenario, all policies
 	.venv/bin/attune simulate --scenario default --out out/simulate
+
+example:  ## the example chat loop (examples/chat_loop.py) against a temporary attune serve
+	$(PY) examples/chat_loop.py
 
 kafka-start:  ## start the local single-node Kafka broker
 	bash scripts/kafka.sh start

@@ -85,6 +85,12 @@ class DecisionCreate(_Body):
         max_length=32,
         description="Group attributes stored for audits; never used as features.",
     )
+    request_id: Id | None = Field(
+        None,
+        description="Makes the decision idempotent: a request with the same user and "
+        "request_id (within the wait window) gets the first one's decision, logged once. "
+        "Unique per turn, e.g. the product's message id.",
+    )
 
 
 class StrategyPublic(BaseModel):
@@ -94,8 +100,12 @@ class StrategyPublic(BaseModel):
 
 class DirectivesPublic(BaseModel):
     system_prompt: str
-    messages: list[dict[str, str]]
-    params: dict[str, float | int]
+    messages: list[dict[str, str]] = Field(
+        description="OpenAI-style messages: the system prompt, then the message if any"
+    )
+    params: dict[str, float | int] = Field(
+        description="generation parameters, named as OpenAI Chat Completions names them"
+    )
     locale: str
     adapter: str | None = Field(
         None, description="the user's group adapter id, when adapter_template is set"
@@ -104,6 +114,12 @@ class DirectivesPublic(BaseModel):
         default_factory=list,
         description="the user's memory notes retrieved for this message, already in "
         "system_prompt (the explanation names them)",
+    )
+    openai: dict[str, Any] = Field(
+        description="the Chat Completions call: messages, max_tokens, temperature, top_p"
+    )
+    anthropic: dict[str, Any] = Field(
+        description="the Messages call: system, messages, max_tokens, temperature or top_p"
     )
 
 
@@ -130,6 +146,11 @@ class DecisionPublic(BaseModel):
     propensity: float
     explanation: list[ReasonPublic]
     policy: PolicyPublic
+    seed: int | None = Field(
+        description="the decision's random seed (below 2**62): with the same state it "
+        "reproduces the choice; report it with the decision"
+    )
+    request_id: str | None = Field(None, description="the request_id the decision answers")
 
 
 # ---------------------------------------------------------------------- feedback

@@ -12,12 +12,14 @@ import gc
 import json
 import secrets
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
+from api.idempotency import RecentDecisions, decision_id_for, event_id_for
 from api.keys import KeyRing, KeyStore
 from api.metrics import Metrics
 from api.settings import Settings
-from bandit import Decision, DecisionRequest, Reason
+from bandit import Decision, DecisionRequest, Directives, Engine, Reason
 from collab import adapter_id
 from streaming.bus import Backend, open_backend
 from streaming.events import Event, new_id
@@ -68,6 +70,7 @@ class Service:
         self.ready = False
         self.dev_key: str | None = None
         self.policy_version = f"{self.catalog.name}.v{self.catalog.version}"
+        self.recent = RecentDecisions()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -123,7 +126,42 @@ class Service:
 
     def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | InputError]:
         """Decide ``(tenant, body)`` requests in one engine call; per request, the response or
-        the ``InputError`` that rejects it (the others are still decided)."""
+        the ``InputError`` that rejects it (the others are still decided).
+
+        A request with a ``request_id`` that was answered before gets that decision again,
+        from this process's memory or the user's pending decisions (README.md, "Idempotent
+        decisions"); the same one twice in a batch is decided once.
+        """
+        outs: list[dict[str, Any] | InputError | None] = [None] * len(requests)
+        ids: list[str | None] = []
+        first: dict[str, int] = {}  # decision id -> its first request in this batch
+        fresh: list[int] = []
+        for i, (tenant, body) in enumerate(requests):
+            if body.request_id is None:
+                ids.append(None)
+                fresh.append(i)
+                continue
+            decision_id = decision_id_for(tenant, body.user_id, body.request_id)
+            ids.append(decision_id)
+            if decision_id in first:
+                continue
+            first[decision_id] = i
+            outs[i] = self.recent.get(decision_id) or self._from_pending(tenant, body, decision_id)
+            if outs[i] is None:
+                fresh.append(i)
+        if fresh:
+            made = self._decide_fresh([requests[i] for i in fresh], [ids[i] for i in fresh])
+            for i, out in zip(fresh, made, strict=True):
+                outs[i] = out
+        for i, did in enumerate(ids):  # a repeat within the batch gets its first's answer
+            if outs[i] is None and did is not None:
+                outs[i] = outs[first[did]]
+        return [out for out in outs if out is not None]
+
+    def _decide_fresh(
+        self, requests: list[tuple[str, Any]], ids: list[str | None]
+    ) -> list[dict[str, Any] | InputError]:
+        """New decisions, logged; ``ids`` are their decision ids (None: a random one)."""
         now = time.time()
         try:
             built = [self._request(tenant, body, now) for tenant, body in requests]
@@ -132,15 +170,22 @@ class Service:
             if len(requests) == 1:
                 return [_input_error(exc)]
             # One bad request fails the batch: decide each alone to find it.
-            return [out for request in requests for out in self.decide_many([request])]
+            return [
+                out
+                for request, decision_id in zip(requests, ids, strict=True)
+                for out in self._decide_fresh([request], [decision_id])
+            ]
         events: list[Event] = []
         outs: list[dict[str, Any] | InputError] = []
-        for (tenant, body), request, d in zip(requests, built, decisions, strict=True):
-            decision_id = new_id("d_")
+        for (tenant, body), request, d, given in zip(requests, built, decisions, ids, strict=True):
+            decision_id = given or new_id("d_")
             payload = decision_payload(d, decision_id, body, self.engine, request.paused).to_dict()
             events.append(Event("decision", decision_id, tenant, body.user_id, now, payload))
             self.metrics.count_decision(tenant)
-            outs.append(self._response(d, decision_id, body))
+            out = self._response(decision_id, d.user_id, Choice.of(d), body)
+            if given is not None:
+                self.recent.put(decision_id, d.user_id, out)
+            outs.append(out)
         self.backend.log_decisions(events)
         return outs
 
@@ -168,26 +213,69 @@ class Service:
             group=group,
         )
 
-    def _response(self, d: Decision, decision_id: str, body: Any) -> dict[str, Any]:
-        """The decision as the API answers it: strategy, directives, propensity, explanation."""
-        directives = d.directives
-        messages = (
-            directives.messages(body.message) if body.message else directives.messages("")[:1]
+    def _from_pending(self, tenant: str, body: Any, decision_id: str) -> dict[str, Any] | None:
+        """The response to a repeated request_id from the decision the backend holds pending,
+        or None when it holds none (then the request is decided, under the same id)."""
+        payload = self.backend.find_decision(tenant, body.user_id, decision_id)
+        if payload is None:
+            return None
+        engine = self._engine_of(tenant)
+        try:
+            arm = (
+                engine.catalog.arm_index(payload.strategy_id)
+                if payload.strategy_id
+                else payload.arm
+            )
+            directives = engine.directives.compile(arm, payload.locale or body.locale)
+        except (KeyError, ValueError):  # logged with a catalog this process does not serve
+            return None
+        key = f"{tenant}/{body.user_id}"
+        try:
+            explanation = engine.explain_logged(
+                key, arm, payload.context, payload.action_dist, payload.propensity
+            )
+        except ValueError:  # the context has another width now (the declared features changed)
+            explanation = ()
+        choice = Choice(
+            engine.catalog.arm_ids[arm],
+            engine.catalog.levels_of(arm),
+            payload.propensity,
+            payload.seed,
+            payload.policy or engine.policy.name,
+            directives,
+            explanation,
         )
+        out = self._response(decision_id, key, choice, body)
+        self.recent.put(decision_id, key, out)
+        return out
+
+    def _engine_of(self, tenant: str) -> Engine:
+        """The engine (and so the catalog) serving ``tenant``'s decisions: one for all now."""
+        return self.engine
+
+    def _response(self, decision_id: str, key: str, c: Choice, body: Any) -> dict[str, Any]:
+        """The decision as the API answers it: strategy, directives (also in OpenAI's and
+        Anthropic's request shapes), propensity, explanation, seed."""
+        directives = c.directives
+        openai = directives.request(body.message, shape="openai")
         return {
             "decision_id": decision_id,
-            "strategy": {"id": d.strategy_id, "levels": dict(d.levels)},
+            "strategy": {"id": c.strategy_id, "levels": dict(c.levels)},
             "directives": {
                 "system_prompt": directives.system_prompt,
-                "messages": messages,
+                "messages": openai["messages"],
                 "params": dict(directives.params),
                 "locale": directives.locale,
-                "adapter": self._adapter(d.user_id),
+                "adapter": self._adapter(key),
+                "openai": openai,
+                "anthropic": directives.request(body.message, shape="anthropic"),
                 "notes": list(directives.notes),
             },
-            "propensity": d.propensity,
-            "explanation": [r.to_dict() for r in d.explanation],
-            "policy": {"name": d.policy, "version": self.policy_version},
+            "propensity": c.propensity,
+            "explanation": [r.to_dict() for r in c.explanation],
+            "policy": {"name": c.policy, "version": self.policy_version},
+            "seed": c.seed,
+            "request_id": body.request_id,
         }
 
     def _adapter(self, key: str) -> str | None:
@@ -239,28 +327,47 @@ class Service:
         pins: dict[str, str | None],
         features: dict[str, Any] | None = None,
         personalization: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict:
         """Pins, declared user features and the pause of personalization (``"paused"`` or
         ``"active"``); all apply to the very next decision (the serving engine changes now,
-        the log tells the learner and the workers; a pause is applied before this returns)."""
+        the log tells the learner and the workers; a pause is applied before this returns).
+
+        With an ``idempotency_key`` the change's events get ids derived from it: a retried
+        change is logged once, and a change the log already holds is not applied again."""
         self._check_pins(pins)
         features = features or {}
         self._check_features(features)
         key = f"{tenant}/{user_id}"
+        new = False
         for op, change in (("pin", {"pins": pins}), ("features", {"features": features})):
             if any(change.values()):
                 payload = ProfilePayload(op, **change).to_dict()
-                event = Event("profile", new_id("p_"), tenant, user_id, time.time(), payload)
-                self.backend.log(event)
+                event_id = (
+                    event_id_for(tenant, user_id, idempotency_key, op)
+                    if idempotency_key
+                    else new_id("p_")
+                )
+                event = Event("profile", event_id, tenant, user_id, time.time(), payload)
+                new = self.backend.log(event) or new
+        if personalization is not None:
+            # Logged and applied by the learner (a duplicate id is logged once, so a retry
+            # never undoes a newer change).
+            op = "pause" if personalization == "paused" else "resume"
+            event_id = (
+                event_id_for(tenant, user_id, idempotency_key, op)
+                if idempotency_key
+                else new_id("p_")
+            )
+            payload = ProfilePayload(op).to_dict()
+            event = Event("profile", event_id, tenant, user_id, time.time(), payload)
+            self.backend.log_applied(event)
+        if idempotency_key and not new:
+            return self.profile(tenant, user_id)
         with self.engine.lock:
             self.engine.users.rows([key])
             self.engine.pin(key, pins)
             self.engine.set_user_features(key, features)
-        if personalization is not None:
-            op = "pause" if personalization == "paused" else "resume"
-            payload = ProfilePayload(op).to_dict()
-            event = Event("profile", new_id("p_"), tenant, user_id, time.time(), payload)
-            self.backend.log_applied(event)
         return self.profile(tenant, user_id)
 
     def _check_features(self, features: dict[str, Any]) -> None:
@@ -304,6 +411,7 @@ class Service:
             raise NotFound(f"unknown user {user_id!r}")
         payload = ProfilePayload("delete").to_dict()
         self.backend.erase(Event("profile", new_id("x_"), tenant, user_id, time.time(), payload))
+        self.recent.forget(f"{tenant}/{user_id}")
 
     # ------------------------------------------------------------------ catalog
     def catalog_public(self) -> dict[str, Any]:
@@ -316,6 +424,24 @@ class Service:
             "n_arms": c.n_arms,
             "arms": list(c.arm_ids),
         }
+
+
+class Choice(NamedTuple):
+    """What a response says about the chosen strategy, from a decision or a pending one."""
+
+    strategy_id: str
+    levels: Mapping[str, str]
+    propensity: float
+    seed: int | None
+    policy: str
+    directives: Directives
+    explanation: tuple[Reason, ...]
+
+    @classmethod
+    def of(cls, d: Decision) -> Choice:
+        return cls(
+            d.strategy_id, d.levels, d.propensity, d.seed, d.policy, d.directives, d.explanation
+        )
 
 
 def _input_error(exc: ValueError) -> InputError:

@@ -33,11 +33,14 @@ levels are declared. An arm's id joins its level names with dots:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -221,6 +224,37 @@ class Catalog:
                 )
             keep &= np.isin(self.arms[:, j], [names.index(w) for w in wanted])
         return keep
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of everything the catalog declares: name, version, locales, texts,
+        parameters, rules; not the file's formatting or comments."""
+        content = {
+            "name": self.name,
+            "version": self.version,
+            "locales": list(self.locales),
+            "preamble": dict(self.preamble),
+            "dimensions": [
+                [
+                    d.name,
+                    d.description,
+                    [[lv.name, lv.label, dict(lv.text), dict(lv.params)] for lv in d.levels],
+                ]
+                for d in self.dimensions
+            ],
+            "rules": [[dict(r.forbid), r.reason] for r in self.rules],
+        }
+        text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def identity(self) -> dict[str, Any]:
+        """What a CF model records of the catalog it was trained on: name, version and
+        ``fingerprint``.
+
+        >>> Catalog.default().identity()["name"]
+        'attune-default'
+        """
+        return {"name": self.name, "version": self.version, "hash": self.fingerprint}
 
     def attribute_names(self) -> list[str]:
         """Names of the columns of ``attributes``: ``"bias"`` then ``"dimension=level"``."""

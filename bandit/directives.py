@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bandit.catalog import Catalog
+from bandit.shapes import chat_request, generation_params
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 _NOTES_HEADING = {
@@ -28,7 +29,8 @@ class Directives:
     system_prompt : str
         The system-prompt fragment in the user's locale.
     params : dict
-        Generation parameters (``max_tokens``, ``temperature``, ...).
+        Generation parameters (``max_tokens``, ``temperature``, ``top_p``, ...), named as
+        OpenAI's Chat Completions names them; ``generation(shape)`` names them for others.
     locale : str
         The catalog locale the fragment was rendered in.
     notes : tuple of str
@@ -44,12 +46,49 @@ class Directives:
     adapter: str | None = None
     _base_prompt: str = field(default="", repr=False, compare=False)
 
-    def messages(self, user_message: str) -> list[dict[str, str]]:
-        """An OpenAI-style ``messages`` list: this system prompt, then the user's message."""
-        return [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": user_message},
-        ]
+    def messages(
+        self,
+        user_message: str = "",
+        history: Iterable[Mapping[str, Any]] = (),
+        *,
+        shape: str = "openai",
+        system: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The messages of this turn's LLM call: the system prompt (attune's fragment merged
+        with the product's own, once), the ``history`` and the user's message if not empty.
+
+        ``shape="anthropic"`` and ``"responses"`` leave the system prompt out (those APIs take
+        it as ``system``/``instructions``: use ``request``). ``bandit.shapes`` has the rules.
+        """
+        out = self.request(user_message, history, shape=shape, system=system)
+        turns: list[dict[str, Any]] = out["input"] if shape == "responses" else out["messages"]
+        return turns
+
+    def request(
+        self,
+        user_message: str = "",
+        history: Iterable[Mapping[str, Any]] = (),
+        *,
+        shape: str = "openai",
+        system: str | None = None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of this turn's LLM call in ``shape`` ("openai",
+        "anthropic" or "responses"): messages and generation parameters, model aside.
+
+        >>> d = DirectiveCompiler(Catalog.default()).compile(0)
+        >>> req = d.request("hi", [{"role": "system", "content": "You are Acme."}],
+        ...                 shape="anthropic")
+        >>> req["system"].endswith("You are Acme."), req["messages"], req["max_tokens"]
+        (True, [{'role': 'user', 'content': 'hi'}], 300)
+        """
+        return chat_request(
+            self.system_prompt, self.params, user_message, history, shape=shape, system=system
+        )
+
+    def generation(self, shape: str = "openai") -> dict[str, Any]:
+        """The generation parameters as ``shape``'s API names them (``params``: the
+        catalog's names, which are OpenAI Chat Completions')."""
+        return generation_params(self.params, shape)
 
     def with_context(self, notes: Sequence[str] = (), adapter: str | None = None) -> Directives:
         """A copy with profile notes appended to the prompt and an adapter id set."""

@@ -40,6 +40,7 @@ from bandit.persist import load_engine, save_engine
 from bandit.profile import forget_user, set_pins, set_user_features, user_profile
 from bandit.random import check_random_state
 from bandit.records import Decision, DecisionRequest, Feedback
+from bandit.replay import explain_logged
 from bandit.selection import ArmMasks, SeedStream, Selection, decisions, make_pool, select
 from bandit.shared import EB_HORIZON, SharedModel, tenant_of
 from bandit.state import UserState
@@ -388,6 +389,17 @@ class Engine:
 
     def explain(self, decision: Decision) -> tuple[Reason, ...]:
         return decision.explanation
+
+    def explain_logged(
+        self,
+        user_id: str,
+        arm: int,
+        context: Sequence[float],
+        action_dist: Sequence[float] = (),
+        propensity: float = 1.0,
+    ) -> tuple[Reason, ...]:
+        """Reasons for a logged decision, from the model as it is now (``bandit.replay``)."""
+        return explain_logged(self, user_id, arm, context, action_dist, propensity)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:

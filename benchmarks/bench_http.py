@@ -54,13 +54,14 @@ N_USERS = 1000
 
 
 # ---------------------------------------------------------------------- load generator
-def _requests(n: int, seed: int = 0) -> list[bytes]:
+def _requests(n: int, seed: int = 0, request_ids: bool = False) -> list[bytes]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        body = json.dumps(
-            {"user_id": f"user-{rng.integers(N_USERS)}", "message": MESSAGES[i % len(MESSAGES)]}
-        ).encode()
+        doc = {"user_id": f"user-{rng.integers(N_USERS)}", "message": MESSAGES[i % len(MESSAGES)]}
+        if request_ids:  # unique: every request is a first attempt, looked up in the log
+            doc["request_id"] = f"{seed}-{i}"
+        body = json.dumps(doc).encode()
         out.append(
             b"POST /v1/decisions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer "
@@ -87,9 +88,11 @@ async def _roundtrip(
     return status
 
 
-async def _open_loop(port: int, rate: float, duration: float, connections: int) -> dict:
+async def _open_loop(
+    port: int, rate: float, duration: float, connections: int, request_ids: bool = False
+) -> dict:
     n = int(rate * duration)
-    requests = _requests(n, seed=int(rate))
+    requests = _requests(n, seed=int(rate), request_ids=request_ids)
     queue: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
     latencies = np.full(n, np.nan)
     errors = 0
@@ -132,8 +135,11 @@ async def _open_loop(port: int, rate: float, duration: float, connections: int) 
     }
 
 
-async def _closed_loop(port: int, duration: float, connections: int) -> dict:
-    requests = _requests(4096, seed=1)
+async def _closed_loop(
+    port: int, duration: float, connections: int, request_ids: bool = False
+) -> dict:
+    # With request ids, enough distinct requests that none repeats within the phase.
+    requests = _requests(300_000 if request_ids else 4096, seed=1, request_ids=request_ids)
     done: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + duration
@@ -178,16 +184,19 @@ def generate(args: argparse.Namespace) -> None:
     depends on what else the machine is running.
     """
     out: dict = {"rates": []}
-    asyncio.run(_open_loop(args.port, 300, args.warmup, args.connections))  # warm-up
+    ids = args.request_ids
+    asyncio.run(_open_loop(args.port, 300, args.warmup, args.connections, ids))  # warm-up
     for rate in args.rates:
         cpu = _cpu_seconds(args.server_pid)
-        phase = asyncio.run(_open_loop(args.port, rate, args.duration, args.connections))
+        phase = asyncio.run(_open_loop(args.port, rate, args.duration, args.connections, ids))
         phase["server_cpu_ms_per_request"] = (
             1e3 * (_cpu_seconds(args.server_pid) - cpu) / (phase["sent"])
         )
         out["rates"].append(phase)
     if args.saturate_connections:
-        out["max"] = asyncio.run(_closed_loop(args.port, args.duration, args.saturate_connections))
+        out["max"] = asyncio.run(
+            _closed_loop(args.port, args.duration, args.saturate_connections, ids)
+        )
     print(json.dumps(out))
 
 
@@ -310,6 +319,8 @@ def _generate(args: argparse.Namespace, port: int, pid: int, rates: list[float],
     argv = [sys.executable, __file__, "--generate", "--port", str(port), "--server-pid", str(pid)]
     for name, value in flags.items():
         argv += [f"--{name}", str(value)]
+    if args.request_ids:
+        argv.append("--request-ids")
     gen = subprocess.run(argv, capture_output=True, text=True, check=True)
     result: dict = json.loads(gen.stdout)
     return result
@@ -329,6 +340,11 @@ def main() -> None:
         "--no-reference", action="store_true", help="skip the bare-uvicorn reference phase"
     )
     p.add_argument("--notes", type=int, default=0, help="memory notes per user")
+    p.add_argument(
+        "--request-ids",
+        action="store_true",
+        help="give every decision request its own request_id (the idempotent path)",
+    )
     p.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--serve-reference", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -8,7 +8,7 @@ priors for known users, a cluster prior for new users.
 from collab.arms import ArmSpace, arm_space, attribute_regression
 from collab.fit import TRAINERS, fit, make_trainer
 from collab.matrix import Interactions, NotEnoughData, Weighting, build_matrix
-from collab.model import MODEL_SCHEMA_VERSION, CFModel, adapter_id
+from collab.model import MODEL_SCHEMA_VERSION, CatalogMismatch, CFModel, adapter_id, check_catalog
 from collab.refine import refine_cluster_priors
 from collab.warm import ClusterPrior, PriorMap, Priors, warm_start
 from collab.watch import ModelWatcher, latest_version, load_latest, model_path, publish
@@ -18,6 +18,7 @@ __all__ = [
     "TRAINERS",
     "ArmSpace",
     "CFModel",
+    "CatalogMismatch",
     "ClusterPrior",
     "Interactions",
     "ModelWatcher",
@@ -29,6 +30,7 @@ __all__ = [
     "arm_space",
     "attribute_regression",
     "build_matrix",
+    "check_catalog",
     "fit",
     "latest_version",
     "load_latest",

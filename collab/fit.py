@@ -236,6 +236,8 @@ def fit(
         "noise_var": stats.noise_var,
         "quirk_var": stats.quirk_var,
         "individual_weight": weight,
+        # installs refuse a model trained on another catalog (collab.model.check_catalog)
+        "catalog": catalog.identity() if ids == catalog.arm_ids else None,
     }
     return CFModel(
         version=int(version if version is not None else time.time() * 1000),

@@ -1,7 +1,9 @@
 """The trained collaborative-filtering model: factors, id maps, clusters, a cold-start classifier.
 
 A ``CFModel`` is plain arrays, saved as one ``.npz`` with a schema version (no pickle), so a
-worker can load a model written by another process and refuse one it does not understand.
+worker can load a model written by another process and refuse one it does not understand. It
+records the catalog it was trained on (``meta["catalog"]``: name, version, content hash), and
+``check_catalog`` refuses to serve it on another.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from bandit import Catalog
 from bandit.state import SchemaError, save_npz
 
 # 2 added ``cluster_rewards``; version 1 files still load (without it).
@@ -30,6 +33,48 @@ _ARRAYS = (
     "classifier_intercept",
     "cluster_rewards",
 )
+
+
+class CatalogMismatch(ValueError):
+    """A CF model trained on one catalog offered to an engine on another."""
+
+
+def check_catalog(model: CFModel, catalog: Catalog) -> None:
+    """Raise ``CatalogMismatch``, naming both catalogs, unless ``model`` was trained on
+    ``catalog``: the same name, version and content hash. A model that recorded no catalog
+    (trained before models recorded one) passes if its strategies are the catalog's.
+
+    >>> import numpy as np
+    >>> m = CFModel(version=7, cutoff_ts=0.0, kind="als", user_ids=np.array([], dtype=str),
+    ...             arm_ids=("x", "y"), user_factors=np.zeros((0, 2), np.float32),
+    ...             arm_factors=np.eye(2, dtype=np.float32), user_events=np.zeros(0, np.int64),
+    ...             user_clusters=np.zeros(0, np.int64),
+    ...             cluster_centers=np.ones((1, 2), np.float32),
+    ...             meta={"catalog": {"name": "acme-support", "version": 3, "hash": "ab" * 32}})
+    >>> check_catalog(m, Catalog.default())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    collab.model.CatalogMismatch: CF model v7 was trained on catalog 'acme-support' v3 ...
+    """
+    trained = model.catalog
+    here = catalog.identity()
+    if trained is None:
+        if tuple(model.arm_ids) == catalog.arm_ids:
+            return
+        what = f"a catalog it did not record ({len(model.arm_ids)} strategies)"
+    elif all(trained.get(k) == here[k] for k in ("name", "version", "hash")):
+        return
+    else:
+        what = "catalog " + describe_catalog(trained)
+    raise CatalogMismatch(
+        f"CF model v{model.version} was trained on {what}, not on catalog "
+        f"{describe_catalog(here)}; train one on this catalog (attune train --catalog)"
+    )
+
+
+def describe_catalog(identity: dict[str, Any]) -> str:
+    """``'name' vN (sha256 0123456789ab)``, how messages name a catalog."""
+    digest = str(identity.get("hash") or "")[:12]
+    return f"{identity.get('name')!r} v{identity.get('version')} (sha256 {digest})"
 
 
 def adapter_id(cluster: int | None, *, template: str = "cluster-{k}") -> str | None:
@@ -75,7 +120,8 @@ class CFModel:
     calibration : tuple of float
         ``(a, b)``: the reward a factor score stands for, ``a + b * (user . arm)``.
     meta : dict
-        Training parameters and counts (JSON-able), e.g. the weighting and the iterations.
+        Training parameters and counts (JSON-able), e.g. the weighting and the iterations, and
+        ``catalog``: the ``Catalog.identity()`` of the catalog trained on.
 
     Examples
     --------
@@ -155,6 +201,12 @@ class CFModel:
     @property
     def has_classifier(self) -> bool:
         return len(self.classifier_coef) > 0
+
+    @property
+    def catalog(self) -> dict[str, Any] | None:
+        """The catalog trained on (``Catalog.identity()``), None if the model recorded none."""
+        found = self.meta.get("catalog")
+        return dict(found) if isinstance(found, dict) else None
 
     def rows(self, user_ids: Sequence[str]) -> np.ndarray:
         """Row of each user in the factor arrays, -1 for users the model does not know."""

@@ -24,6 +24,7 @@ from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.memory import UserMemory
 from streaming.models import ModelHost
+from streaming.payloads import DecisionPayload
 
 # scheme -> "module:Class" of its backend, imported on use (the embedded default must not need
 # the Kafka client).
@@ -82,6 +83,11 @@ class Backend(Protocol):
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         """Whether the decision was made for this user (may wait briefly for it to arrive)."""
+
+    def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
+        """The user's decision with this id if the state this process holds still has it
+        pending (applied, not yet settled and past the horizon), without waiting; the
+        service remembers the decisions it made itself until then."""
 
     def knows(self, tenant: str, user_id: str) -> bool: ...
 

@@ -22,7 +22,16 @@ import numpy as np
 import polars as pl
 
 from bandit import Engine
-from collab import CFModel, ClusterPrior, PriorMap, Priors, refine_cluster_priors, warm_start
+from collab import (
+    CatalogMismatch,
+    CFModel,
+    ClusterPrior,
+    PriorMap,
+    Priors,
+    check_catalog,
+    refine_cluster_priors,
+    warm_start,
+)
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.processor import Processor
@@ -109,6 +118,7 @@ class ModelProcessor(Processor):
         self.priors = priors or Priors()
         self.source = source
         self.installed: Installed | None = None
+        self.refused: set[int] = set()  # versions trained on another catalog, refused once
         # partition -> {hash of a deleted user's key: event time of the delete}
         self.forgotten: dict[int, dict[str, float]] = {}
 
@@ -121,8 +131,11 @@ class ModelProcessor(Processor):
         replay: pl.DataFrame | None = None,
         offset: int = -1,
     ) -> set[str]:
-        """Warm-start the engine with ``model``; returns the keys of the users it reset."""
+        """Warm-start the engine with ``model``; returns the keys of the users it reset.
+
+        Raises ``collab.CatalogMismatch`` for a model trained on another catalog."""
         engine = self.engine
+        check_catalog(model, engine.catalog)
         self._flush()  # warm_start resets rows the queued feedback would then update
         with engine.lock:
             baseline = engine.shared.bias_column()
@@ -259,6 +272,11 @@ class ModelProcessor(Processor):
                 info["version"],
             )
             return
+        try:
+            check_catalog(model, self.engine.catalog)  # the worker's catalog may have changed
+        except CatalogMismatch as exc:
+            log.error("partition %d: %s", partition, exc)
+            return
         self._attach(model, unpack_array(info["baseline"]), int(info["offset"]))
 
     # ------------------------------------------------------------------ deleted users
@@ -289,8 +307,15 @@ def install_pending_model(processor: Any, partition: int, offset: int) -> set[st
     current = processor.installed
     if model is None or (current is not None and current.version >= model.version):
         return set()
+    if model.version in processor.refused:
+        return set()
     log.info("partition %d: installing model v%d at offset %d", partition, model.version, offset)
-    return processor.install(model, users="present", offset=offset)
+    try:
+        return processor.install(model, users="present", offset=offset)
+    except CatalogMismatch as exc:
+        processor.refused.add(model.version)
+        log.error("partition %d: %s", partition, exc)
+        return set()
 
 
 class ModelHost:

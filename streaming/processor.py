@@ -39,6 +39,7 @@ from streaming.book import Book
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.memory import UserMemory
+from streaming.payloads import DecisionPayload
 
 SHARED_VERSION = 2  # the shared-model record of a partition (``export_shared``)
 
@@ -258,6 +259,10 @@ class Processor:
             "feedback": 0,
             "expired": False,
             **({"paused": True} if book.paused else {}),
+            # what answering an idempotent retry from the changelog needs (an API replica)
+            "propensity": p.propensity,
+            "locale": p.locale,
+            "seed": p.seed,
         }
         book.remember_decision(
             {
@@ -356,6 +361,24 @@ class Processor:
     def pending(self, key: str) -> dict[str, dict[str, Any]]:
         book = self.books.get(key)
         return dict(book.pending) if book else {}
+
+    def pending_decision(self, key: str, decision_id: str) -> DecisionPayload | None:
+        """A decision the user's book still holds for feedback, as the payload to answer a
+        repeat of it with; None when it is not held (or was held before entries kept the
+        propensity). Another thread may call it while events are applied: it only reads two
+        dicts and an entry, which is complete before it is inserted."""
+        book = self.books.get(key)
+        entry = book.pending.get(decision_id) if book is not None else None
+        if entry is None or "propensity" not in entry:
+            return None
+        return DecisionPayload(
+            arm=entry["arm"],
+            context=entry["context"],
+            decision_id=decision_id,
+            propensity=entry["propensity"],
+            locale=entry.get("locale"),
+            seed=entry.get("seed"),
+        )
 
     # ------------------------------------------------------------------ state transfer
     def export_user(self, key: str) -> bytes | None:

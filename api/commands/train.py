@@ -4,7 +4,9 @@ Reads the event log (the embedded store of ``attune serve``, a Kafka events topi
 Parquet file of interactions), writes the interactions it trained on as Parquet for data
 scientists, fits ``collab.fit`` and publishes the model: ``<data-dir>/models/cf-<version>.npz``
 in the embedded mode (workers and the service pick it up with ``collab.ModelWatcher``), or the
-models topic with ``--bus kafka://...``. Users deleted through the profile API are erased from
+models topic with ``--bus kafka://...``. Logged strategies are read against the catalog the
+service uses (``--catalog``, or the settings' ``[server] catalog``), which the model records: a
+process serving another catalog refuses it. Users deleted through the profile API are erased from
 the embedded log, so they are not in the next model; a Kafka topic cannot be rewritten, so
 training from it drops every event of a user that came before their delete event.
 """
@@ -15,9 +17,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from bandit import Catalog
 
 STAGES = ("read", "matrix", "factorize", "calibrate", "cluster", "publish")
 SCHEMA: dict[str, pl.DataType] = {
@@ -57,6 +62,18 @@ def add_parser(subparsers: Any) -> None:
     )
     src.add_argument("--tenant", help="only this tenant's events")
     p.add_argument(
+        "--catalog",
+        type=Path,
+        help="the strategy catalog TOML the logged decisions were made with (default: the one "
+        "--settings or $ATTUNE_CATALOG names, else the shipped one); the model records it, and "
+        "serving processes on another catalog refuse the model",
+    )
+    p.add_argument(
+        "--settings",
+        type=Path,
+        help="the settings TOML of attune serve ($ATTUNE_SETTINGS): its catalog, data_dir and bus",
+    )
+    p.add_argument(
         "--parquet-out",
         type=Path,
         help="where to write the interactions "
@@ -82,13 +99,20 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import collab
-    from bandit import Catalog
+    from api.settings import load_settings
+    from collab.model import describe_catalog
 
-    args.data_dir = args.data_dir or Path(os.environ.get("ATTUNE_DATA_DIR") or "attune-data")
+    # The same settings as attune serve (file < ATTUNE_* < flags), so train reads the store and
+    # the catalog the service uses.
+    settings = load_settings(
+        args.settings, os.environ, data_dir=args.data_dir, catalog=args.catalog
+    )
+    args.data_dir = settings.data_dir
     if args.events is None:  # a file of interactions needs no bus
-        args.bus = args.bus or os.environ.get("ATTUNE_BUS") or None
+        args.bus = args.bus or settings.bus or None
     if args.events is not None and args.bus is not None:
         raise ValueError("--events and --bus: give one source of events, not both")
+    catalog = settings.load_catalog()
     _kafka(args)  # a --bus of any other kind fails here, before any work
     bar = _progress_bar(args.no_progress)
 
@@ -97,10 +121,9 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(name)
             bar.update(STAGES.index(name) - bar.n)
 
-    catalog = Catalog.default()
     try:
         stage("read")
-        df = read_interactions(args, catalog.arm_ids)
+        df = read_interactions(args, catalog)
         model = collab.fit(
             df,
             factors=args.factors,
@@ -126,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(
-        f"model v{model.version}: {model.n_users} users, {len(model.arm_ids)} arms, "
+        f"model v{model.version} on catalog {describe_catalog(catalog.identity())}: "
+        f"{model.n_users} users, {len(model.arm_ids)} arms, "
         f"{model.n_clusters} clusters, {model.meta['n_interactions']} interactions -> {where}; "
         f"interactions in {out}",
         file=sys.stderr,
@@ -162,8 +186,9 @@ class _NoBar:
         pass
 
 
-def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.DataFrame:
-    """The interactions table from the chosen source (see the module docstring)."""
+def read_interactions(args: argparse.Namespace, catalog: Catalog) -> pl.DataFrame:
+    """The interactions table from the chosen source (see the module docstring); arms are
+    indices into ``catalog``."""
     if args.events is not None:
         if not args.events.is_file():
             raise ValueError(f"--events: no such file {args.events}")
@@ -178,7 +203,7 @@ def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.
         from streaming.kafka.reader import read_events
 
         events = read_events(KafkaConfig.from_url(args.bus))
-        return _rows_frame(decision_log(events, tenant=args.tenant), arm_ids)
+        return _rows_frame(decision_log(events, tenant=args.tenant), catalog)
     from streaming.bus import sqlite_path
 
     if args.bus is not None:
@@ -199,19 +224,40 @@ def read_interactions(args: argparse.Namespace, arm_ids: tuple[str, ...]) -> pl.
         rows = store.decision_log(args.tenant)
     finally:
         store.close()
-    return _rows_frame(rows, arm_ids)
+    return _rows_frame(rows, catalog)
 
 
-def _rows_frame(rows: list[dict[str, Any]], arm_ids: tuple[str, ...]) -> pl.DataFrame:
-    index = {a: i for i, a in enumerate(arm_ids)}
+def _rows_frame(rows: list[dict[str, Any]], catalog: Catalog) -> pl.DataFrame:
+    """Logged decisions with rewards as interactions, their arms looked up by strategy id in
+    ``catalog`` (the arm index where a decision logged no id). A decision whose strategy the
+    catalog lacks is left out and counted: a log made with another catalog fails, naming it."""
+    from collab.model import describe_catalog
+
+    index = {a: i for i, a in enumerate(catalog.arm_ids)}
     out = {"user_id": [], "arm": [], "reward": [], "ts": [], "context": []}  # type: ignore[var-annotated]
+    foreign: list[str] = []
     for r in rows:
-        arm = index.get(r.get("strategy_id") or "", r["action"])
+        strategy = r.get("strategy_id")
+        arm = index.get(strategy) if strategy else r["action"]
+        if arm is None or not 0 <= arm < catalog.n_arms:
+            foreign.append(str(strategy or r["action"]))
+            continue
         out["user_id"].append(f"{r['tenant']}/{r['user_id']}")
         out["arm"].append(int(arm))
         out["reward"].append(float(r["reward"]))
         out["ts"].append(float(r["ts"]))
         out["context"].append([float(x) for x in r["context"]])
+    if foreign:
+        what = (
+            f"{len(foreign)} of {len(rows)} logged decisions name a strategy that catalog "
+            f"{describe_catalog(catalog.identity())} does not have (e.g. {foreign[0]!r})"
+        )
+        if len(foreign) == len(rows):
+            raise ValueError(
+                f"{what}: train with the catalog they were made with (--catalog, or the "
+                "catalog of --settings)"
+            )
+        print(f"attune train: left out {what}", file=sys.stderr)
     return pl.DataFrame(out, schema=SCHEMA)
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Header, Path, Response
 
 from api.deps import ServiceDep, TenantDep
 from api.schemas import MAX_USER_ID, ExportPublic, ProfilePublic, ProfileUpdate
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
 UserPath = Annotated[str, Path(min_length=1, max_length=MAX_USER_ID)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=128,
+        description="Makes the change idempotent: a resend with the same key is applied once.",
+    ),
+]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown user (in this tenant)"}}
 
 
@@ -22,13 +30,24 @@ def read_profile(user_id: UserPath, tenant: TenantDep, service: ServiceDep) -> d
 
 @router.patch("/{user_id}/profile", response_model=ProfilePublic)
 def update_profile(
-    user_id: UserPath, body: ProfileUpdate, tenant: TenantDep, service: ServiceDep
+    user_id: UserPath,
+    body: ProfileUpdate,
+    tenant: TenantDep,
+    service: ServiceDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict:
     """Pin a level per dimension (``{"pins": {"length": "brief"}}``, ``null`` unpins), set
     declared user features (``{"features": {"role": "engineer"}}``, ``null`` forgets one) and
-    pause or resume personalization (``{"personalization": "paused"}``)."""
+    pause or resume personalization (``{"personalization": "paused"}``).
+
+    With an ``Idempotency-Key`` header, resending the change is logged and applied once."""
     return service.update_profile(
-        tenant, user_id, dict(body.pins), dict(body.features), body.personalization
+        tenant,
+        user_id,
+        dict(body.pins),
+        dict(body.features),
+        body.personalization,
+        idempotency_key,
     )
 
 

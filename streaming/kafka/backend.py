@@ -8,7 +8,8 @@ side by side behind a load balancer. By design, unlike the embedded backend:
 - Feedback is accepted once it is durable on Kafka; the worker joins it to its decision and
   drops repeated event ids, so a resent feedback is accepted here and counted once there.
 - A decision made by another replica is known here once its changelog record arrives; feedback
-  that races ahead of it waits up to ``JOIN_WAIT_S`` for it.
+  that races ahead of it waits up to ``JOIN_WAIT_S`` for it, an idempotent retry of it
+  (``find_decision``) does not wait.
 - Exports carry profile and state; the raw events stay in Kafka (its retention applies).
 - CF models come from the models topic: a new version gives the replica its arm embeddings and
   cold-start prior; user state stays the workers'.
@@ -23,7 +24,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from collab import CFModel, ClusterPrior, PriorMap, Priors, warm_start
+from collab import (
+    CatalogMismatch,
+    CFModel,
+    ClusterPrior,
+    PriorMap,
+    Priors,
+    check_catalog,
+    warm_start,
+)
 from streaming.bus import ServingOptions
 from streaming.events import Event
 from streaming.kafka.bus import KafkaBus, KafkaConfig
@@ -31,6 +40,7 @@ from streaming.kafka.changelog import ChangelogMaterializer
 from streaming.kafka.model_feed import ModelFeed
 from streaming.memory import UserMemory
 from streaming.models import Installed, ModelHost, ModelProcessor
+from streaming.payloads import DecisionPayload
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +152,11 @@ class KafkaBackend:
                 self._changed.wait(left)
         return True
 
+    def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
+        """From the user's pending decisions in the changelog: known here once a worker
+        applied the decision and its record arrived, until it is settled and past the horizon."""
+        return self.processor.pending_decision(f"{tenant}/{user_id}", decision_id)
+
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"
         return key in self.engine.users or key in self.engine.pins
@@ -215,6 +230,11 @@ class ReplicaModels(ModelHost):
         self.feed.close()
 
     def install(self, model: CFModel) -> None:
+        try:
+            check_catalog(model, self.engine.catalog)
+        except CatalogMismatch as exc:  # raised, it would stop the feed's thread
+            log.error("refused a CF model: %s", exc)
+            return
         engine = self.engine
         with engine.lock:
             new = [u for u in model.user_ids.tolist() if u not in engine.users]

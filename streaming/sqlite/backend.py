@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from collab import CFModel
+from collab import CatalogMismatch, CFModel, check_catalog
 from collab.watch import ModelWatcher
 from streaming.bus import ServingOptions, sqlite_path
 from streaming.composer import RewardComposer
@@ -20,6 +20,7 @@ from streaming.events import Event
 from streaming.join import replay_frame
 from streaming.memory import UserMemory
 from streaming.models import ModelHost, ModelProcessor
+from streaming.payloads import DecisionPayload
 from streaming.sqlite.learner import Learner
 from streaming.sqlite.store import Store
 
@@ -104,6 +105,13 @@ class EmbeddedBackend:
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         event = self.store.get_event(tenant, decision_id, kind="decision")
         return event is not None and event.user_id == user_id
+
+    def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
+        # The learner's books, not the store: a lookup in memory, where a query would cost a
+        # request several page reads (each commit empties a reader's page cache). They hold
+        # every decision the learner applied until it is settled and past the horizon, and
+        # survive a restart (checkpoint and replay).
+        return self.processor.pending_decision(f"{tenant}/{user_id}", decision_id)
 
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"
@@ -195,6 +203,12 @@ class FolderModels(ModelHost):
         self.watcher.stop()
 
     def install(self, model: CFModel) -> None:
+        try:
+            check_catalog(model, self.engine.catalog)
+        except CatalogMismatch as exc:
+            # Returning (not raising) marks the version seen: the watcher does not retry it.
+            log.error("refused a CF model: %s", exc)
+            return
         serving, learner = self.engine, self.learner
         with learner.lock:
             events = learner.store.iter_events(upto=learner.offset)

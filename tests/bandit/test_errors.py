@@ -71,6 +71,14 @@ CATALOG_CASES = [
         r"'max_tokens' is set by both dimension 'depth' and dimension 'length'",
     ),
     (
+        lambda d: d["dimensions"]["format"]["levels"]["code-first"].update(params={"top_p": 1.5}),
+        r"params.top_p must be a number in \[0.0, 1.0\], got 1.5",
+    ),
+    (
+        lambda d: d["dimensions"]["tone"]["levels"]["direct"]["params"].update(top_p=0.5),
+        r"'top_p' is set by both dimension 'tone' and dimension 'format'",
+    ),
+    (
         lambda d: d["dimensions"].update({"Bad Name": {"levels": {}}}),
         r"dimension 'Bad Name': names must match",
     ),

@@ -1,0 +1,184 @@
+"""``Client``: attune's HTTP API from synchronous Python (``AsyncClient`` mirrors it)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import httpx
+
+from api.client import _calls as calls
+from api.client._calls import DEFAULT_TIMEOUT, Call, Retry
+from api.client.errors import unavailable
+from api.client.records import CatalogInfo, Decision, Export, FeedbackReceipt, Profile
+
+T = TypeVar("T")
+
+
+class Client:
+    """attune's HTTP API, with retries that cannot duplicate a decision or a feedback.
+
+    Parameters
+    ----------
+    base_url : str
+        Where ``attune serve`` listens, e.g. ``http://127.0.0.1:8000``.
+    api_key : str
+        A key of the tenant (sent as ``Authorization: Bearer``).
+    timeout : float or httpx.Timeout
+        Per attempt; a timed-out attempt is retried like a lost connection.
+    retry : Retry
+        When to try again (503 and connection failures only) and how long to wait.
+    http : httpx.Client, optional
+        A configured client to send through (proxies, TLS); its base URL and headers are
+        left alone.
+
+    Examples
+    --------
+    >>> with Client("http://127.0.0.1:8000", "attune-dev-...") as attune:  # doctest: +SKIP
+    ...     d = attune.decide("ana", "How do I reverse a list?")
+    ...     reply = llm.chat.completions.create(model="...", **d.directives.request(history))
+    ...     attune.feedback("ana", d.decision_id, "thumbs", "up")
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: Retry | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.retry = retry or Retry()
+        self._owned = http is None
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._rng = random.Random()
+
+    # ------------------------------------------------------------------ the endpoints
+    def decide(
+        self,
+        user_id: str,
+        message: str = "",
+        *,
+        locale: str = "en",
+        features: Mapping[str, Any] | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        audit: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> Decision:
+        """``POST /v1/decisions``: the strategy for this turn. ``request_id`` (default: a new
+        one per call, kept across its retries) makes a resend return the same decision; pass
+        your own (e.g. the message's id) to make resends across processes safe too."""
+        return self._send(
+            calls.decide(
+                user_id,
+                message,
+                locale=locale,
+                features=features,
+                constraints=constraints,
+                session_id=session_id,
+                audit=audit,
+                request_id=request_id,
+            )
+        )
+
+    def feedback(
+        self,
+        user_id: str,
+        decision_id: str,
+        kind: str,
+        value: Any = None,
+        *,
+        signals: Iterable[str] = (),
+        dwell_ms: int = 0,
+        other_decision_id: str | None = None,
+        event_id: str | None = None,
+    ) -> FeedbackReceipt:
+        """``POST /v1/feedback``: ``kind`` is thumbs (``value`` "up"/"down"), rating (1-5),
+        reward (0-1), implicit (``signals``, ``dwell_ms``) or pairwise (``decision_id`` won
+        over ``other_decision_id``). ``event_id`` (default: new per call) makes it count
+        once however often it is sent."""
+        call = calls.feedback(
+            user_id,
+            decision_id,
+            kind,
+            value,
+            signals=signals,
+            dwell_ms=dwell_ms,
+            other_decision_id=other_decision_id,
+            event_id=event_id,
+        )
+        return self._send(call)
+
+    def profile(self, user_id: str) -> Profile:
+        """``GET /v1/users/{id}/profile``."""
+        return self._send(calls.profile(user_id))
+
+    def update_profile(
+        self,
+        user_id: str,
+        *,
+        pins: Mapping[str, str | None] | None = None,
+        features: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Profile:
+        """``PATCH /v1/users/{id}/profile``: pin levels (None unpins), set declared user
+        features (None forgets one). Sent with an ``Idempotency-Key`` (default: new per call),
+        so a retried change is applied once and never over a newer one."""
+        return self._send(calls.update_profile(user_id, pins, features, idempotency_key))
+
+    def export(self, user_id: str) -> Export:
+        """``GET /v1/users/{id}/export``: everything attune stores about the user."""
+        return self._send(calls.export(user_id))
+
+    def delete_user(self, user_id: str) -> None:
+        """``DELETE /v1/users/{id}``: returns once the erasure is durable."""
+        self._send(calls.delete_user(user_id))
+
+    def catalog(self) -> CatalogInfo:
+        """``GET /v1/catalog``: the strategies serving this key's tenant."""
+        return self._send(calls.catalog())
+
+    def ready(self) -> bool:
+        """``GET /readyz`` once, without retries: whether attune serves decisions now."""
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    # ------------------------------------------------------------------ plumbing
+    def _send(self, call: Call[T]) -> T:
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method, call.path, json=call.json, headers={**self._auth, **call.headers}
+                )
+            except calls.RETRYABLE as exc:
+                failure: httpx.Response | Exception = exc
+                wait = None
+            else:
+                if response.status_code != 503:
+                    return calls.finish(call, response, retried=attempt > 0)
+                failure, wait = response, calls.retry_after(response)
+            attempt += 1
+            pause = self.retry.pause(attempt, time.monotonic() - started, wait, self._rng)
+            if pause is None:
+                error = unavailable(call.method, call.path, attempt, failure)
+                raise error from (failure if isinstance(failure, Exception) else None)
+            time.sleep(pause)
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

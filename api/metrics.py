@@ -21,6 +21,11 @@ class Metrics:
         self.feedback = Counter(
             "attune_feedback", "Feedback events accepted, by kind", ["tenant", "kind"], registry=r
         )
+        self.unlogged = Counter(
+            "attune_decisions_unlogged",
+            "Decisions served but not logged (the store or the broker refused them)",
+            registry=r,
+        )
         self.duplicates = Counter(
             "attune_feedback_duplicates", "Feedback events ignored as already received", registry=r
         )

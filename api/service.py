@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -24,6 +25,7 @@ from streaming.events import Event, new_id
 from streaming.payloads import DecisionPayload, ProfilePayload
 
 DEV_TENANT = "dev"
+log = logging.getLogger("attune")
 
 
 class NotFound(LookupError):
@@ -116,13 +118,14 @@ class Service:
     # ------------------------------------------------------------------ decisions
     def decide(self, tenant: str, body: Any) -> dict[str, Any]:
         [out] = self.decide_many([(tenant, body)])
-        if isinstance(out, InputError):
+        if isinstance(out, Exception):
             raise out
         return out
 
-    def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | InputError]:
-        """Decide ``(tenant, body)`` requests in one engine call; per request, the response or
-        the ``InputError`` that rejects it (the others are still decided)."""
+    def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | Exception]:
+        """Decide ``(tenant, body)`` requests in one engine call; per request, the response,
+        the ``InputError`` that rejects it, or the error it alone ran into (the others are
+        still decided: one request never fails its neighbours)."""
         try:
             decisions = self.engine.decide(
                 [
@@ -136,21 +139,30 @@ class Service:
                     for tenant, body in requests
                 ]
             )
-        except ValueError as exc:
-            if len(requests) == 1:
+        except Exception as exc:
+            if len(requests) > 1:
+                # One bad request fails the batch: decide each alone to find it.
+                return [out for request in requests for out in self.decide_many([request])]
+            if isinstance(exc, ValueError):
                 return [_input_error(exc)]
-            # One bad request fails the batch: decide each alone to find it.
-            return [out for request in requests for out in self.decide_many([request])]
+            log.exception("deciding for tenant %r failed", requests[0][0])
+            return [exc]
         now = time.time()
         events: list[Event] = []
-        outs: list[dict[str, Any] | InputError] = []
+        outs: list[dict[str, Any] | Exception] = []
         for (tenant, body), d in zip(requests, decisions, strict=True):
             decision_id = new_id("d_")
             payload = decision_payload(d, decision_id, body, self.engine).to_dict()
             events.append(Event("decision", decision_id, tenant, body.user_id, now, payload))
             self.metrics.count_decision(tenant)
             outs.append(self._response(d, decision_id, body))
-        self.backend.log_decisions(events)
+        try:
+            self.backend.log_decisions(events)
+        except Exception:
+            # The decisions stand: a decision missing from the log costs one observation
+            # (its feedback gets 404), failing the requests would cost the turn.
+            self.metrics.unlogged.inc(len(events))
+            log.exception("logging %d decisions failed", len(events))
         return outs
 
     def _response(self, d: Decision, decision_id: str, body: Any) -> dict[str, Any]:

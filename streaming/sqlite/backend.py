@@ -91,8 +91,8 @@ class EmbeddedBackend:
         return offset is not None
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
-        event = self.store.get_event(tenant, decision_id, kind="decision")
-        return event is not None and event.user_id == user_id
+        event = self.store.get_event(tenant, decision_id, kind="decision", user_id=user_id)
+        return event is not None
 
     def knows(self, tenant: str, user_id: str) -> bool:
         key = f"{tenant}/{user_id}"
@@ -145,7 +145,7 @@ class EmbeddedBackend:
         return self.learner.applied_events
 
     def rejected(self) -> int:
-        return len(self.processor.rejected)
+        return self.processor.n_rejected
 
 
 class FolderModels(ModelHost):

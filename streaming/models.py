@@ -162,13 +162,21 @@ class ModelProcessor(Processor):
         if installed is None:
             super()._apply_one(event, partition, changed)
             return
-        if event.kind in ("decision", "profile") and key not in self.engine.users:
-            self._prime(installed, key)
+        try:
+            if event.kind in ("decision", "profile") and key not in self.engine.users:
+                self._prime(installed, key)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            self.reject(event, f"model prior: {exc}")
         super()._apply_one(event, partition, changed)
-        if event.kind == "decision" and self._refinable(installed, key, first=True):
-            self._observe(installed, key, event)
-        elif event.kind == "feedback" and self._refinable(installed, key):
-            self._refine(installed, [key])
+        # The model's hooks read the payload again: one it cannot use is rejected like any
+        # other, never raised out of the batch (a raise would fail the batch for good).
+        try:
+            if event.kind == "decision" and self._refinable(installed, key, first=True):
+                self._observe(installed, key, event)
+            elif event.kind == "feedback" and self._refinable(installed, key):
+                self._refine(installed, [key])
+        except (ValueError, KeyError, TypeError, IndexError, FloatingPointError) as exc:
+            self.reject(event, f"model hook: {exc}")
 
     def _expire(self, now: float, partition: int, changed: set[str]) -> None:
         installed = self.installed

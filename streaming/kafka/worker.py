@@ -15,6 +15,7 @@ restarts (its transactional id and static membership derive from it).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
@@ -306,12 +308,10 @@ class KafkaWorker:
         return events
 
     def _dead_letter_rejected(self, processor: Any, partition: int) -> None:
-        rejected = processor.rejected
-        if not rejected:
-            return
-        for event, reason in list(rejected):
-            self._send_dead_letter(event.to_bytes(), str(reason), partition, -1, event.key.encode())
-        rejected.clear()
+        for event, reason in processor.take_rejected():
+            self._send_dead_letter(
+                event_bytes(event), str(reason), partition, -1, event.key.encode()
+            )
 
     def _send_dead_letter(
         self, raw: bytes | None, reason: str, partition: int, offset: int, key: bytes | None
@@ -389,6 +389,18 @@ class KafkaWorker:
             self.stats.dead_letters,
             lag,
         )
+
+
+def event_bytes(event: Event) -> bytes:
+    """An event's JSON for a dead letter, whatever its payload holds: values the strict
+    encoder refuses (NaN, integers past 64 bits) are written as orjson or repr writes them."""
+    try:
+        return event.to_bytes()
+    except (ValueError, TypeError):
+        try:
+            return orjson.dumps(event.to_dict())
+        except TypeError:
+            return json.dumps(event.to_dict(), default=repr).encode()
 
 
 def apply_in_order(

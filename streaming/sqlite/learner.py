@@ -18,6 +18,7 @@ decisions for tens of milliseconds, the time to export them, once the users hold
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import threading
 import time
@@ -28,6 +29,8 @@ from streaming.events import Event
 from streaming.processor import Processor
 from streaming.sqlite.checkpoints import Checkpoints
 from streaming.sqlite.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class Learner:
@@ -190,6 +193,8 @@ class Learner:
         events = [e for _, e in rows_to_apply]
         with self.lock:
             changed = self.processor.apply(events)
+            for event, reason in self.processor.take_rejected():  # counted by the processor
+                log.info("learner: %s of %s not applied: %s", event.event_id, event.key, reason)
             self.offset = rows[-1][0]
             self.applied_events += len(events)
             learned = changed & {e.key for e in events if e.kind != "decision"}

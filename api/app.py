@@ -16,6 +16,7 @@ from api.middleware import BodyLimit
 from api.routes import decisions, feedback, ops, users
 from api.service import InputError, NotFound, Service
 from api.settings import Settings
+from streaming.bus import Unavailable
 
 log = logging.getLogger("attune")
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(InputError, _input_error)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]
+    app.add_exception_handler(Unavailable, _unavailable)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -101,3 +103,8 @@ async def _input_error(request: Request, exc: InputError) -> JSONResponse:
 
 async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:
     return JSONResponse({"detail": str(exc) or "timed out"}, status_code=503)
+
+
+async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+    # Nothing was acknowledged; the same request (same event_id) can be sent again.
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})

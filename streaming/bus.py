@@ -53,6 +53,11 @@ class ServingOptions:
         return {"wait_window_s": self.wait_window_s, "default_reward": self.default_reward}
 
 
+class Unavailable(RuntimeError):
+    """The backend cannot take a write now (a full disk, a broker that does not answer); the
+    service answers 503 and the client retries. Nothing was acknowledged."""
+
+
 class Backend(Protocol):
     """Where the service's events go and where the state it serves from comes from."""
 
@@ -86,10 +91,16 @@ class Backend(Protocol):
     def user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]: ...
 
     @property
-    def alive(self) -> bool: ...
+    def alive(self) -> bool:
+        """Every background thread the backend needs still runs (liveness)."""
 
     @property
-    def error(self) -> BaseException | None: ...
+    def error(self) -> BaseException | None:
+        """What stopped a background thread, if one stopped."""
+
+    @property
+    def writable(self) -> bool:
+        """Durable writes currently succeed (False during a full disk or a broker outage)."""
 
     def lag(self) -> float: ...
 

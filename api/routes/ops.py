@@ -12,18 +12,27 @@ from api.schemas import CatalogPublic
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict:
-    """The process is up."""
-    return {"status": "ok"}
-
-
-@router.get("/readyz", responses={503: {"description": "Not ready yet"}})
-async def readyz(service: ServiceDep) -> JSONResponse:
-    """Ready once state is recovered and kernels are warm, while the learner runs."""
+@router.get("/healthz", responses={503: {"description": "A background thread died"}})
+async def healthz(service: ServiceDep) -> JSONResponse:
+    """Liveness: the process and every background thread it needs (the learner and the store's
+    writer, or the changelog view on Kafka) run. A failure needs a restart."""
     backend = service.backend
-    ok = service.ready and backend.alive and backend.error is None
-    return JSONResponse({"ready": ok, "learner_lag": backend.lag()}, status_code=200 if ok else 503)
+    if backend.alive and backend.error is None:
+        return JSONResponse({"status": "ok"})
+    reason = repr(backend.error) if backend.error is not None else "a background thread stopped"
+    return JSONResponse({"status": "failing", "reason": reason}, status_code=503)
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready (yet, or for now)"}})
+async def readyz(service: ServiceDep) -> JSONResponse:
+    """Readiness: state is recovered, kernels are warm, the background threads run and durable
+    writes succeed (not during a full disk or a broker outage; decisions are still served)."""
+    backend = service.backend
+    alive = backend.alive and backend.error is None
+    writable = backend.writable
+    ok = service.ready and alive and writable
+    body = {"ready": ok, "writable": writable, "learner_lag": backend.lag()}
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from collab import CFModel
 from collab.watch import ModelWatcher
-from streaming.bus import ServingOptions, sqlite_path
+from streaming.bus import ServingOptions, Unavailable, sqlite_path
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.join import replay_frame
@@ -86,7 +87,10 @@ class EmbeddedBackend:
         self.store.append_later(events)
 
     def log(self, event: Event) -> bool:
-        [offset] = self.store.append([event], durable=True)
+        try:
+            [offset] = self.store.append([event], durable=True)
+        except sqlite3.Error as exc:  # rolled back: nothing was acknowledged
+            raise Unavailable(f"the store cannot write now: {exc}") from None
         self.learner.notify()
         return offset is not None
 
@@ -105,8 +109,11 @@ class EmbeddedBackend:
     def erase(self, tombstone: Event) -> None:
         """Erase the user's rows in the log and their state; returns once the learner applied
         and checkpointed the erasure."""
-        self.store.delete_user(tombstone.tenant, tombstone.user_id)
-        [offset] = self.store.append([tombstone], durable=True)
+        try:
+            self.store.delete_user(tombstone.tenant, tombstone.user_id)
+            [offset] = self.store.append([tombstone], durable=True)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the store cannot write now: {exc}") from None
         self.engine.forget(tombstone.key)
         self.learner.notify()
         if offset is not None and not self.learner.wait_for(
@@ -132,11 +139,15 @@ class EmbeddedBackend:
     # ------------------------------------------------------------------ health
     @property
     def alive(self) -> bool:
-        return self.learner.alive
+        return self.learner.alive and self.store.flusher_alive
 
     @property
     def error(self) -> BaseException | None:
         return self.learner.error
+
+    @property
+    def writable(self) -> bool:
+        return self.store.writable and self.learner.store_error is None
 
     def lag(self) -> float:
         return self.learner.lag()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -104,7 +105,8 @@ class Learner:
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
         self._last_checkpoint = self._last_expire = time.monotonic()
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # what stopped the thread
+        self.store_error: BaseException | None = None  # the last failed save, while it fails
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> int:
@@ -237,12 +239,15 @@ class Learner:
                 if paced and states:
                     time.sleep(self.slice_pause_s)
                 states[key] = self.processor.export_user(key)
-            for key in keys:
-                behind.pop(key, None)
             shared = {0: self.processor.export_shared(0)}
             offset = self.offset
-            replay_from = next(iter(behind.values())) - 1 if behind else offset
+            # The first user still behind after this save bounds the replay. Nothing is
+            # forgotten before the save commits: a failed one (a full disk) is retried whole.
+            unsaved = next((o for k, o in behind.items() if k not in keys), None)
+            replay_from = offset if unsaved is None else unsaved - 1
             self.checkpoints.save(states, shared, replay_from, applied=offset)
+            for key in keys:
+                behind.pop(key, None)
             self._dirty.clear()
             self.checkpointed = offset
         self._last_checkpoint = time.monotonic()
@@ -250,27 +255,43 @@ class Learner:
             self._progress.notify_all()
 
     def _run(self) -> None:
+        pause = self.poll_s
         try:
             while not self._stop.is_set():
-                self._wake.clear()  # before reading, so a notify from now on is not lost
-                n = self.step(paced=True)
-                now = time.monotonic()
-                if now - self._last_expire >= self.expire_interval_s:
-                    self.expire()
-                    self._last_expire = now
-                if (
-                    self._dirty or self._behind or self.checkpointed < self.offset
-                ) and now - self._last_checkpoint >= self.checkpoint_interval_s:
-                    self.checkpoint(paced=self.slice_size is not None)
+                try:
+                    n = self._tick()
+                except sqlite3.Error as exc:
+                    # The disk refuses a checkpoint: the state stays in memory (nothing is
+                    # marked saved) and the next tick tries again, after a growing pause.
+                    self.store_error = exc
+                    log.warning("learner: saving failed, retrying: %s", exc)
+                    pause = min(2.0, 2 * pause)
+                    self._stop.wait(pause)
+                    continue
+                self.store_error, pause = None, self.poll_s
                 if n < self.batch:
                     # Caught up: wait for a notify (feedback, profile changes) or the next poll
                     # rather than stepping again at once. Decisions (no notify) are then applied
                     # in batches per poll, not a few per step, each step's fixed cost taking
                     # the GIL from the requests.
                     self._wake.wait(self.poll_s)
-        except BaseException as exc:  # surfaced by /readyz and the next wait_for
+        except BaseException as exc:  # surfaced by /healthz, /readyz and the next wait_for
             self.error = exc
             raise
+
+    def _tick(self) -> int:
+        """One round of the thread: a paced step, then expiry and a checkpoint when due."""
+        self._wake.clear()  # before reading, so a notify from now on is not lost
+        n = self.step(paced=True)
+        now = time.monotonic()
+        if now - self._last_expire >= self.expire_interval_s:
+            self.expire()
+            self._last_expire = now
+        if (
+            self._dirty or self._behind or self.checkpointed < self.offset
+        ) and now - self._last_checkpoint >= self.checkpoint_interval_s:
+            self.checkpoint(paced=self.slice_size is not None)
+        return n
 
     def _catch_up_share(self) -> int:
         """How many decision-only users this checkpoint saves: with users arriving at a

@@ -23,6 +23,7 @@ from bandit import Catalog, Engine, EngineConfig
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.models import ModelHost
+from streaming.retention import RetentionPolicy
 
 # scheme -> "module:Class" of its backend, imported on use (the embedded default must not need
 # the Kafka client).
@@ -45,6 +46,9 @@ class ServingOptions:
     checkpoint_interval_s: float = 1.0
     data_dir: Path = Path("attune-data")
     poll_interval_s: float = 5.0
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    max_resident_users: int = 100_000  # users the serving process holds in memory at most
+    idle_evict_s: float = 3600.0  # ... and how long an idle one stays
 
     def engine(self, random_state: int | None) -> Engine:
         return Engine(self.catalog, self.engine_config, random_state=random_state)

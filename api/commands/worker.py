@@ -65,8 +65,9 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from api.settings import load_settings
     from bandit import Engine
-    from streaming.kafka.bus import KafkaConfig
+    from streaming.kafka.bus import KafkaConfig, ensure_topics
     from streaming.kafka.model_feed import ModelFeed
+    from streaming.kafka.retention import apply_retention
     from streaming.kafka.worker import KafkaWorker, WorkerIdTaken
     from streaming.models import ModelProcessor
 
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--bus: the worker needs a kafka:// URL, got {settings.bus!r}")
     config = KafkaConfig.from_url(settings.bus)
     catalog = settings.load_catalog()
+    ensure_topics(config)
+    apply_retention(config, settings.retention)
 
     # CF models from the models topic: installed at batch boundaries, and a restored partition
     # gets back the version its record names (streaming/models.py). Read to the end first, so

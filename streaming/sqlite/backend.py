@@ -21,6 +21,7 @@ from streaming.events import Event
 from streaming.join import replay_frame
 from streaming.models import ModelHost, ModelProcessor
 from streaming.sqlite.learner import Learner
+from streaming.sqlite.retention import Compactor
 from streaming.sqlite.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class EmbeddedBackend:
             slice_size=8,
             slice_pause_s=0.001,
         )
+        self.compactor = Compactor(
+            self.store, options.retention, wait_window_s=options.wait_window_s
+        )
         self.models = FolderModels(
             self.engine,
             data_dir / "models",
@@ -73,9 +77,11 @@ class EmbeddedBackend:
         self.learner.recover()
         self.models.start()
         self.learner.start()
+        self.compactor.start()
 
     def stop(self) -> None:
         self.models.stop()
+        self.compactor.stop()
         self.learner.stop()
         self.store.close()
 
@@ -139,7 +145,7 @@ class EmbeddedBackend:
     # ------------------------------------------------------------------ health
     @property
     def alive(self) -> bool:
-        return self.learner.alive and self.store.flusher_alive
+        return self.learner.alive and self.store.flusher_alive and self.compactor.alive
 
     @property
     def error(self) -> BaseException | None:

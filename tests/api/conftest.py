@@ -14,9 +14,9 @@ from api.app import create_app
 from api.service import Service
 from api.settings import Settings
 
-KEYS = {"key-acme-0123456789": "acme", "key-beta-0123456789": "beta"}
-ACME = {"Authorization": "Bearer key-acme-0123456789"}
-BETA = {"Authorization": "Bearer key-beta-0123456789"}
+KEYS = {"key-acme-0123456789abcdef": "acme", "key-beta-0123456789abcdef": "beta"}
+ACME = {"Authorization": "Bearer key-acme-0123456789abcdef"}
+BETA = {"Authorization": "Bearer key-beta-0123456789abcdef"}
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:

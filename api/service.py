@@ -127,6 +127,7 @@ class Service:
         the ``InputError`` that rejects it, or the error it alone ran into (the others are
         still decided: one request never fails its neighbours)."""
         try:
+            self.backend.resident([f"{tenant}/{body.user_id}" for tenant, body in requests])
             decisions = self.engine.decide(
                 [
                     DecisionRequest(
@@ -216,6 +217,7 @@ class Service:
     # ------------------------------------------------------------------ profiles
     def profile(self, tenant: str, user_id: str) -> dict[str, Any]:
         key = f"{tenant}/{user_id}"
+        self.backend.resident([key])
         try:
             prof = self.engine.profile(key)
         except KeyError:
@@ -238,6 +240,7 @@ class Service:
         features = features or {}
         self._check_features(features)
         key = f"{tenant}/{user_id}"
+        self.backend.resident([key])
         for op, change in (("pin", {"pins": pins}), ("features", {"features": features})):
             if any(change.values()):
                 payload = ProfilePayload(op, **change).to_dict()

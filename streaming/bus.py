@@ -80,6 +80,10 @@ class Backend(Protocol):
     def log(self, event: Event) -> bool:
         """Log an event durably; False when its id was already logged (a duplicate)."""
 
+    def resident(self, keys: Sequence[str]) -> None:
+        """Make sure the serving engine holds these users if they exist (users idle for long
+        leave memory and come back here), and mark them used."""
+
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         """Whether the decision was made for this user (may wait briefly for it to arrive)."""
 

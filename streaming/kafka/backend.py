@@ -126,6 +126,9 @@ class KafkaBackend:
         except KafkaError as exc:  # not acknowledged; the client sends it again
             raise Unavailable(f"the Kafka broker does not answer: {exc}") from None
 
+    def resident(self, keys: Sequence[str]) -> None:
+        pass  # a replica holds every user of the changelog (README, "Running on Kafka")
+
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         key = f"{tenant}/{user_id}"
         if self._recent.get(decision_id) == key:

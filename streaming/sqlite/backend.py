@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from streaming.events import Event
 from streaming.join import replay_frame
 from streaming.models import ModelHost, ModelProcessor
 from streaming.sqlite.learner import Learner
+from streaming.sqlite.residency import Residency
 from streaming.sqlite.retention import Compactor
 from streaming.sqlite.store import Store
 
@@ -46,10 +48,12 @@ class EmbeddedBackend:
         self.processor = ModelProcessor(
             options.engine(0), options.rewards, **options.processor_params()
         )
+        self.residency = Residency(options.max_resident_users, options.idle_evict_s)
         self.learner = Learner(
             self.store,
             self.processor,
             serving=self.engine,
+            residency=self.residency,
             checkpoint_interval_s=options.checkpoint_interval_s,
             # Decisions run on the event loop, the learner on its own thread: applying its
             # batches a few events at a time with a sleep longer than a slice between them
@@ -100,6 +104,20 @@ class EmbeddedBackend:
         self.learner.notify()
         return offset is not None
 
+    def resident(self, keys: Sequence[str]) -> None:
+        """Bring users who left memory back into the serving engine (see
+        ``streaming.sqlite.residency``); new users need nothing."""
+        self.residency.touch(keys)
+        serving, processor = self.engine, self.processor
+        missing = [k for k in keys if k not in serving.users]
+        if not missing:
+            return
+        held = processor.books.keys() | processor.engine.users.ids.keys()
+        wanted = [k for k in missing if k in held or self.learner.checkpoints.has(k)]
+        if wanted:
+            self.learner.load(wanted)
+            self.learner.copy_to_serving(wanted)
+
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         event = self.store.get_event(tenant, decision_id, kind="decision", user_id=user_id)
         return event is not None
@@ -109,6 +127,7 @@ class EmbeddedBackend:
         return (
             key in self.engine.users
             or key in self.engine.pins
+            or self.learner.checkpoints.has(key)
             or next(self.store.iter_events(tenant=tenant, user_id=user_id), None) is not None
         )
 
@@ -127,6 +146,7 @@ class EmbeddedBackend:
         ):
             raise TimeoutError("the learner did not apply the erasure in time")
         self.engine.forget(tombstone.key)  # in case a decision raced the erasure
+        self.residency.forget(tombstone.key)
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -203,6 +223,9 @@ class FolderModels(ModelHost):
     def install(self, model: CFModel) -> None:
         serving, learner = self.engine, self.learner
         with learner.lock:
+            # Every stored user is re-primed, so those who left memory come back for it; they
+            # leave again once saved (save_later) and idle.
+            learner.load_all()
             events = learner.store.iter_events(upto=learner.offset)
             replay = replay_frame(events, model.cutoff_ts, self.composer)
             keys = self.processor.install(model, users="all", replay=replay)
@@ -212,5 +235,9 @@ class FolderModels(ModelHost):
                 serving.set_arm_embeddings(installed.pmap.embeddings)
                 serving.set_cold_start(installed.cold)
                 learner.sync(keys)
+                learner.copy_to_serving(keys)
                 self.installed = installed
+            learner.save_later(keys)
+            if learner.residency is not None:
+                learner.residency.touch(keys)
         log.info("installed CF model v%d (%d users)", model.version, len(keys))

@@ -43,6 +43,7 @@ file looks like::
     feedback_s = 2592000
     dead_letters_s = 604800          # quarantined rows, the Kafka dead-letter topic
     interval_s = 60                  # how often the embedded store is compacted
+    erasure_s = 86400                # Kafka: erased users' records leave compacted topics
 
     [memory]
     max_resident_users = 100000      # users held in memory; the least recently seen leave
@@ -83,7 +84,7 @@ from streaming.retention import RetentionPolicy
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
 MIN_KEY_LENGTH = 24
-_RETENTION = ("decisions_s", "feedback_s", "dead_letters_s", "interval_s")
+_RETENTION = ("decisions_s", "feedback_s", "dead_letters_s", "interval_s", "erasure_s")
 _SECTIONS = {
     "server": ("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),
     "engine": (*ENGINE_FIELDS, "random_state"),

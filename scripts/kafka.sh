@@ -186,6 +186,10 @@ num.partitions=4
 auto.create.topics.enable=true
 # Tests create groups constantly; the default 3 s delay would slow each one.
 group.initial.rebalance.delay.ms=0
+# Retention and compaction act within seconds rather than minutes, so the erasure tests can
+# watch an erased user leave every topic (the topics' own settings say how soon).
+log.retention.check.interval.ms=2000
+log.cleaner.backoff.ms=1000
 EOF
 }
 

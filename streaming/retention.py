@@ -5,7 +5,9 @@ the raw log: decisions once they are settled (feedback came, or the wait window 
 older than ``decisions_s``, feedback older than ``feedback_s``, dead letters (the embedded
 store's quarantine table, Kafka's dead-letter topic) older than ``dead_letters_s``. A value of
 0 keeps that kind forever. The embedded store compacts in a background thread
-(``streaming.sqlite.retention``); on Kafka the topics' ``retention.ms`` does it.
+(``streaming.sqlite.retention``); on Kafka the topics' ``retention.ms`` does it, and
+``erasure_s`` bounds how long an erased user's superseded records (and their tombstones) may
+stay in the compacted topics.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class RetentionPolicy:
     feedback_s: float = 30 * DAY_S
     dead_letters_s: float = 7 * DAY_S
     interval_s: float = 60.0
+    erasure_s: float = DAY_S
 
     def __post_init__(self) -> None:
         for name in ("decisions_s", "feedback_s", "dead_letters_s"):
@@ -39,6 +42,8 @@ class RetentionPolicy:
                 raise ValueError(f"retention.{name} must be >= 0 (0 keeps forever), got {value}")
         if not self.interval_s > 0:
             raise ValueError(f"retention.interval_s must be > 0, got {self.interval_s}")
+        if not self.erasure_s > 0:
+            raise ValueError(f"retention.erasure_s must be > 0, got {self.erasure_s}")
 
     def keep_s(self, kind: str, *, wait_window_s: float) -> float | None:
         """How long events of ``kind`` stay in the log (None: forever). A decision stays at

@@ -25,17 +25,18 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka.errors import KafkaError
 
 from collab import CFModel, ClusterPrior, PriorMap, Priors, warm_start
+from collab.watch import model_to_bytes
 from streaming.bus import ServingOptions, Unavailable
 from streaming.events import Event
-from streaming.kafka.bus import KafkaBus, KafkaConfig
+from streaming.kafka.bus import KafkaBus, KafkaConfig, publish_model
 from streaming.kafka.changelog import ChangelogMaterializer
-from streaming.kafka.model_feed import ModelFeed
+from streaming.kafka.model_feed import MODEL_KEY, ModelFeed
 from streaming.models import Installed, ModelHost, ModelProcessor
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ class KafkaBackend:
         self.view = ChangelogMaterializer(
             self.config, self.processor, lock=self.engine.lock, on_apply=self._on_apply
         )
-        self.models = ReplicaModels(self.engine, self.config, options.poll_interval_s)
+        self.models = ReplicaModels(
+            self.engine, self.config, options.poll_interval_s, self.processor.is_forgotten
+        )
         self.bus: KafkaBus | None = None
         self._recent: OrderedDict[str, str] = OrderedDict()  # decision id -> user key
         # Changelog records seen per user key, for the keys a delete waits on only.
@@ -173,6 +176,7 @@ class KafkaBackend:
             with self._changed:
                 self._records.pop(key, None)
         self.engine.forget(key)  # in case a decision raced the erasure
+        self.models.forget(key)
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -218,8 +222,15 @@ class ReplicaModels(ModelHost):
     CF prior (the worker gives them the same one when they first show up).
     """
 
-    def __init__(self, engine: Any, config: KafkaConfig, poll_interval_s: float) -> None:
-        super().__init__(engine)
+    def __init__(
+        self,
+        engine: Any,
+        config: KafkaConfig,
+        poll_interval_s: float,
+        forgotten: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__(engine, forgotten=forgotten)
+        self.config = config
         self.feed = ModelFeed(config, on_model=self.install, poll_interval_s=poll_interval_s)
 
     def start(self) -> None:
@@ -229,6 +240,14 @@ class ReplicaModels(ModelHost):
 
     def stop(self) -> None:
         self.feed.close()
+
+    def forget(self, key: str) -> None:
+        """An erased user leaves the kept model too: the current version is published again
+        without them (same version: nobody reinstalls it; restores read the scrubbed one)."""
+        model = self.feed.latest()
+        if model is None or model.rows([key])[0] < 0:
+            return
+        publish_model(self.config, MODEL_KEY.decode(), model_to_bytes(model.without([key])))
 
     def install(self, model: CFModel) -> None:
         engine = self.engine

@@ -350,12 +350,14 @@ def publish_model(
 ) -> None:
     """Put a trained model (e.g. ``CFModel`` bytes) on the compacted models topic under
     ``name``: its chunks first, then the manifest that makes it current (see the module
-    docstring). Returns once the broker has all of it."""
+    docstring), then tombstones for the chunks of a larger previous model that this one does
+    not overwrite. Returns once the broker has all of it."""
     if not 0 < chunk_bytes <= MODEL_CHUNK_BYTES:
         raise ValueError(f"chunk_bytes must be in (0, {MODEL_CHUNK_BYTES}], got {chunk_bytes}")
     if "/" in name:
         raise ValueError(f"model name {name!r}: '/' is reserved for chunk keys")
     ensure_topics(config)
+    previous = _chunk_count(config, name)
     n = max(1, -(-len(data) // chunk_bytes))
     manifest = {
         "chunks": n,
@@ -369,9 +371,40 @@ def publish_model(
             chunk = data[i * chunk_bytes : (i + 1) * chunk_bytes]
             producer.send(config.models, key=f"{name}/{i}".encode(), value=chunk)
         producer.send(config.models, key=name.encode(), value=json.dumps(manifest).encode())
+        for i in range(n, previous):  # compaction then drops the old model's extra chunks
+            producer.send(config.models, key=f"{name}/{i}".encode(), value=None)
         producer.flush(timeout=120)
     finally:
         producer.close()
+
+
+def _chunk_count(config: KafkaConfig, name: str, *, timeout_s: float = 60.0) -> int:
+    """How many chunks of ``name`` the models topic holds (the highest index with a value,
+    plus one), read from its start."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=config.servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
+        fetch_max_bytes=4 * MAX_MODEL_BYTES,
+    )
+    held: set[int] = set()
+    try:
+        tp = TopicPartition(config.models, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError("reading the models topic timed out")
+            for records in consumer.poll(timeout_ms=200).values():
+                for rec in records:
+                    base, _, index = (rec.key or b"").decode().partition("/")
+                    if base == name and index.isdigit():
+                        (held.add if rec.value is not None else held.discard)(int(index))
+    finally:
+        consumer.close()
+    return max(held, default=-1) + 1
 
 
 class ModelAssembler:

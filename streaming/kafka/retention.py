@@ -2,8 +2,11 @@
 
 The events topic cannot tell settled decisions from feedback, so it keeps everything as long
 as the longer of the two (``RetentionPolicy.events_s``); the dead-letter topic keeps
-``dead_letters_s``. The changelog and models topics are compacted and keep the current record
-per key (learned state is kept).
+``dead_letters_s``. Segments roll at least daily (or at the retention, if shorter), so whole
+segments can expire. The changelog and models topics are compacted and keep the current record
+per key (learned state is kept); ``erasure_s`` is their ``max.compaction.lag.ms`` and
+``delete.retention.ms``: an erased user's older records are compacted away, and then their
+tombstone too, within about that long.
 """
 
 from __future__ import annotations
@@ -17,37 +20,53 @@ from streaming.kafka.bus import KafkaConfig
 from streaming.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
 
 
-def retention_ms(policy: RetentionPolicy) -> dict[str, str]:
-    """``retention.ms`` per topic suffix (``-1``: forever).
+def topic_configs(policy: RetentionPolicy) -> dict[str, dict[str, str]]:
+    """The configs per topic suffix (``retention.ms`` -1: forever).
 
-    >>> retention_ms(RetentionPolicy(decisions_s=60, feedback_s=120, dead_letters_s=0))
-    {'events': '120000', 'deadletters': '-1'}
+    >>> topic_configs(RetentionPolicy(decisions_s=60, feedback_s=120, dead_letters_s=0))["events"]
+    {'retention.ms': '120000', 'segment.ms': '120000'}
     """
 
-    def ms(seconds: float | None) -> str:
-        return "-1" if not seconds else str(int(seconds * 1000))
+    def kept(seconds: float | None) -> dict[str, str]:
+        if not seconds:
+            return {"retention.ms": "-1", "segment.ms": str(DAY_MS)}
+        ms = int(seconds * 1000)
+        return {"retention.ms": str(ms), "segment.ms": str(min(ms, DAY_MS))}
 
-    return {"events": ms(policy.events_s), "deadletters": ms(policy.dead_letters_s)}
+    erasure = str(int(policy.erasure_s * 1000))
+    compacted = {"max.compaction.lag.ms": erasure, "delete.retention.ms": erasure}
+    return {
+        "events": kept(policy.events_s),
+        "deadletters": kept(policy.dead_letters_s),
+        "changelog": compacted,
+        "models": compacted,
+    }
 
 
 def apply_retention(config: KafkaConfig, policy: RetentionPolicy, *, timeout_s: float = 30) -> None:
-    """Set the events and dead-letter topics' ``retention.ms`` to the policy's."""
-    wanted = retention_ms(policy)
+    """Set the topics' retention and compaction configs to the policy's."""
+    wanted = topic_configs(policy)
     admin = KafkaAdminClient(
         bootstrap_servers=config.servers,
         client_id="attune-admin",
         request_timeout_ms=int(timeout_s * 1000),
     )
     try:
-        topics = {"events": config.events, "deadletters": config.deadletters}
+        topics = {
+            "events": config.events,
+            "deadletters": config.deadletters,
+            "changelog": config.changelog,
+            "models": config.models,
+        }
         admin.alter_configs(
             [
-                ConfigResource(ConfigResourceType.TOPIC, topics[name], {"retention.ms": value})
-                for name, value in wanted.items()
+                ConfigResource(ConfigResourceType.TOPIC, topics[name], configs)
+                for name, configs in wanted.items()
             ]
         )
-        log.info("retention.ms: %s", {topics[k]: v for k, v in wanted.items()})
+        log.info("topic configs: %s", {topics[k]: v for k, v in wanted.items()})
     finally:
         admin.close()

@@ -18,6 +18,7 @@ from collab import CFModel
 from collab.watch import ModelWatcher
 from streaming.bus import ServingOptions, Unavailable, sqlite_path
 from streaming.composer import RewardComposer
+from streaming.erasure import scrub_files
 from streaming.events import Event
 from streaming.join import replay_frame
 from streaming.models import ModelHost, ModelProcessor
@@ -41,7 +42,7 @@ class EmbeddedBackend:
     """
 
     def __init__(self, url: str, options: ServingOptions) -> None:
-        data_dir = Path(options.data_dir)
+        data_dir = self.data_dir = Path(options.data_dir)
         self.store_path = sqlite_path(url) if url else data_dir / "attune.sqlite"
         self.store = Store(self.store_path)
         self.engine = options.engine(options.random_state)
@@ -147,6 +148,15 @@ class EmbeddedBackend:
             raise TimeoutError("the learner did not apply the erasure in time")
         self.engine.forget(tombstone.key)  # in case a decision raced the erasure
         self.residency.forget(tombstone.key)
+        # The files next to the log, then the log's own traces: deleted rows are zeroed in
+        # place (secure_delete), and the WAL, which still holds their earlier page images,
+        # is emptied. The file is rebuilt (VACUUM) in the background, once per batch.
+        scrub_files(self.data_dir, [tombstone.key])
+        try:
+            self.store.execute_outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the store cannot write now: {exc}") from None
+        self.compactor.erased()
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -203,7 +213,7 @@ class FolderModels(ModelHost):
         processor: ModelProcessor,
         composer: RewardComposer,
     ) -> None:
-        super().__init__(engine)
+        super().__init__(engine, forgotten=processor.is_forgotten)
         self.learner, self.processor, self.composer = learner, processor, composer
         self.watcher = ModelWatcher(
             folder,

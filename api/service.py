@@ -65,7 +65,9 @@ class Service:
             users=lambda: len(self.engine.users),
             model_version=lambda: self.models.version,
         )
-        self.keys = KeyRing(settings.api_keys)
+        path = self.backend.store_path
+        self._keystore = KeyStore(path) if path is not None else None
+        self.keys = KeyRing(settings.api_keys, settings.operator_keys, store=self._keystore)
         self.ready = False
         self.dev_key: str | None = None
         self.policy_version = f"{self.catalog.name}.v{self.catalog.version}"
@@ -92,28 +94,24 @@ class Service:
     def _dev_keys(self) -> None:
         """A local development key for tenant ``dev``: kept in the embedded store's file (so
         it survives restarts), in memory on Kafka (a deployment sets keys on every replica)."""
-        path = self.backend.store_path
-        store = KeyStore(path) if path is not None else None
-        try:
-            hashes = store.hashes() if store else {}
-            if not hashes:
-                self.dev_key = "attune-dev-" + secrets.token_urlsafe(24)
-                if store:
-                    store.add(DEV_TENANT, self.dev_key)
-                    hashes = store.hashes()
-                else:
-                    hashes = KeyRing({self.dev_key: DEV_TENANT}).by_hash
-        finally:
-            if store:
-                store.close()
-        self.keys.by_hash = hashes
+        self.dev_key = "attune-dev-" + secrets.token_urlsafe(24)
+        if self._keystore is not None:
+            self._keystore.add(DEV_TENANT, self.dev_key)
+            self.keys.reload()
+        else:
+            self.keys = KeyRing({self.dev_key: DEV_TENANT}, self.settings.operator_keys)
 
     def stop(self) -> None:
         self.ready = False
         self.backend.stop()
+        if self._keystore is not None:
+            self._keystore.close()
 
     def tenant_of_header(self, header: str) -> str | None:
         return self.keys.tenant_of_header(header)
+
+    def is_operator(self, header: str) -> bool:
+        return self.keys.is_operator(header)
 
     # ------------------------------------------------------------------ decisions
     def decide(self, tenant: str, body: Any) -> dict[str, Any]:

@@ -76,6 +76,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from api.keys import MIN_KEY_LENGTH
 from bandit import Catalog, EngineConfig
 from bandit.config import FIELDS as ENGINE_FIELDS
 from streaming.bus import ServingOptions, bus_scheme, sqlite_path
@@ -83,7 +84,6 @@ from streaming.composer import RewardComposer
 from streaming.retention import RetentionPolicy
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
-MIN_KEY_LENGTH = 24
 _RETENTION = ("decisions_s", "feedback_s", "dead_letters_s", "interval_s", "erasure_s")
 _SECTIONS = {
     "server": ("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),

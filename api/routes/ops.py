@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import ServiceDep
+from api.keys import bearer_key
 from api.schemas import CatalogPublic
 
 router = APIRouter(tags=["operations"])
@@ -35,10 +36,20 @@ async def readyz(service: ServiceDep) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
-def metrics(service: ServiceDep) -> Response:
-    """Prometheus text format."""
-    return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+@router.get(
+    "/metrics",
+    responses={401: {"description": "No operator key"}, 403: {"description": "Not an operator"}},
+)
+def metrics(service: ServiceDep, request: Request) -> Response:
+    """Prometheus text format. Needs an operator key (``Authorization: Bearer``) unless the
+    settings open it (``[metrics] public``); an anonymous caller never sees tenant names."""
+    header = request.headers.get("authorization", "")
+    operator = service.is_operator(header)
+    if not operator and not service.settings.metrics_public:
+        if bearer_key(header) is None:
+            raise HTTPException(401, "metrics need an operator key", {"WWW-Authenticate": "Bearer"})
+        raise HTTPException(403, "not an operator key")
+    return Response(service.metrics.render(tenants=operator), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/catalog", response_model=CatalogPublic)

@@ -1,13 +1,18 @@
 # attune developer targets. `make help` lists them.
 PY ?= .venv/bin/python
 
-.PHONY: help setup serve test test-fast lint doctest bench simulate example kafka-start kafka-stop
+.PHONY: help setup lock serve test test-fast lint doctest bench simulate example kafka-start kafka-stop
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup:  ## create .venv and install attune with its dev tools and the sim extra
 	bash scripts/setup.sh
+
+lock:  ## regenerate requirements.lock (pinned, hashed) from pyproject.toml; needs pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" pip-compile -q --generate-hashes --allow-unsafe \
+		--strip-extras --no-emit-find-links --extra dev --extra sim -o requirements.lock \
+		pyproject.toml scripts/build-requirements.in
 
 serve: setup  ## run attune on the embedded default (SQLite, no services)
 	.venv/bin/attune serve

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -18,6 +21,7 @@ from api.notes import Conflict
 from api.routes import decisions, feedback, notes, ops, page, users
 from api.service import InputError, NotFound, Service
 from api.settings import Settings
+from streaming.bus import Unavailable
 
 log = logging.getLogger("attune")
 
@@ -63,6 +67,8 @@ def create_app(settings: Settings, *, service: Service | None = None) -> FastAPI
     app.add_exception_handler(InputError, _input_error)  # type: ignore[arg-type]
     app.add_exception_handler(TimeoutError, _timeout)  # type: ignore[arg-type]
     app.add_exception_handler(Conflict, _conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(Unavailable, _unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
@@ -111,3 +117,26 @@ async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
 
 async def _timeout(request: Request, exc: TimeoutError) -> JSONResponse:
     return JSONResponse({"detail": str(exc) or "timed out"}, status_code=503)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own 422, except that the echoed input may hold what strict JSON cannot (a NaN,
+    # an integer past 64 bits): encoding it would turn a client's error into our 500.
+    return JSONResponse({"detail": _plain(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+    # Nothing was acknowledged; the same request (same event_id) can be sent again.
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-COMMANDS = ["serve", "worker", "simulate", "evaluate", "export_log", "audit", "train"]
+COMMANDS = ["serve", "worker", "simulate", "evaluate", "export_log", "audit", "train", "keys"]
 USAGE_ERROR = 2
 
 

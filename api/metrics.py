@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 # Decisions take a few milliseconds; the buckets resolve the range the latency target lives in.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -20,6 +21,11 @@ class Metrics:
         self.decisions = Counter("attune_decisions", "Decisions served", ["tenant"], registry=r)
         self.feedback = Counter(
             "attune_feedback", "Feedback events accepted, by kind", ["tenant", "kind"], registry=r
+        )
+        self.unlogged = Counter(
+            "attune_decisions_unlogged",
+            "Decisions served but not logged (the store or the broker refused them)",
+            registry=r,
         )
         self.duplicates = Counter(
             "attune_feedback_duplicates", "Feedback events ignored as already received", registry=r
@@ -74,5 +80,33 @@ class Metrics:
         self.users.set_function(users)
         self.model_version.set_function(model_version)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, *, tenants: bool = True) -> bytes:
+        """The text exposition; without ``tenants``, series labelled by tenant are summed over
+        tenants (what an anonymous scraper may see)."""
+        if tenants:
+            return generate_latest(self.registry)
+        anonymous = CollectorRegistry(auto_describe=False)
+        anonymous.register(_WithoutTenants(self.registry))
+        return generate_latest(anonymous)
+
+
+class _WithoutTenants:
+    """A collector that re-exposes a registry with the ``tenant`` label summed away."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Any:
+        for family in self.registry.collect():
+            if not any("tenant" in sample.labels for sample in family.samples):
+                yield family
+                continue
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            sums: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            for sample in family.samples:
+                labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "tenant"))
+                key = (sample.name, labels)
+                sums[key] = sums.get(key, 0.0) + sample.value
+            for (name, labels), value in sums.items():
+                out.add_sample(name, dict(labels), value)
+            yield out

@@ -23,7 +23,7 @@ class Conflict(RuntimeError):
 def list_notes(service: Service, tenant: str, user_id: str) -> list[dict[str, Any]]:
     """Every note of the user, current first, with status and history; 404 for an unknown
     user."""
-    memory = service.backend.memory(f"{tenant}/{user_id}")
+    memory = service.memory(tenant, user_id)
     if memory is None:
         if not service.backend.knows(tenant, user_id):
             raise NotFound(f"unknown user {user_id!r}")
@@ -34,7 +34,7 @@ def list_notes(service: Service, tenant: str, user_id: str) -> list[dict[str, An
 
 def add_note(service: Service, tenant: str, user_id: str, fields: dict[str, Any]) -> dict:
     """Store a new note (``NoteCreate``'s fields); returns it as stored."""
-    memory = service.backend.memory(f"{tenant}/{user_id}")
+    memory = service.memory(tenant, user_id)
     live = sum(1 for n in memory.notes if n["valid_to"] is None) if memory else 0
     if live >= MAX_LIVE_NOTES:
         raise InputError("text", f"a user keeps at most {MAX_LIVE_NOTES} live notes")
@@ -73,7 +73,7 @@ def _apply(service: Service, tenant: str, user_id: str, payload: dict[str, Any])
 
 
 def _note(service: Service, tenant: str, user_id: str, note_id: str) -> dict[str, Any]:
-    memory = service.backend.memory(f"{tenant}/{user_id}")
+    memory = service.memory(tenant, user_id)
     for note in memory.notes if memory else ():
         if note["note_id"] == note_id:
             return note

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-MAX_USER_ID = 200  # the engine allows 256 for "tenant/user"; the tenant takes the rest
+from api.fields import MAX_AUDIT_KEYS, AuditKey, AuditValue, Id, UserId, check_number
+from api.fields import MAX_USER_ID as MAX_USER_ID  # re-exported: routes import it from here
+from api.fields import encodable as _encodable
+
 MAX_FEATURES = 64
 
 
-def _encodable(value: str) -> str:
-    # Lone surrogates survive JSON decoding but not UTF-8 encoding (SQLite, logs): reject
-    # them here, with the field named, instead of failing later.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return value
-
-
 Text = Annotated[str, AfterValidator(_encodable)]
-UserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID), AfterValidator(_encodable)]
-Id = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_encodable)]
 Label = Annotated[Text, Field(max_length=64)]
 
 
@@ -35,9 +25,7 @@ def _feature_value(value: Any) -> Any:
             raise ValueError("a string feature value has at most 64 characters")
         return value
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+        return check_number(value)
     if isinstance(value, list) and len(value) <= 64 and all(isinstance(v, str) for v in value):
         return [_encodable(v) for v in value]
     raise ValueError("must be a number, a boolean, a string or a list of strings")
@@ -79,11 +67,12 @@ class DecisionCreate(_Body):
         max_length=16,
         description="Allowed levels per dimension for this turn.",
     )
-    session_id: Annotated[Text, Field(max_length=128)] | None = None
-    audit: dict[Annotated[Text, Field(max_length=64)], Any] = Field(
+    session_id: Id | None = None
+    audit: dict[AuditKey, AuditValue] = Field(
         default_factory=dict,
-        max_length=32,
-        description="Group attributes stored for audits; never used as features.",
+        max_length=MAX_AUDIT_KEYS,
+        description="Group attributes stored for audits; never used as features: strings of "
+        "at most 256 characters, booleans or finite numbers within ±2^53.",
     )
     request_id: Id | None = Field(
         None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -23,10 +24,12 @@ from bandit import Decision, DecisionRequest, Directives, Engine, Reason
 from collab import adapter_id
 from streaming.bus import Backend, open_backend
 from streaming.events import Event, new_id
+from streaming.memory import UserMemory
 from streaming.notes import view as note_public
 from streaming.payloads import DecisionPayload, ProfilePayload
 
 DEV_TENANT = "dev"
+log = logging.getLogger("attune")
 
 
 class NotFound(LookupError):
@@ -66,7 +69,9 @@ class Service:
             users=lambda: len(self.engine.users),
             model_version=lambda: self.models.version,
         )
-        self.keys = KeyRing(settings.api_keys)
+        path = self.backend.store_path
+        self._keystore = KeyStore(path) if path is not None else None
+        self.keys = KeyRing(settings.api_keys, settings.operator_keys, store=self._keystore)
         self.ready = False
         self.dev_key: str | None = None
         self.policy_version = f"{self.catalog.name}.v{self.catalog.version}"
@@ -94,45 +99,43 @@ class Service:
     def _dev_keys(self) -> None:
         """A local development key for tenant ``dev``: kept in the embedded store's file (so
         it survives restarts), in memory on Kafka (a deployment sets keys on every replica)."""
-        path = self.backend.store_path
-        store = KeyStore(path) if path is not None else None
-        try:
-            hashes = store.hashes() if store else {}
-            if not hashes:
-                self.dev_key = "attune-dev-" + secrets.token_urlsafe(24)
-                if store:
-                    store.add(DEV_TENANT, self.dev_key)
-                    hashes = store.hashes()
-                else:
-                    hashes = KeyRing({self.dev_key: DEV_TENANT}).by_hash
-        finally:
-            if store:
-                store.close()
-        self.keys.by_hash = hashes
+        self.dev_key = "attune-dev-" + secrets.token_urlsafe(24)
+        if self._keystore is not None:
+            self._keystore.add(DEV_TENANT, self.dev_key)
+            self.keys.reload()
+        else:
+            self.keys = KeyRing({self.dev_key: DEV_TENANT}, self.settings.operator_keys)
 
     def stop(self) -> None:
         self.ready = False
         self.backend.stop()
+        if self._keystore is not None:
+            self._keystore.close()
 
     def tenant_of_header(self, header: str) -> str | None:
         return self.keys.tenant_of_header(header)
 
+    def is_operator(self, header: str) -> bool:
+        return self.keys.is_operator(header)
+
     # ------------------------------------------------------------------ decisions
     def decide(self, tenant: str, body: Any) -> dict[str, Any]:
         [out] = self.decide_many([(tenant, body)])
-        if isinstance(out, InputError):
+        if isinstance(out, Exception):
             raise out
         return out
 
-    def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | InputError]:
-        """Decide ``(tenant, body)`` requests in one engine call; per request, the response or
-        the ``InputError`` that rejects it (the others are still decided).
+    def decide_many(self, requests: list[tuple[str, Any]]) -> list[dict[str, Any] | Exception]:
+        """Decide ``(tenant, body)`` requests in one engine call; per request, the response,
+        the ``InputError`` that rejects it, or the error it alone ran into (the others are
+        still decided: one request never fails its neighbours).
 
         A request with a ``request_id`` that was answered before gets that decision again,
         from this process's memory or the user's pending decisions (README.md, "Idempotent
         decisions"); the same one twice in a batch is decided once.
         """
-        outs: list[dict[str, Any] | InputError | None] = [None] * len(requests)
+        self.backend.resident([f"{tenant}/{body.user_id}" for tenant, body in requests])
+        outs: list[dict[str, Any] | Exception | None] = [None] * len(requests)
         ids: list[str | None] = []
         first: dict[str, int] = {}  # decision id -> its first request in this batch
         fresh: list[int] = []
@@ -160,23 +163,26 @@ class Service:
 
     def _decide_fresh(
         self, requests: list[tuple[str, Any]], ids: list[str | None]
-    ) -> list[dict[str, Any] | InputError]:
+    ) -> list[dict[str, Any] | Exception]:
         """New decisions, logged; ``ids`` are their decision ids (None: a random one)."""
         now = time.time()
         try:
             built = [self._request(tenant, body, now) for tenant, body in requests]
             decisions = self.engine.decide(built)
-        except ValueError as exc:
-            if len(requests) == 1:
+        except Exception as exc:
+            if len(requests) > 1:
+                # One bad request fails the batch: decide each alone to find it.
+                return [
+                    out
+                    for request, decision_id in zip(requests, ids, strict=True)
+                    for out in self._decide_fresh([request], [decision_id])
+                ]
+            if isinstance(exc, ValueError):
                 return [_input_error(exc)]
-            # One bad request fails the batch: decide each alone to find it.
-            return [
-                out
-                for request, decision_id in zip(requests, ids, strict=True)
-                for out in self._decide_fresh([request], [decision_id])
-            ]
+            log.exception("deciding for tenant %r failed", requests[0][0])
+            return [exc]
         events: list[Event] = []
-        outs: list[dict[str, Any] | InputError] = []
+        outs: list[dict[str, Any] | Exception] = []
         for (tenant, body), request, d, given in zip(requests, built, decisions, ids, strict=True):
             decision_id = given or new_id("d_")
             payload = decision_payload(d, decision_id, body, self.engine, request.paused).to_dict()
@@ -186,7 +192,13 @@ class Service:
             if given is not None:
                 self.recent.put(decision_id, d.user_id, out)
             outs.append(out)
-        self.backend.log_decisions(events)
+        try:
+            self.backend.log_decisions(events)
+        except Exception:
+            # The decisions stand: a decision missing from the log costs one observation
+            # (its feedback gets 404), failing the requests would cost the turn.
+            self.metrics.unlogged.inc(len(events))
+            log.exception("logging %d decisions failed", len(events))
         return outs
 
     def _request(self, tenant: str, body: Any, now: float) -> DecisionRequest:
@@ -306,8 +318,15 @@ class Service:
             raise NotFound(f"unknown decision {decision_id!r} for user {user_id!r}")
 
     # ------------------------------------------------------------------ profiles
+    def memory(self, tenant: str, user_id: str) -> UserMemory | None:
+        """The user's notes and pause, brought back first if the user left memory."""
+        key = f"{tenant}/{user_id}"
+        self.backend.resident([key])
+        return self.backend.memory(key)
+
     def profile(self, tenant: str, user_id: str) -> dict[str, Any]:
         key = f"{tenant}/{user_id}"
+        self.backend.resident([key])
         try:
             prof = self.engine.profile(key)
         except KeyError:
@@ -340,6 +359,7 @@ class Service:
         self._check_features(features)
         key = f"{tenant}/{user_id}"
         new = False
+        self.backend.resident([key])
         for op, change in (("pin", {"pins": pins}), ("features", {"features": features})):
             if any(change.values()):
                 payload = ProfilePayload(op, **change).to_dict()

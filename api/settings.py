@@ -41,30 +41,53 @@ file looks like::
     thumbs_down = 0.0
     signals = { regenerated = -0.5 }
 
+    [retention]                      # how long the log keeps records; 0 keeps forever
+    decisions_s = 2592000            # settled decisions (at least the wait window)
+    feedback_s = 2592000
+    dead_letters_s = 604800          # quarantined rows, the Kafka dead-letter topic
+    interval_s = 60                  # how often the embedded store is compacted
+    erasure_s = 86400                # Kafka: erased users' records leave compacted topics
+
+    [memory]
+    max_resident_users = 100000      # users held in memory; the least recently seen leave
+    idle_evict_s = 3600              # users idle this long leave memory (they come back)
+
+    [metrics]
+    public = false                   # true: /metrics without a key (never names tenants)
+
+    [operators]
+    keys = ["an-operator-key-of-24-chars-or-more"]   # for /metrics
+
     [tenants.acme]
-    keys = ["a-long-random-key"]
+    keys = ["a-random-key-of-at-least-24-characters"]
 
 Environment variables: ``ATTUNE_SETTINGS`` (the file), ``ATTUNE_HOST``, ``ATTUNE_PORT``,
 ``ATTUNE_DATA_DIR``, ``ATTUNE_BUS``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``,
 ``ATTUNE_WAIT_WINDOW_S``, ``ATTUNE_DEFAULT_REWARD``, ``ATTUNE_ADAPTER_TEMPLATE``,
-``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``), ``ATTUNE_SECRET``.
+``ATTUNE_API_KEYS`` (``"tenant-a:key-a,tenant-b:key-b"``), ``ATTUNE_SECRET``,
+``ATTUNE_OPERATOR_KEYS`` (``"key-1,key-2"``), ``ATTUNE_METRICS_PUBLIC`` (``true``/``false``),
+``ATTUNE_RETENTION_DECISIONS_S``, ``ATTUNE_RETENTION_FEEDBACK_S``,
+``ATTUNE_RETENTION_DEAD_LETTERS_S``, ``ATTUNE_MAX_RESIDENT_USERS``, ``ATTUNE_IDLE_EVICT_S``.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from api.keys import MIN_KEY_LENGTH
 from bandit import Catalog, EngineConfig
 from bandit.config import FIELDS as ENGINE_FIELDS
 from streaming.bus import ServingOptions, bus_scheme, sqlite_path
 from streaming.composer import RewardComposer
+from streaming.retention import RetentionPolicy
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
+_RETENTION = ("decisions_s", "feedback_s", "dead_letters_s", "interval_s", "erasure_s")
 _SECTIONS = {
     "server": (
         *("host", "port", "data_dir", "bus", "catalog", "max_body_bytes"),
@@ -73,8 +96,11 @@ _SECTIONS = {
     "engine": (*ENGINE_FIELDS, "random_state"),
     "feedback": ("wait_window_s", "default_reward", "checkpoint_interval_s"),
     "models": ("adapter_template", "poll_interval_s"),
+    "retention": _RETENTION,
+    "memory": ("max_resident_users", "idle_evict_s"),
+    "metrics": ("public",),
 }
-_ENV = {
+_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ATTUNE_HOST": ("host", str),
     "ATTUNE_PORT": ("port", int),
     "ATTUNE_DATA_DIR": ("data_dir", Path),
@@ -85,6 +111,12 @@ _ENV = {
     "ATTUNE_DEFAULT_REWARD": ("default_reward", float),
     "ATTUNE_ADAPTER_TEMPLATE": ("adapter_template", str),
     "ATTUNE_SECRET": ("secret", str),
+    "ATTUNE_RETENTION_DECISIONS_S": ("retention.decisions_s", float),
+    "ATTUNE_RETENTION_FEEDBACK_S": ("retention.feedback_s", float),
+    "ATTUNE_RETENTION_DEAD_LETTERS_S": ("retention.dead_letters_s", float),
+    "ATTUNE_MAX_RESIDENT_USERS": ("max_resident_users", int),
+    "ATTUNE_IDLE_EVICT_S": ("idle_evict_s", float),
+    "ATTUNE_METRICS_PUBLIC": ("metrics_public", lambda v: _boolean("ATTUNE_METRICS_PUBLIC", v)),
 }
 
 
@@ -115,6 +147,11 @@ class Settings:
     secret: str | None = None  # profile links; embedded mode makes one in data_dir if unset
     public_url: str | None = None
     profile_link_ttl_s: float = 900.0
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    max_resident_users: int = 100_000
+    idle_evict_s: float = 3600.0
+    metrics_public: bool = False
+    operator_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -140,8 +177,18 @@ class Settings:
         for key, tenant in self.api_keys.items():
             if not _TENANT.match(tenant):
                 raise SettingsError(f"tenant {tenant!r}: names must match {_TENANT.pattern}")
-            if len(key) < 8:
-                raise SettingsError(f"tenant {tenant!r}: API keys must have >= 8 characters")
+            if len(key) < MIN_KEY_LENGTH:
+                raise SettingsError(
+                    f"tenant {tenant!r}: API keys must have >= {MIN_KEY_LENGTH} characters"
+                )
+        for key in self.operator_keys:
+            if len(key) < MIN_KEY_LENGTH:
+                raise SettingsError(f"operator keys must have >= {MIN_KEY_LENGTH} characters")
+        if self.max_resident_users < 1:
+            raise SettingsError(f"max_resident_users must be >= 1, got {self.max_resident_users}")
+        if not self.idle_evict_s > 0:
+            raise SettingsError(f"idle_evict_s must be > 0, got {self.idle_evict_s}")
+        object.__setattr__(self, "operator_keys", tuple(self.operator_keys))
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.bus:
             try:
@@ -181,6 +228,9 @@ class Settings:
             checkpoint_interval_s=self.checkpoint_interval_s,
             data_dir=self.data_dir,
             poll_interval_s=self.poll_interval_s,
+            retention=self.retention,
+            max_resident_users=self.max_resident_users,
+            idle_evict_s=self.idle_evict_s,
         )
 
 
@@ -194,6 +244,14 @@ def _check_template(template: str) -> None:
         ) from None
     if one == two:
         raise SettingsError(f"adapter_template: {template!r} must contain {{k}}")
+
+
+def _boolean(name: str, text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {text!r}")
 
 
 def parse_api_keys(text: str) -> dict[str, str]:
@@ -216,20 +274,31 @@ def load_settings(
     path = path or env.get("ATTUNE_SETTINGS") or None
     values: dict[str, Any] = _from_file(Path(path)) if path else {}
     engine = values.pop("engine", {})
+    retention = values.pop("retention", {})
     for var, (name, kind) in _ENV.items():
         if env.get(var, "").strip():
             try:
                 value = kind(env[var].strip())
             except ValueError:
-                raise SettingsError(f"{var}: expected {kind.__name__}, got {env[var]!r}") from None
+                what = getattr(kind, "__name__", "a value")
+                raise SettingsError(f"{var}: expected {what}, got {env[var]!r}") from None
             if name.startswith("engine."):
                 engine[name.removeprefix("engine.")] = value
+            elif name.startswith("retention."):
+                retention[name.removeprefix("retention.")] = value
             else:
                 values[name] = value
     if env.get("ATTUNE_API_KEYS", "").strip():
         from_env = parse_api_keys(env["ATTUNE_API_KEYS"])
         values["api_keys"] = {**values.get("api_keys", {}), **from_env}
+    if env.get("ATTUNE_OPERATOR_KEYS", "").strip():
+        keys = [k.strip() for k in env["ATTUNE_OPERATOR_KEYS"].split(",") if k.strip()]
+        values["operator_keys"] = (*values.get("operator_keys", ()), *keys)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        values["retention"] = RetentionPolicy(**retention)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc)) from None
     try:
         values["engine"] = EngineConfig.from_dict(engine)
     except (TypeError, ValueError) as exc:
@@ -248,7 +317,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     values: dict[str, Any] = {}
-    allowed = {*_SECTIONS, "context", "rewards", "tenants"}
+    allowed = {*_SECTIONS, "context", "rewards", "tenants", "operators"}
     for section, table in data.items():
         if section not in allowed:
             raise SettingsError(
@@ -267,6 +336,10 @@ def _from_file(path: Path) -> dict[str, Any]:
                 if "random_state" in table:
                     values["random_state"] = table.pop("random_state")
                 values.setdefault("engine", {}).update(table)
+            elif section == "retention":
+                values["retention"] = dict(table)
+            elif section == "metrics":
+                values.update({f"metrics_{k}": v for k, v in table.items()})
             else:
                 values.update(table)
     if "context" in data:
@@ -284,6 +357,11 @@ def _from_file(path: Path) -> dict[str, Any]:
             raise SettingsError(f"{path}: tenants.{tenant}.keys must be a list of strings")
         keys.update(dict.fromkeys(tkeys, tenant))
     values["api_keys"] = keys
+    operators = data.get("operators", {})
+    okeys = operators.get("keys", []) if isinstance(operators, dict) else None
+    if not isinstance(okeys, list) or not all(isinstance(k, str) for k in okeys):
+        raise SettingsError(f"{path}: operators.keys must be a list of strings")
+    values["operator_keys"] = tuple(okeys)
     return values
 
 

@@ -2,7 +2,9 @@
 
 No network and no model: regular expressions, character classes and a stable hash
 (``zlib.crc32``, never Python's salted ``hash``), so the same message gives the same vector
-in every process. The columns are named by ``FEATURE_NAMES``.
+in every process. The columns are named by ``FEATURE_NAMES``. Only a message's first
+``MAX_FEATURIZED_CHARS`` characters are read (its length feature saturates long before), and
+every pattern runs in time linear in what it reads, so no message can hold the event loop.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 N_TOPIC_BUCKETS = 4
+MAX_FEATURIZED_CHARS = 2000
 FEATURE_NAMES: tuple[str, ...] = (
     "bias",
     "technicality",
@@ -34,7 +37,9 @@ N_FEATURES = len(FEATURE_NAMES)
 
 _CODE = re.compile(
     r"```|`[^`\n]+`|\b(?:def|class|import|return|function|const|var|SELECT|#include)\b"
-    r"|=>|::|[{};]\s*$|\w\([^)]*\)\s*[;:{]",
+    # ``[^()]*``, not ``[^)]*``: a scan from one "(" stops at the next parenthesis, so the
+    # scans never overlap and the search stays linear on "a(a(a(..." with no ")".
+    r"|=>|::|[{};]\s*$|\w\([^()]*\)\s*[;:{]",
     re.MULTILINE,
 )
 # Every pattern _CODE matches contains one of these characters or a keyword; a character-class
@@ -180,6 +185,8 @@ def _one(msg: str) -> list[float]:
     # pays a conversion per element.
     row = [0.0] * N_FEATURES
     row[0] = 1.0
+    row[7] = min(1.0, math.log1p(len(msg)) / math.log1p(2000))
+    msg = msg[:MAX_FEATURIZED_CHARS]
     tokens = _WORD.findall(msg.lower())
     has_code = _CODE_HINT.search(msg) is not None and _CODE.search(msg) is not None
     tech_hits = sum(1 for tok in tokens if tok in _TECH)
@@ -196,7 +203,6 @@ def _one(msg: str) -> list[float]:
         for col, markers in _CJK_MARKERS:
             if any(m in msg for m in markers):
                 row[col] = 1.0
-    row[7] = min(1.0, math.log1p(len(msg)) / math.log1p(2000))
     if ascii_only:
         row[8] = 1.0 if tokens else 0.0
     else:

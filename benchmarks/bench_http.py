@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = "bench-key-0123456789"
+KEY = "bench-key-0123456789abcdef"
 MESSAGES = [
     "How do I reverse a linked list in Python?",
     "Explain gradient descent",

@@ -53,7 +53,7 @@ from streaming.kafka.worker import KafkaWorker, apply_in_order  # noqa: E402
 from streaming.processor import Processor  # noqa: E402
 from tests.loadgen import synthetic_events  # noqa: E402
 
-KEY = "bench-key-0123456789"
+KEY = "bench-key-0123456789abcdef"
 
 
 def _processor(partition: int = 0) -> Processor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +240,22 @@ class CFModel:
         """Calibrated rewards ``a + b * U V^T`` of known users' rows, shape (n, n_arms)."""
         a, b = self.calibration
         return a + b * (self.user_factors[user_rows] @ self.arm_factors.T).astype(np.float64)
+
+    def without(self, user_keys: Sequence[str]) -> CFModel:
+        """The same model (same version) with these users' rows gone: what an erasure leaves
+        of a kept model. Clusters and the classifier are aggregates and stay."""
+        keep = self.rows(user_keys)
+        drop = np.zeros(self.n_users, dtype=bool)
+        drop[keep[keep >= 0]] = True
+        if not drop.any():
+            return self
+        return replace(
+            self,
+            user_ids=self.user_ids[~drop],
+            user_factors=self.user_factors[~drop],
+            user_events=self.user_events[~drop],
+            user_clusters=self.user_clusters[~drop],
+        )
 
     def _user_index(self) -> dict[str, int]:
         if not self._index and self.n_users:

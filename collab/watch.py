@@ -41,6 +41,20 @@ def publish(model: CFModel, models_dir: str | Path, *, keep: int = 3) -> Path:
     return path
 
 
+def forget_users(models_dir: str | Path, user_keys: list[str]) -> list[Path]:
+    """Rewrite every kept model of ``models_dir`` that knows one of these users without them
+    (same version, atomically); returns the files rewritten. An erasure calls it."""
+    rewritten = []
+    for version in _versions(models_dir):
+        path = model_path(models_dir, version)
+        model = CFModel.load(path)
+        scrubbed = model.without(user_keys)
+        if scrubbed is not model:
+            scrubbed.save(path)
+            rewritten.append(path)
+    return rewritten
+
+
 def model_to_bytes(model: CFModel) -> bytes:
     """The model's npz file as bytes (what the Kafka models topic carries)."""
     with tempfile.TemporaryDirectory() as tmp:

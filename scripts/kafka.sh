@@ -3,7 +3,7 @@
 # for development and tests, built from Maven Central jars: no Docker and no
 # Kafka tarball are needed, only Java 17 and Maven.
 #
-# Usage: scripts/kafka.sh start|stop|status
+# Usage: scripts/kafka.sh start|stop|status|checksums
 #
 #   start   fetch the jars once, then start a broker on 127.0.0.1 and print its
 #           bootstrap address as the LAST line of stdout. Idempotent: if this
@@ -13,6 +13,12 @@
 #   stop    SIGTERM the broker this script started (pid file), SIGKILL after
 #           $KAFKA_STOP_TIMEOUT seconds.
 #   status  "running <address> (pid N)" and exit 0, or "not running" and exit 1.
+#   checksums  fetch the jars the pom names into a scratch folder and rewrite
+#           scripts/kafka/jars.sha256 from them (after changing the pom; review the diff).
+#
+# Every fetched jar must match scripts/kafka/jars.sha256 (SHA-256), and Maven itself checks
+# the checksums Maven Central publishes (-C): a jar that differs, is missing or is not listed
+# stops the start.
 #
 # Environment:
 #   KAFKA_STATE_DIR      config, pid, log and data (default .cache/kafka/run)
@@ -26,6 +32,7 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 POM="$REPO_ROOT/scripts/kafka/pom.xml"
+CHECKSUMS="$REPO_ROOT/scripts/kafka/jars.sha256"
 LOG4J_CONF="$REPO_ROOT/scripts/kafka/log4j2.properties"
 CACHE_DIR="$REPO_ROOT/.cache/kafka"
 LIBS_DIR="$CACHE_DIR/libs"
@@ -63,11 +70,13 @@ resolve_state_dir() {
 # --- jars --------------------------------------------------------------------
 
 # The marker holds the pom's checksum: editing the pom (e.g. a version bump)
-# triggers a fresh fetch, anything else reuses the cache.
+# triggers a fresh fetch, anything else reuses the cache. A cache is verified against
+# jars.sha256 once (after its fetch, or the first time this list is seen).
 fetch_libs() {
     local want
     want="$(sha256sum "$POM" | cut -d' ' -f1)"
     if [[ -f "$LIBS_MARKER" && "$(cat "$LIBS_MARKER")" == "$want" ]]; then
+        verified_once
         return 0
     fi
     mkdir -p "$CACHE_DIR"
@@ -88,14 +97,57 @@ fetch_libs() {
     # -q hides progress but still prints errors. Debian's Maven 3.8 emits bare
     # colour-reset escapes even with -B, hence the sed; its output goes to
     # stderr so stdout stays reserved for the address.
-    mvn -q -B -f "$POM" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime 2>&1 \
-        | sed 's/\x1b\[[0-9;]*m//g' >&2 \
-        || die "maven could not fetch the Kafka jars"
+    mvn_fetch "$tmp"
+    verify_jars "$tmp"
+    sha256sum "$CHECKSUMS" | cut -d' ' -f1 >"$tmp/.verified"
     rm -rf "$LIBS_DIR"
     mv "$tmp" "$LIBS_DIR"
     echo "$want" >"$LIBS_MARKER"
     exec 8>&-
+}
+
+verified_once() {  # a cache fetched before jars.sha256 (or this version of it) existed
+    local list
+    list="$(sha256sum "$CHECKSUMS" | cut -d' ' -f1)"
+    [[ -f "$LIBS_DIR/.verified" && "$(cat "$LIBS_DIR/.verified")" == "$list" ]] && return 0
+    verify_jars "$LIBS_DIR"
+    echo "$list" >"$LIBS_DIR/.verified"
+}
+
+mvn_fetch() {  # mvn_fetch DIR: the pom's runtime jars into DIR
+    # -C: fail when a download does not match the checksum Maven Central publishes.
+    mvn -q -B -C -f "$POM" dependency:copy-dependencies \
+        -DoutputDirectory="$1" -DincludeScope=runtime 2>&1 \
+        | sed 's/\x1b\[[0-9;]*m//g' >&2 \
+        || die "maven could not fetch the Kafka jars"
+}
+
+# Every jar in DIR is listed in jars.sha256 with its SHA-256, and every listed jar is there.
+verify_jars() {
+    local dir="$1" listed present
+    listed="$(grep -v '^#' "$CHECKSUMS" | awk 'NF {print $2}' | sort)"
+    present="$(cd "$dir" && find . -maxdepth 1 -name '*.jar' -printf '%f\n' | sort)"
+    if [[ "$listed" != "$present" ]]; then
+        diff <(echo "$listed") <(echo "$present") >&2 || true
+        die "the fetched jars are not the ones $CHECKSUMS lists (< listed, > fetched)"
+    fi
+    (cd "$dir" && grep -v '^#' "$CHECKSUMS" | sha256sum --check --quiet --strict -) >&2 \
+        || die "a fetched jar does not match its SHA-256 in $CHECKSUMS"
+}
+
+cmd_checksums() {
+    command -v mvn >/dev/null || die "mvn not found"
+    local tmp
+    tmp="$(mktemp -d)"
+    mvn_fetch "$tmp"
+    {
+        echo "# SHA-256 of every jar scripts/kafka.sh fetches (scripts/kafka/pom.xml's runtime closure),"
+        echo "# checked after each fetch: a jar that differs, is missing or is not listed stops the broker"
+        echo "# from starting. Regenerate after changing the pom: scripts/kafka.sh checksums."
+        (cd "$tmp" && sha256sum ./*.jar | sed 's#  \./#  #' | sort -k2)
+    } >"$CHECKSUMS"
+    rm -rf "$tmp"
+    log "wrote $CHECKSUMS"
 }
 
 # --- small helpers -----------------------------------------------------------
@@ -186,6 +238,10 @@ num.partitions=4
 auto.create.topics.enable=true
 # Tests create groups constantly; the default 3 s delay would slow each one.
 group.initial.rebalance.delay.ms=0
+# Retention and compaction act within seconds rather than minutes, so the erasure tests can
+# watch an erased user leave every topic (the topics' own settings say how soon).
+log.retention.check.interval.ms=2000
+log.cleaner.backoff.ms=1000
 EOF
 }
 
@@ -331,5 +387,6 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    checksums) cmd_checksums ;;
+    *) echo "usage: $0 start|stop|status|checksums" >&2; exit 2 ;;
 esac

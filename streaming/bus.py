@@ -25,6 +25,7 @@ from streaming.events import Event
 from streaming.memory import UserMemory
 from streaming.models import ModelHost
 from streaming.payloads import DecisionPayload
+from streaming.retention import RetentionPolicy
 
 # scheme -> "module:Class" of its backend, imported on use (the embedded default must not need
 # the Kafka client).
@@ -47,12 +48,20 @@ class ServingOptions:
     checkpoint_interval_s: float = 1.0
     data_dir: Path = Path("attune-data")
     poll_interval_s: float = 5.0
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    max_resident_users: int = 100_000  # users the serving process holds in memory at most
+    idle_evict_s: float = 3600.0  # ... and how long an idle one stays
 
     def engine(self, random_state: int | None) -> Engine:
         return Engine(self.catalog, self.engine_config, random_state=random_state)
 
     def processor_params(self) -> dict[str, Any]:
         return {"wait_window_s": self.wait_window_s, "default_reward": self.default_reward}
+
+
+class Unavailable(RuntimeError):
+    """The backend cannot take a write now (a full disk, a broker that does not answer); the
+    service answers 503 and the client retries. Nothing was acknowledged."""
 
 
 class Backend(Protocol):
@@ -81,6 +90,10 @@ class Backend(Protocol):
         """What serving needs of the user's notes and pause; read without a lock, so cheap
         enough for every decision (``streaming.memory``)."""
 
+    def resident(self, keys: Sequence[str]) -> None:
+        """Make sure the serving engine holds these users if they exist (users idle for long
+        leave memory and come back here), and mark them used."""
+
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         """Whether the decision was made for this user (may wait briefly for it to arrive)."""
 
@@ -101,10 +114,16 @@ class Backend(Protocol):
     def user_events(self, tenant: str, user_id: str) -> list[dict[str, Any]]: ...
 
     @property
-    def alive(self) -> bool: ...
+    def alive(self) -> bool:
+        """Every background thread the backend needs still runs (liveness)."""
 
     @property
-    def error(self) -> BaseException | None: ...
+    def error(self) -> BaseException | None:
+        """What stopped a background thread, if one stopped."""
+
+    @property
+    def writable(self) -> bool:
+        """Durable writes currently succeed (False during a full disk or a broker outage)."""
 
     def lag(self) -> float: ...
 

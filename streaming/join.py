@@ -71,7 +71,7 @@ class FeedbackJoin:
         if self.tenant is not None and e.tenant != self.tenant:
             return None
         if e.kind == "decision":
-            if e.ts > self.since:
+            if e.ts > self.since and _readable(e):
                 self.decisions[(e.tenant, e.event_id)] = e
                 self._by_user.setdefault(e.key, []).append((e.tenant, e.event_id))
         elif e.is_delete:
@@ -116,6 +116,15 @@ class FeedbackJoin:
                 "policy": p.policy,
                 "has_feedback": bool(got),
             }
+
+
+def _readable(e: Event) -> bool:
+    """A decision whose payload parses (the learner rejected the others: they taught nothing)."""
+    try:
+        p = e.decision
+    except ValueError:
+        return False
+    return all(isinstance(x, int | float) and not isinstance(x, bool) for x in p.context)
 
 
 def decision_log(

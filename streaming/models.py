@@ -7,14 +7,19 @@ cluster prior after each of their first feedbacks, from their rewards and every 
 made, with the evidence kept in the user's book so a restored worker re-picks exactly as an
 uninterrupted one. The partition record carries the installed version, so a Kafka worker
 records it in the same transaction as the state it shaped. A deleted user is never warm-started
-from a model trained before their delete: a one-way marker of their key is kept until a model
-trained after it is installed. README.md ("Collaborative-filtering warm start") tells the story.
+from a model trained before their delete, nor given a group from one: a one-way marker of their
+key (an HMAC keyed by a random salt per partition, kept in the partition record) is kept until a
+model trained after it is installed. README.md ("Collaborative-filtering warm start") tells the
+story.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,11 +82,12 @@ class Installed:
             "baseline": pack_array(np.ascontiguousarray(self.baseline, dtype=np.float64)),
         }
 
-    def cluster_of(self, engine: Engine, key: str) -> int | None:
-        """A user's group: the model's cluster for a known user; for a new one, the cluster
-        whose prior mean is nearest the user's prior mean (the cold-start or refined choice);
-        None for a user the engine does not hold."""
-        known = self.model.cluster_of(key)
+    def cluster_of(self, engine: Engine, key: str, *, forgotten: bool = False) -> int | None:
+        """A user's group: the model's cluster for a known user; for a new one (or one erased
+        since the model was trained: ``forgotten``), the cluster whose prior mean is nearest the
+        user's prior mean (the cold-start or refined choice); None for a user the engine does
+        not hold."""
+        known = None if forgotten else self.model.cluster_of(key)
         if known is not None:
             return known
         means = self.cold.cluster_means
@@ -119,8 +125,9 @@ class ModelProcessor(Processor):
         self.source = source
         self.installed: Installed | None = None
         self.refused: set[int] = set()  # versions trained on another catalog, refused once
-        # partition -> {hash of a deleted user's key: event time of the delete}
+        # partition -> {marker of a deleted user's key: event time of the delete}
         self.forgotten: dict[int, dict[str, float]] = {}
+        self.salts: dict[int, str] = {}  # partition -> the salt of its markers
 
     # ------------------------------------------------------------------ models
     def install(
@@ -145,7 +152,7 @@ class ModelProcessor(Processor):
             self._drop_forgotten_before(model.cutoff_ts)
             chosen: str | list[str] = users
             if users == "all" and self._forgotten_any():
-                chosen = [u for u in model.user_ids.tolist() if not self._is_forgotten(u)]
+                chosen = [u for u in model.user_ids.tolist() if not self.is_forgotten(u)]
             warm_start(engine, model, users=chosen, priors=self.priors, replay=replay)
             self._attach(model, baseline, offset)
             if users == "all":
@@ -170,18 +177,26 @@ class ModelProcessor(Processor):
     def _apply_one(self, event: Event, partition: int, changed: set[str]) -> None:
         key = event.key
         if event.is_delete:
-            self.forgotten.setdefault(partition, {})[forgotten_marker(key)] = event.ts
+            self.forgotten.setdefault(partition, {})[self._marker(partition, key)] = event.ts
         installed = self.installed
         if installed is None:
             super()._apply_one(event, partition, changed)
             return
-        if event.kind in ("decision", "profile") and key not in self.engine.users:
-            self._prime(installed, key)
+        try:
+            if event.kind in ("decision", "profile") and key not in self.engine.users:
+                self._prime(installed, key)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            self.reject(event, f"model prior: {exc}")
         super()._apply_one(event, partition, changed)
-        if event.kind == "decision" and self._refinable(installed, key, first=True):
-            self._observe(installed, key, event)
-        elif event.kind == "feedback" and self._refinable(installed, key):
-            self._refine(installed, [key])
+        # The model's hooks read the payload again: one it cannot use is rejected like any
+        # other, never raised out of the batch (a raise would fail the batch for good).
+        try:
+            if event.kind == "decision" and self._refinable(installed, key, first=True):
+                self._observe(installed, key, event)
+            elif event.kind == "feedback" and self._refinable(installed, key):
+                self._refine(installed, [key])
+        except (ValueError, KeyError, TypeError, IndexError, FloatingPointError) as exc:
+            self.reject(event, f"model hook: {exc}")
 
     def _expire(self, now: float, partition: int, changed: set[str]) -> None:
         installed = self.installed
@@ -240,7 +255,7 @@ class ModelProcessor(Processor):
         prior ``warm_start`` gives known users)."""
         model = installed.model
         [row] = model.rows([key])
-        if row < 0 or self._is_forgotten(key):
+        if row < 0 or self.is_forgotten(key):
             return
         events = min(int(model.user_events[row]), self.priors.max_events)
         precision = self.engine.users.prior_precision + self.priors.per_event * events
@@ -256,11 +271,16 @@ class ModelProcessor(Processor):
         forgotten = self.forgotten.get(partition)
         if forgotten:
             doc["forgotten"] = sorted(forgotten.items())
+            doc["salt"] = self.salts[partition]
         return doc
 
     def _load_shared_document(self, partition: int, doc: dict[str, Any]) -> None:
         super()._load_shared_document(partition, doc)
         self.forgotten[partition] = {str(h): float(ts) for h, ts in doc.get("forgotten", [])}
+        if "salt" in doc:
+            self.salts[partition] = str(doc["salt"])
+        elif self.forgotten[partition]:
+            self.salts[partition] = ""  # a record from before salts: plain SHA-256 markers
         info = doc.get("model")
         if info is None or self.source is None:
             return
@@ -280,9 +300,15 @@ class ModelProcessor(Processor):
         self._attach(model, unpack_array(info["baseline"]), int(info["offset"]))
 
     # ------------------------------------------------------------------ deleted users
-    def _is_forgotten(self, key: str) -> bool:
-        digest = forgotten_marker(key)
-        return any(digest in book for book in self.forgotten.values())
+    def is_forgotten(self, key: str) -> bool:
+        """Whether the user was erased after the installed model was trained."""
+        return any(self._marker(p, key) in book for p, book in self.forgotten.items() if book)
+
+    def _marker(self, partition: int, key: str) -> str:
+        salt = self.salts.get(partition)
+        if salt is None:
+            salt = self.salts[partition] = secrets.token_hex(16)
+        return forgotten_marker(key, salt)
 
     def _forgotten_any(self) -> bool:
         return any(self.forgotten.values())
@@ -293,9 +319,16 @@ class ModelProcessor(Processor):
                 del book[digest]
 
 
-def forgotten_marker(key: str) -> str:
-    """The one-way marker a deleted user's key leaves behind (SHA-256, hex)."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+def forgotten_marker(key: str, salt: str = "") -> str:
+    """The one-way marker a deleted user's key leaves behind: HMAC-SHA256 keyed by the
+    partition's random salt (hex); without a salt, the plain SHA-256 of older records.
+
+    >>> forgotten_marker("acme/ana", "s1") != forgotten_marker("acme/ana", "s2")
+    True
+    """
+    if not salt:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return hmac.new(salt.encode("ascii"), key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def install_pending_model(processor: Any, partition: int, offset: int) -> set[str]:
@@ -322,9 +355,10 @@ class ModelHost:
     """The CF model a serving process holds: its version and each user's group. Backends
     subclass it to follow where models are published (a folder, a Kafka topic)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, forgotten: Callable[[str], bool] | None = None) -> None:
         self.engine = engine
         self.installed: Installed | None = None
+        self.forgotten = forgotten  # whether a user was erased after the model was trained
 
     @property
     def version(self) -> int:
@@ -334,7 +368,10 @@ class ModelHost:
     def cluster(self, key: str) -> int | None:
         """The user's group, None without a model (see ``Installed.cluster_of``)."""
         installed = self.installed
-        return None if installed is None else installed.cluster_of(self.engine, key)
+        if installed is None:
+            return None
+        gone = self.forgotten is not None and self.forgotten(key)
+        return installed.cluster_of(self.engine, key, forgotten=gone)
 
     def start(self) -> None:
         """Install the newest published model and follow new ones."""

@@ -109,7 +109,10 @@ class Processor:
         self.horizon_s = 10 * self.wait_window_s if horizon_s is None else float(horizon_s)
         self._queue: list[tuple[int, int, np.ndarray, float, float, float]] = []
         self.books: dict[str, Book] = {}
+        # Events not applied since the owner last took them (``take_rejected``), with the
+        # reason; ``n_rejected`` counts them all.
         self.rejected: list[tuple[Event, str]] = []
+        self.n_rejected = 0
         self._expiry: dict[int, list[tuple[float, str, str]]] = {}
         self._note_expiry: dict[int, list[tuple[float, str, str]]] = {}
         self.memory: dict[str, UserMemory] = {}  # read by the service without a lock
@@ -172,11 +175,21 @@ class Processor:
         try:
             self._handlers[event.kind](event, partition)
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            self.rejected.append((event, str(exc)))
+            self.reject(event, str(exc))
         book = self.books.get(key)
         if book is not None:
             self._mark_seen(book, event)
         changed.add(key)
+
+    def reject(self, event: Event, reason: str) -> None:
+        """Record an event that could not be applied (the owner dead-letters or logs it)."""
+        self.rejected.append((event, reason))
+        self.n_rejected += 1
+
+    def take_rejected(self) -> list[tuple[Event, str]]:
+        """The rejected events since the last call, which are then forgotten here."""
+        out, self.rejected = self.rejected, []
+        return out
 
     def _expire(self, now: float, partition: int, changed: set[str]) -> None:
         heap = self._expiry.get(partition, [])

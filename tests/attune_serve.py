@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-KEY = "key-acme-0123456789"
-OTHER_KEY = "key-beta-0123456789"
+KEY = "key-acme-0123456789abcdef"
+OTHER_KEY = "key-beta-0123456789abcdef"
 
 
 def free_port() -> int:

@@ -84,19 +84,12 @@ class DecisionFastPath:
         if isinstance(out, InputError):
             await self.fallback(scope, _replay(raw, receive), send)  # the route words the 422
             return
+        if isinstance(out, Exception):  # this request's own failure, logged by the service
+            await _respond(send, 500, encode({"detail": "internal error"}))
+            return
         payload = encode(out)
         service.metrics.decision_latency.observe(time.perf_counter() - start)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"content-type", b"application/json"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await _respond(send, 200, payload)
 
     def _decide(self, tenant: str, body: DecisionCreate) -> asyncio.Future[Any]:
         """The decision for one request, made together with every other request that reached
@@ -116,16 +109,38 @@ class DecisionFastPath:
     def _decide_queued(self) -> None:
         queued, self._queued = self._queued, []
         service: Service = self.app.state.service
+        requests = [(tenant, body) for tenant, body, _ in queued]
         try:
-            outs = service.decide_many([(tenant, body) for tenant, body, _ in queued])
-        except Exception as exc:  # every waiting request gets it, as if decided alone
-            for *_, future in queued:
-                if not future.done():  # done: cancelled, its request is gone
-                    future.set_exception(exc)
-            return
+            outs = service.decide_many(requests)
+        except Exception:
+            # decide_many answers per request; should it still fail as a whole, each request
+            # is decided alone, so an error reaches only the request that causes it.
+            outs = [_decide_alone(service, request) for request in requests]
         for (*_, future), out in zip(queued, outs, strict=True):
-            if not future.done():
+            if not future.done():  # done: cancelled, its request is gone
                 future.set_result(out)
+
+
+def _decide_alone(service: Service, request: tuple[str, DecisionCreate]) -> Any:
+    try:
+        [out] = service.decide_many([request])
+    except Exception as exc:
+        return exc
+    return out
+
+
+async def _respond(send: Any, status: int, payload: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(payload)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _read_body(receive: Any) -> bytes | None:

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Response
 
 from api import notes
 from api.deps import ServiceDep, TenantDep
+from api.fields import ID_PATTERN
 from api.routes.users import NOT_FOUND, UserPath
 from api.schemas import NoteCreate, NotePublic, NotesPublic, NoteUpdate
 
 router = APIRouter(prefix="/v1/users", tags=["notes"])
-NotePath = Annotated[str, Path(min_length=1, max_length=128)]
+NotePath = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "The note was superseded"}}
 
 

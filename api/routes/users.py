@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Response
 
 from api.deps import ServiceDep, TenantDep
+from api.fields import ID_PATTERN
 from api.schemas import MAX_USER_ID, ExportPublic, ProfilePublic, ProfileUpdate
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
-UserPath = Annotated[str, Path(min_length=1, max_length=MAX_USER_ID)]
+UserPath = Annotated[str, Path(min_length=1, max_length=MAX_USER_ID, pattern=ID_PATTERN)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -39,7 +39,7 @@ def page_context(service: Service, tenant: str, user_id: str, locale: str) -> di
 
 
 def _raw_notes(service: Service, tenant: str, user_id: str) -> tuple[dict[str, Any], ...]:
-    memory = service.backend.memory(f"{tenant}/{user_id}")
+    memory = service.memory(tenant, user_id)
     return memory.notes if memory is not None else ()
 
 

@@ -8,8 +8,13 @@ side by side behind a load balancer. By design, unlike the embedded backend:
 - Feedback is accepted once it is durable on Kafka; the worker joins it to its decision and
   drops repeated event ids, so a resent feedback is accepted here and counted once there.
 - A decision made by another replica is known here once its changelog record arrives; feedback
-  that races ahead of it waits up to ``JOIN_WAIT_S`` for it, an idempotent retry of it
-  (``find_decision``) does not wait.
+  that races ahead of it waits up to ``JOIN_WAIT_S`` for it (at most ``MAX_JOIN_WAITS``
+  requests wait at once; the others get 404 at once, so unknown ids cannot hold the pool); an
+  idempotent retry of it (``find_decision``) does not wait.
+- While the broker does not answer, feedback, profile changes and deletes get 503 within
+  about a second, and decisions are served from the state held here (not logged).
+- A delete goes to the workers whichever replica takes it, even one that does not hold the
+  user; it returns once the workers' tombstone reaches this replica.
 - Exports carry profile and state; the raw events stay in Kafka (its retention applies).
 - CF models come from the models topic: a new version gives the replica its arm embeddings and
   cold-start prior; user state stays the workers'.
@@ -21,8 +26,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+from kafka.errors import KafkaError
 
 from collab import (
     CatalogMismatch,
@@ -33,18 +40,21 @@ from collab import (
     check_catalog,
     warm_start,
 )
-from streaming.bus import ServingOptions
+from collab.watch import model_to_bytes
+from streaming.bus import ServingOptions, Unavailable
 from streaming.events import Event
-from streaming.kafka.bus import KafkaBus, KafkaConfig
+from streaming.kafka.bus import KafkaBus, KafkaConfig, publish_model
 from streaming.kafka.changelog import ChangelogMaterializer
-from streaming.kafka.model_feed import ModelFeed
+from streaming.kafka.model_feed import MODEL_KEY, ModelFeed
 from streaming.memory import UserMemory
 from streaming.models import Installed, ModelHost, ModelProcessor
 from streaming.payloads import DecisionPayload
 
 log = logging.getLogger(__name__)
 
-JOIN_WAIT_S = 5.0
+PUBLISH_TIMEOUT_S = 1.0  # feedback gets its 503 well within 2 s of a broker going away
+JOIN_WAIT_S = 1.0
+MAX_JOIN_WAITS = 8
 DELETE_TIMEOUT_S = 15.0
 APPLY_TIMEOUT_S = 15.0
 CATCH_UP_TIMEOUT_S = 120.0
@@ -75,15 +85,19 @@ class KafkaBackend:
         self.view = ChangelogMaterializer(
             self.config, self.processor, lock=self.engine.lock, on_apply=self._on_apply
         )
-        self.models = ReplicaModels(self.engine, self.config, options.poll_interval_s)
+        self.models = ReplicaModels(
+            self.engine, self.config, options.poll_interval_s, self.processor.is_forgotten
+        )
         self.bus: KafkaBus | None = None
         self._recent: OrderedDict[str, str] = OrderedDict()  # decision id -> user key
-        self._records: dict[str, int] = {}  # user key -> changelog records seen
+        # Changelog records seen per user key, for the keys a delete waits on only.
+        self._records: dict[str, int] = {}
         self._changed = threading.Condition()
+        self._join_waits = threading.BoundedSemaphore(MAX_JOIN_WAITS)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self.bus = KafkaBus(self.config)
+        self.bus = KafkaBus(self.config, timeout_s=PUBLISH_TIMEOUT_S)
         self.view.start()
         if not self.view.wait_caught_up(CATCH_UP_TIMEOUT_S):
             raise TimeoutError(
@@ -99,8 +113,9 @@ class KafkaBackend:
 
     def _on_apply(self, keys: set[str]) -> None:
         with self._changed:
-            for key in keys:
-                self._records[key] = self._records.get(key, 0) + 1
+            records = self._records
+            for key in keys & records.keys() if records else ():
+                records[key] += 1
             self._changed.notify_all()
 
     def _bus(self) -> KafkaBus:
@@ -109,20 +124,27 @@ class KafkaBackend:
 
     # ------------------------------------------------------------------ the log
     def log_decisions(self, events: Sequence[Event]) -> None:
-        self._bus().publish_nowait(events)
+        if not self._bus().publish_nowait(events):
+            return  # the broker is unavailable: served, not logged
         for event in events:
             self._recent[event.event_id] = event.key
         while len(self._recent) > RECENT_DECISIONS:
             self._recent.popitem(last=False)
 
     def log(self, event: Event) -> bool:
-        self._bus().publish([event])
+        self._publish(event)
         return True  # the workers drop a repeated event id
+
+    def _publish(self, event: Event) -> None:
+        try:
+            self._bus().publish([event])
+        except KafkaError as exc:  # not acknowledged; the client sends it again
+            raise Unavailable(f"the Kafka broker does not answer: {exc}") from None
 
     def log_applied(self, event: Event) -> None:
         """Publish a profile event and wait until the user's changelog record that holds it
         (its id among the events the user's book applied) reaches this replica."""
-        self._bus().publish([event])
+        self._publish(event)
         key, deadline = event.key, time.monotonic() + APPLY_TIMEOUT_S
         with self._changed:
             while not self._has_applied(key, event.event_id):
@@ -139,17 +161,29 @@ class KafkaBackend:
     def memory(self, key: str) -> UserMemory | None:
         return self.processor.memory.get(key)
 
+    def resident(self, keys: Sequence[str]) -> None:
+        pass  # a replica holds every user of the changelog (README, "Running on Kafka")
+
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
         key = f"{tenant}/{user_id}"
         if self._recent.get(decision_id) == key:
             return True
-        deadline = time.monotonic() + JOIN_WAIT_S
-        with self._changed:
-            while decision_id not in self.processor.pending(key):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._changed.wait(left)
+        if decision_id in self.processor.pending(key):
+            return True
+        if not self._bus().available:
+            raise Unavailable("the Kafka broker does not answer")
+        if not self._join_waits.acquire(blocking=False):
+            return False  # enough requests wait already; this one is not held too
+        try:
+            deadline = time.monotonic() + JOIN_WAIT_S
+            with self._changed:
+                while decision_id not in self.processor.pending(key):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._changed.wait(left)
+        finally:
+            self._join_waits.release()
         return True
 
     def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
@@ -158,24 +192,28 @@ class KafkaBackend:
         return self.processor.pending_decision(f"{tenant}/{user_id}", decision_id)
 
     def knows(self, tenant: str, user_id: str) -> bool:
-        key = f"{tenant}/{user_id}"
-        return key in self.engine.users or key in self.engine.pins
+        return True  # a replica may not hold a user the workers know: deletes always go out
 
     def erase(self, tombstone: Event) -> None:
         """Publish the erasure and wait until the worker's tombstone reaches this replica."""
         key = tombstone.key
         with self._changed:
-            before = self._records.get(key, 0)
-        self._bus().publish([tombstone])
-        self.engine.forget(key)
-        deadline = time.monotonic() + DELETE_TIMEOUT_S
-        with self._changed:
-            while self._records.get(key, 0) == before or self.processor.export_user(key):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("the workers did not apply the erasure in time")
-                self._changed.wait(left)
+            self._records[key] = before = self._records.get(key, 0)
+        try:
+            self._publish(tombstone)
+            self.engine.forget(key)
+            deadline = time.monotonic() + DELETE_TIMEOUT_S
+            with self._changed:
+                while self._records.get(key, before) == before or self.processor.export_user(key):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("the workers did not apply the erasure in time")
+                    self._changed.wait(left)
+        finally:
+            with self._changed:
+                self._records.pop(key, None)
         self.engine.forget(key)  # in case a decision raced the erasure
+        self.models.forget(key)
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -199,6 +237,10 @@ class KafkaBackend:
     def error(self) -> BaseException | None:
         return None
 
+    @property
+    def writable(self) -> bool:
+        return self.bus is not None and self.bus.available
+
     def lag(self) -> float:
         return 0.0 if self.view.caught_up else float("nan")
 
@@ -217,8 +259,15 @@ class ReplicaModels(ModelHost):
     CF prior (the worker gives them the same one when they first show up).
     """
 
-    def __init__(self, engine: Any, config: KafkaConfig, poll_interval_s: float) -> None:
-        super().__init__(engine)
+    def __init__(
+        self,
+        engine: Any,
+        config: KafkaConfig,
+        poll_interval_s: float,
+        forgotten: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__(engine, forgotten=forgotten)
+        self.config = config
         self.feed = ModelFeed(config, on_model=self.install, poll_interval_s=poll_interval_s)
 
     def start(self) -> None:
@@ -228,6 +277,14 @@ class ReplicaModels(ModelHost):
 
     def stop(self) -> None:
         self.feed.close()
+
+    def forget(self, key: str) -> None:
+        """An erased user leaves the kept model too: the current version is published again
+        without them (same version: nobody reinstalls it; restores read the scrubbed one)."""
+        model = self.feed.latest()
+        if model is None or model.rows([key])[0] < 0:
+            return
+        publish_model(self.config, MODEL_KEY.decode(), model_to_bytes(model.without([key])))
 
     def install(self, model: CFModel) -> None:
         try:

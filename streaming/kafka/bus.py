@@ -14,7 +14,10 @@ Four topics share one prefix (``kafka://host:port?prefix=attune``):
 - ``<prefix>.deadletters``: events a worker could not apply, with the reason.
 
 The producer waits for every in-sync replica (``acks=all``) and is idempotent, so a retried send
-is never written twice and ``publish`` returning means the events are durable.
+is never written twice and ``publish`` returning means the events are durable. Every call on
+the request path is bounded in time: ``publish`` gives up after ``timeout_s`` and a broker that
+stopped answering is then skipped for a moment (``available``), so a broker outage costs a
+request a fast error, not a thread held for minutes.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
+import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 if TYPE_CHECKING:
     from streaming.events import Event
@@ -205,6 +210,18 @@ def dead_letter(
     ).encode()
 
 
+def event_bytes(event: Event) -> bytes:
+    """An event's JSON for a dead letter, whatever its payload holds: values the strict
+    encoder refuses (NaN, integers past 64 bits) are written as orjson or repr writes them."""
+    try:
+        return event.to_bytes()
+    except (ValueError, TypeError):
+        try:
+            return orjson.dumps(event.to_dict())
+        except TypeError:
+            return json.dumps(event.to_dict(), default=repr).encode()
+
+
 class KafkaBus:
     """Publish events to ``<prefix>.events``, keyed by user.
 
@@ -214,6 +231,12 @@ class KafkaBus:
         A config or a ``kafka://`` URL.
     create_topics : bool
         Create missing topics on construction.
+    timeout_s : float
+        The longest ``publish`` waits for the broker; also how long sends may go unanswered
+        before the broker counts as unavailable (an API replica uses ``PUBLISH_TIMEOUT_S``).
+    retry_after_s : float
+        After a failure, ``publish`` fails at once for this long (but for one probe at a
+        time), and decisions are not sent.
 
     Examples
     --------
@@ -223,47 +246,103 @@ class KafkaBus:
     """
 
     def __init__(
-        self, config: KafkaConfig | str, *, create_topics: bool = True, **producer_params: Any
+        self,
+        config: KafkaConfig | str,
+        *,
+        create_topics: bool = True,
+        timeout_s: float = 30.0,
+        retry_after_s: float = 1.0,
+        **producer_params: Any,
     ) -> None:
         self.config = KafkaConfig.from_url(config) if isinstance(config, str) else config
         if create_topics:
             ensure_topics(self.config)
-        self._producer = make_producer(self.config, **producer_params)
+        self.timeout_s = timeout_s
+        self.retry_after_s = retry_after_s
+        params = {"max_block_ms": int(timeout_s * 1000), **producer_params}
+        self._producer = make_producer(self.config, **params)
+        self._lock = threading.Lock()
+        self._probe = threading.Lock()
+        self._down_until = 0.0
+        self._pending = 0  # sends not yet acknowledged or failed
+        self._waiting_since = 0.0  # when the oldest of them was sent (roughly)
+        self.dropped = 0  # decisions not sent because the broker was unavailable
 
     @classmethod
     def from_url(cls, url: str, **params: Any) -> KafkaBus:
         return cls(KafkaConfig.from_url(url), **params)
 
+    @property
+    def available(self) -> bool:
+        """Whether the broker answers: no recent failure, and no send waiting unanswered
+        for longer than ``timeout_s``."""
+        now = time.monotonic()
+        if now < self._down_until:
+            return False
+        with self._lock:
+            return not (self._pending and now - self._waiting_since > self.timeout_s)
+
     def publish(self, events: Sequence[Event] | Iterable[Event]) -> None:
         """Send the events and return once the broker has them on every in-sync replica.
 
-        Raises the producer's error (a ``KafkaError``) when any event could not be written.
+        Raises ``KafkaTimeoutError`` after ``timeout_s`` (or at once while the broker is
+        unavailable and another request is already probing it), or the producer's error.
         """
-        topic = self.config.events
-        futures = [
-            self._producer.send(topic, key=e.key.encode(), value=e.to_bytes()) for e in events
-        ]
-        if not futures:
-            return
-        self._producer.flush()
-        for future in futures:
-            future.get()
+        probing = not self.available
+        if probing and not self._probe.acquire(blocking=False):
+            raise KafkaTimeoutError("the Kafka broker is unavailable")
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            topic = self.config.events
+            futures = [self._send(topic, e.key.encode(), e.to_bytes()) for e in events]
+            for future in futures:
+                future.get(timeout=max(0.001, deadline - time.monotonic()))
+        except KafkaError:
+            self._down_until = time.monotonic() + self.retry_after_s
+            raise
+        finally:
+            if probing:
+                self._probe.release()
 
-    def publish_nowait(self, events: Sequence[Event] | Iterable[Event]) -> None:
+    def publish_nowait(self, events: Sequence[Event] | Iterable[Event]) -> bool:
         """Send without waiting for the broker: the API's decision events, where a lost event
         costs one observation and a wait would cost most of the latency budget. Later events
         of the same user stay behind them (one partition, idempotent producer), so a durable
-        ``publish`` of a user's feedback also makes their earlier decisions durable."""
+        ``publish`` of a user's feedback also makes their earlier decisions durable. While the
+        broker is unavailable nothing is sent (``dropped`` counts them) and it returns False."""
+        events = list(events)
+        if not self.available:
+            self.dropped += len(events)
+            return False
         topic = self.config.events
         for e in events:
-            self._producer.send(topic, key=e.key.encode(), value=e.to_bytes())
+            self._send(topic, e.key.encode(), e.to_bytes())
+        return True
+
+    def _send(self, topic: str, key: bytes, value: bytes) -> Any:
+        with self._lock:
+            if not self._pending:
+                self._waiting_since = time.monotonic()
+            self._pending += 1
+        future = self._producer.send(topic, key=key, value=value)
+        future.add_callback(self._answered).add_errback(self._failed)
+        return future
+
+    def _answered(self, _: Any) -> None:
+        with self._lock:
+            self._pending -= 1
+            self._waiting_since = time.monotonic()
+
+    def _failed(self, _: Any) -> None:
+        self._answered(None)
+        self._down_until = time.monotonic() + self.retry_after_s
 
     def publish_raw(self, key: bytes | None, value: bytes) -> None:
         """Send bytes as they are (tools and tests use it to inject foreign events)."""
         self._producer.send(self.config.events, key=key, value=value).get(timeout=30)
 
     def close(self) -> None:
-        self._producer.close()
+        self._producer.close(timeout=5)
 
 
 def publish_model(
@@ -271,12 +350,14 @@ def publish_model(
 ) -> None:
     """Put a trained model (e.g. ``CFModel`` bytes) on the compacted models topic under
     ``name``: its chunks first, then the manifest that makes it current (see the module
-    docstring). Returns once the broker has all of it."""
+    docstring), then tombstones for the chunks of a larger previous model that this one does
+    not overwrite. Returns once the broker has all of it."""
     if not 0 < chunk_bytes <= MODEL_CHUNK_BYTES:
         raise ValueError(f"chunk_bytes must be in (0, {MODEL_CHUNK_BYTES}], got {chunk_bytes}")
     if "/" in name:
         raise ValueError(f"model name {name!r}: '/' is reserved for chunk keys")
     ensure_topics(config)
+    previous = _chunk_count(config, name)
     n = max(1, -(-len(data) // chunk_bytes))
     manifest = {
         "chunks": n,
@@ -290,9 +371,40 @@ def publish_model(
             chunk = data[i * chunk_bytes : (i + 1) * chunk_bytes]
             producer.send(config.models, key=f"{name}/{i}".encode(), value=chunk)
         producer.send(config.models, key=name.encode(), value=json.dumps(manifest).encode())
+        for i in range(n, previous):  # compaction then drops the old model's extra chunks
+            producer.send(config.models, key=f"{name}/{i}".encode(), value=None)
         producer.flush(timeout=120)
     finally:
         producer.close()
+
+
+def _chunk_count(config: KafkaConfig, name: str, *, timeout_s: float = 60.0) -> int:
+    """How many chunks of ``name`` the models topic holds (the highest index with a value,
+    plus one), read from its start."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=config.servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
+        fetch_max_bytes=4 * MAX_MODEL_BYTES,
+    )
+    held: set[int] = set()
+    try:
+        tp = TopicPartition(config.models, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        deadline = time.monotonic() + timeout_s
+        while consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError("reading the models topic timed out")
+            for records in consumer.poll(timeout_ms=200).values():
+                for rec in records:
+                    base, _, index = (rec.key or b"").decode().partition("/")
+                    if base == name and index.isdigit():
+                        (held.add if rec.value is not None else held.discard)(int(index))
+    finally:
+        consumer.close()
+    return max(held, default=-1) + 1
 
 
 class ModelAssembler:

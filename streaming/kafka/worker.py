@@ -18,21 +18,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import FencedInstanceIdError, KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from streaming.events import Event, EventError
-from streaming.kafka.bus import KafkaConfig, dead_letter, ensure_topics, make_producer
+from streaming.kafka.bus import (
+    KafkaConfig,
+    dead_letter,
+    ensure_topics,
+    event_bytes,
+    make_producer,
+)
 from streaming.kafka.changelog import encode_partition, partition_key, read_partitions
 from streaming.kafka.metrics import WorkerMetrics
+from streaming.kafka.poison import PartitionFailed, PoisonGuard
 from streaming.models import install_pending_model
 
 log = logging.getLogger(__name__)
+
+
+class WorkerIdTaken(RuntimeError):
+    """Another running worker uses this worker's id: Kafka fenced this one."""
 
 
 @dataclass
@@ -85,7 +97,11 @@ class KafkaWorker:
     static_membership : bool
         Join as static member ``worker_id`` (KIP-345): a restarted worker takes its partitions
         back at once, without a rebalance; a worker gone for good releases them after
-        ``session_timeout_ms``.
+        ``session_timeout_ms``. A worker that another one with the same id fences stops with
+        ``WorkerIdTaken`` rather than fencing it back.
+    max_attempts : int
+        Transactions a record may abort on its own before it is dead-lettered
+        (``streaming.kafka.poison``).
     on_commit : callable, optional
         Called with ``(n_events, changed_keys)`` after each committed transaction.
 
@@ -110,6 +126,7 @@ class KafkaWorker:
         static_membership: bool = True,
         log_every_s: float = 10.0,
         on_commit: Callable[[int, set[str]], None] | None = None,
+        max_attempts: int = 3,
     ) -> None:
         if not worker_id or not all(c.isalnum() or c in "._-" for c in worker_id):
             raise ValueError(
@@ -128,6 +145,7 @@ class KafkaWorker:
         self.on_commit = on_commit
         self.stats = WorkerStats()
         self.metrics = WorkerMetrics(worker_id)
+        self.guard = PoisonGuard(max_attempts)
         ensure_topics(config)
         self._dirty = _Dirty()
         self._watermark: dict[int, float] = {}
@@ -198,7 +216,14 @@ class KafkaWorker:
                 batch = {}  # positions were reset to the committed offsets; refetch
             if batch:
                 self._process(batch)
-        except Exception:
+        except (FencedInstanceIdError, ProducerFencedError) as exc:
+            raise WorkerIdTaken(
+                f"worker id {self.worker_id!r} is in use by another running worker (Kafka "
+                f"fenced this one: {type(exc).__name__}); give every worker its own --worker-id"
+            ) from exc
+        except Exception as exc:
+            if isinstance(exc, PartitionFailed):
+                self.guard.failed(exc.partition, exc.records, exc.error)
             log.exception("worker %s: batch failed; restoring from the changelog", self.worker_id)
             self.stats.aborts += 1
             self._recover()
@@ -244,39 +269,41 @@ class KafkaWorker:
 
     # ------------------------------------------------------------------ one transaction
     def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        producer, cfg = self._producer, self.config
+        producer = self._producer
         producer.begin_transaction()
         self._in_transaction = True
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         changed_all: set[str] = set()
         n_events = 0
-        for tp, records in batch.items():
+        for tp, polled in batch.items():
             p = tp.partition
             processor = self.processors.get(p)
             if processor is None:  # not restored yet: leave its offset alone, it is refetched
                 continue
-            # --- CF models (streaming/models.py): a new version goes in at a batch boundary;
-            # the partition record below carries its version in this transaction.
-            changed = install_pending_model(processor, p, records[0].offset)
-            # ---
-            changed |= self._apply(processor, self._decode(records, p), p)
-            self._dead_letter_rejected(processor, p)
+            records = self.guard.limit(p, polled)
+            reason = self.guard.verdict(p, records[0].offset)
+            if reason is not None:
+                rec = records[0]
+                self._send_dead_letter(rec.value, reason, p, rec.offset, rec.key)
+                changed: set[str] = set()
+            else:
+                try:
+                    changed = self._apply_partition(processor, records, p)
+                except KafkaError:
+                    raise
+                except Exception as exc:
+                    raise PartitionFailed(p, records, exc) from exc
             n_events += len(records)
-            for key in changed:
-                producer.send(
-                    cfg.changelog, key=key.encode(), value=processor.export_record(key), partition=p
-                )
-            producer.send(
-                cfg.changelog,
-                key=partition_key(p),
-                partition=p,
-                value=encode_partition(processor.export_shared(p), self._watermark.get(p, 0.0)),
-            )
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
             changed_all |= changed
         producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
         producer.commit_transaction()
         self._in_transaction = False
+        for tp, offset in offsets.items():
+            polled = batch[tp]
+            self.guard.passed(tp.partition, polled[0].offset)
+            if offset.offset <= polled[-1].offset:  # a head only: the rest is fetched again
+                self._consumer.seek(tp, offset.offset)
         self.stats.events += n_events
         self.stats.batches += 1
         self.stats.changelog_records += len(changed_all) + len(batch)
@@ -284,13 +311,34 @@ class KafkaWorker:
         if self.on_commit is not None:
             self.on_commit(n_events, changed_all)
 
+    def _apply_partition(self, processor: Any, records: Sequence[Any], p: int) -> set[str]:
+        """Apply one partition's records and send what they changed: user records, then the
+        partition record (inside the open transaction)."""
+        # CF models (streaming/models.py): a new version goes in at a batch boundary; the
+        # partition record below carries its version in this transaction.
+        changed = install_pending_model(processor, p, records[0].offset)
+        changed |= self._apply(processor, self._decode(records, p), p)
+        self._dead_letter_rejected(processor, p)
+        producer, cfg = self._producer, self.config
+        for key in changed:
+            producer.send(
+                cfg.changelog, key=key.encode(), value=processor.export_record(key), partition=p
+            )
+        producer.send(
+            cfg.changelog,
+            key=partition_key(p),
+            partition=p,
+            value=encode_partition(processor.export_shared(p), self._watermark.get(p, 0.0)),
+        )
+        return changed
+
     def _apply(self, processor: Any, events: list[Event], partition: int) -> set[str]:
         changed, self._watermark[partition] = apply_in_order(
             processor, events, partition, self._watermark.get(partition, 0.0)
         )
         return changed
 
-    def _decode(self, records: list[Any], partition: int) -> list[Event]:
+    def _decode(self, records: Sequence[Any], partition: int) -> list[Event]:
         events = []
         for rec in records:
             try:
@@ -306,12 +354,10 @@ class KafkaWorker:
         return events
 
     def _dead_letter_rejected(self, processor: Any, partition: int) -> None:
-        rejected = processor.rejected
-        if not rejected:
-            return
-        for event, reason in list(rejected):
-            self._send_dead_letter(event.to_bytes(), str(reason), partition, -1, event.key.encode())
-        rejected.clear()
+        for event, reason in processor.take_rejected():
+            self._send_dead_letter(
+                event_bytes(event), str(reason), partition, -1, event.key.encode()
+            )
 
     def _send_dead_letter(
         self, raw: bytes | None, reason: str, partition: int, offset: int, key: bytes | None

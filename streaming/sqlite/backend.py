@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from collab import CatalogMismatch, CFModel, check_catalog
 from collab.watch import ModelWatcher
-from streaming.bus import ServingOptions, sqlite_path
+from streaming.bus import ServingOptions, Unavailable, sqlite_path
 from streaming.composer import RewardComposer
+from streaming.erasure import scrub_files
 from streaming.events import Event
 from streaming.join import replay_frame
 from streaming.memory import UserMemory
 from streaming.models import ModelHost, ModelProcessor
 from streaming.payloads import DecisionPayload
 from streaming.sqlite.learner import Learner
+from streaming.sqlite.residency import Residency
+from streaming.sqlite.retention import Compactor
 from streaming.sqlite.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,17 +45,19 @@ class EmbeddedBackend:
     """
 
     def __init__(self, url: str, options: ServingOptions) -> None:
-        data_dir = Path(options.data_dir)
+        data_dir = self.data_dir = Path(options.data_dir)
         self.store_path = sqlite_path(url) if url else data_dir / "attune.sqlite"
         self.store = Store(self.store_path)
         self.engine = options.engine(options.random_state)
         self.processor = ModelProcessor(
             options.engine(0), options.rewards, **options.processor_params()
         )
+        self.residency = Residency(options.max_resident_users, options.idle_evict_s)
         self.learner = Learner(
             self.store,
             self.processor,
             serving=self.engine,
+            residency=self.residency,
             checkpoint_interval_s=options.checkpoint_interval_s,
             # Decisions run on the event loop, the learner on its own thread: applying its
             # batches a few events at a time with a sleep longer than a slice between them
@@ -58,6 +65,9 @@ class EmbeddedBackend:
             # while the learner catches up (benchmarks/bench_http.py measures the effect).
             slice_size=8,
             slice_pause_s=0.001,
+        )
+        self.compactor = Compactor(
+            self.store, options.retention, wait_window_s=options.wait_window_s
         )
         self.models = FolderModels(
             self.engine,
@@ -75,9 +85,11 @@ class EmbeddedBackend:
         self.learner.recover()
         self.models.start()
         self.learner.start()
+        self.compactor.start()
 
     def stop(self) -> None:
         self.models.stop()
+        self.compactor.stop()
         self.learner.stop()
         self.store.close()
 
@@ -89,7 +101,10 @@ class EmbeddedBackend:
         self.store.append_later(events)
 
     def log(self, event: Event) -> bool:
-        [offset] = self.store.append([event], durable=True)
+        try:
+            [offset] = self.store.append([event], durable=True)
+        except sqlite3.Error as exc:  # rolled back: nothing was acknowledged
+            raise Unavailable(f"the store cannot write now: {exc}") from None
         self.learner.notify()
         return offset is not None
 
@@ -102,9 +117,23 @@ class EmbeddedBackend:
     def memory(self, key: str) -> UserMemory | None:
         return self.processor.memory.get(key)
 
+    def resident(self, keys: Sequence[str]) -> None:
+        """Bring users who left memory back into the serving engine (see
+        ``streaming.sqlite.residency``); new users need nothing."""
+        self.residency.touch(keys)
+        serving, processor = self.engine, self.processor
+        missing = [k for k in keys if k not in serving.users]
+        if not missing:
+            return
+        held = processor.books.keys() | processor.engine.users.ids.keys()
+        wanted = [k for k in missing if k in held or self.learner.checkpoints.has(k)]
+        if wanted:
+            self.learner.load(wanted)
+            self.learner.copy_to_serving(wanted)
+
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
-        event = self.store.get_event(tenant, decision_id, kind="decision")
-        return event is not None and event.user_id == user_id
+        event = self.store.get_event(tenant, decision_id, kind="decision", user_id=user_id)
+        return event is not None
 
     def find_decision(self, tenant: str, user_id: str, decision_id: str) -> DecisionPayload | None:
         # The learner's books, not the store: a lookup in memory, where a query would cost a
@@ -118,14 +147,18 @@ class EmbeddedBackend:
         return (
             key in self.engine.users
             or key in self.engine.pins
+            or self.learner.checkpoints.has(key)
             or next(self.store.iter_events(tenant=tenant, user_id=user_id), None) is not None
         )
 
     def erase(self, tombstone: Event) -> None:
         """Erase the user's rows in the log and their state; returns once the learner applied
         and checkpointed the erasure."""
-        self.store.delete_user(tombstone.tenant, tombstone.user_id)
-        [offset] = self.store.append([tombstone], durable=True)
+        try:
+            self.store.delete_user(tombstone.tenant, tombstone.user_id)
+            [offset] = self.store.append([tombstone], durable=True)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the store cannot write now: {exc}") from None
         self.engine.forget(tombstone.key)
         self.learner.notify()
         if offset is not None and not self.learner.wait_for(
@@ -133,6 +166,16 @@ class EmbeddedBackend:
         ):
             raise TimeoutError("the learner did not apply the erasure in time")
         self.engine.forget(tombstone.key)  # in case a decision raced the erasure
+        self.residency.forget(tombstone.key)
+        # The files next to the log, then the log's own traces: deleted rows are zeroed in
+        # place (secure_delete), and the WAL, which still holds their earlier page images,
+        # is emptied. The file is rebuilt (VACUUM) in the background, once per batch.
+        scrub_files(self.data_dir, [tombstone.key])
+        try:
+            self.store.execute_outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the store cannot write now: {exc}") from None
+        self.compactor.erased()
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -151,11 +194,15 @@ class EmbeddedBackend:
     # ------------------------------------------------------------------ health
     @property
     def alive(self) -> bool:
-        return self.learner.alive
+        return self.learner.alive and self.store.flusher_alive and self.compactor.alive
 
     @property
     def error(self) -> BaseException | None:
         return self.learner.error
+
+    @property
+    def writable(self) -> bool:
+        return self.store.writable and self.learner.store_error is None
 
     def lag(self) -> float:
         return self.learner.lag()
@@ -164,7 +211,7 @@ class EmbeddedBackend:
         return self.learner.applied_events
 
     def rejected(self) -> int:
-        return len(self.processor.rejected)
+        return self.processor.n_rejected
 
 
 class FolderModels(ModelHost):
@@ -185,7 +232,7 @@ class FolderModels(ModelHost):
         processor: ModelProcessor,
         composer: RewardComposer,
     ) -> None:
-        super().__init__(engine)
+        super().__init__(engine, forgotten=processor.is_forgotten)
         self.learner, self.processor, self.composer = learner, processor, composer
         self.watcher = ModelWatcher(
             folder,
@@ -211,6 +258,9 @@ class FolderModels(ModelHost):
             return
         serving, learner = self.engine, self.learner
         with learner.lock:
+            # Every stored user is re-primed, so those who left memory come back for it; they
+            # leave again once saved (save_later) and idle.
+            learner.load_all()
             events = learner.store.iter_events(upto=learner.offset)
             replay = replay_frame(events, model.cutoff_ts, self.composer)
             keys = self.processor.install(model, users="all", replay=replay)
@@ -220,5 +270,9 @@ class FolderModels(ModelHost):
                 serving.set_arm_embeddings(installed.pmap.embeddings)
                 serving.set_cold_start(installed.cold)
                 learner.sync(keys)
+                learner.copy_to_serving(keys)
                 self.installed = installed
+            learner.save_later(keys)
+            if learner.residency is not None:
+                learner.residency.touch(keys)
         log.info("installed CF model v%d (%d users)", model.version, len(keys))

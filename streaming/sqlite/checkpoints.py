@@ -76,5 +76,13 @@ class Checkpoints:
         rows = self.store.query("SELECT data FROM user_state WHERE key=?", (key,))
         return bytes(rows[0][0]) if rows else None
 
+    def state_and_offset(self, key: str) -> tuple[bytes, int] | None:
+        """A user's saved record and the log offset it reflects, or None."""
+        rows = self.store.query("SELECT data, offset FROM user_state WHERE key=?", (key,))
+        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def has(self, key: str) -> bool:
+        return bool(self.store.query("SELECT 1 FROM user_state WHERE key=?", (key,)))
+
     def shared(self) -> dict[int, bytes]:
         return {int(p): bytes(d) for p, d in self.store.query("SELECT partition, data FROM shared")}

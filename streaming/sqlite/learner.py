@@ -7,6 +7,11 @@ transaction; after a crash, ``recover`` loads the checkpoint and replays the log
 offset, skipping each user's events that their saved state already holds, so acknowledged
 feedback is counted exactly once.
 
+Users are loaded on demand: recovery loads the shared model and replays the log, bringing back
+from their checkpointed records only the users the replayed events touch; the rest come back
+on their next request or event (``load``), after ``streaming.sqlite.residency`` made idle
+users leave memory (``evict``).
+
 Checkpoints are incremental. A user whose feedback, profile or default reward changed is saved
 at the next checkpoint. A user who only got decisions (most users, most of the time) is saved
 within about ``catch_up_s``: each checkpoint saves the longest-waiting share of them, and the
@@ -18,16 +23,21 @@ decisions for tens of milliseconds, the time to export them, once the users hold
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bandit import Engine
 from streaming.events import Event
 from streaming.processor import Processor
 from streaming.sqlite.checkpoints import Checkpoints
+from streaming.sqlite.residency import Residency
 from streaming.sqlite.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class Learner:
@@ -58,6 +68,10 @@ class Learner:
         ... sleeping this long between slices, so that the GIL goes to the requests.
     clock : callable
         Wall clock for the wait window (tests pass a fake one).
+    residency : Residency, optional
+        Which users are held in memory; without one, every user stays.
+    evict_interval_s : float
+        How often idle users are made to leave.
     """
 
     def __init__(
@@ -74,6 +88,8 @@ class Learner:
         slice_size: int | None = None,
         slice_pause_s: float = 0.0,
         clock: Callable[[], float] = time.time,
+        residency: Residency | None = None,
+        evict_interval_s: float = 1.0,
     ) -> None:
         self.store = store
         self.checkpoints = Checkpoints(store)
@@ -87,6 +103,10 @@ class Learner:
         self.slice_size = slice_size
         self.slice_pause_s = slice_pause_s
         self.clock = clock
+        self.residency = residency
+        self.evict_interval_s = evict_interval_s
+        self.evicted = 0
+        self._recovering = False
         self.lock = threading.RLock()  # guards the processor; API reads take it too
         self.offset = 0
         self.checkpointed = 0
@@ -100,29 +120,27 @@ class Learner:
         self._stop = threading.Event()
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._last_checkpoint = self._last_expire = time.monotonic()
-        self.error: BaseException | None = None
+        self._last_checkpoint = self._last_expire = self._last_evict = time.monotonic()
+        self.error: BaseException | None = None  # what stopped the thread
+        self.store_error: BaseException | None = None  # the last failed save, while it fails
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> int:
-        """Load the last checkpoint and replay the log after it; returns events replayed."""
+        """Load the last checkpoint's shared model and replay the log after it, loading the
+        users it touches (``load``); returns events replayed."""
         with self.lock:
-            for key, data in self.checkpoints.states():
-                self.processor.import_user(key, data)
             for partition, data in self.checkpoints.shared().items():
                 self.processor.import_shared(partition, data)
-            self._skip = self.checkpoints.state_offsets()
             self.offset = self.checkpointed = self.checkpoints.offset()
-            if self.serving is not None:
-                self.sync(set(self.processor.books) | set(self.processor.engine.users.ids))
-                for key, pins in self.processor.engine.pins.items():
-                    self.serving.pin(key, pins)
-                for key, features in self.processor.engine.user_features.items():
-                    self.serving.user_features[key] = dict(features)
-        replayed = 0
-        while (n := self.step()) > 0:
-            replayed += n
-        self._skip = {}
+            self._skip, self._recovering = {}, True
+        try:
+            replayed = 0
+            while (n := self.step()) > 0:
+                replayed += n
+        finally:
+            self._skip, self._recovering = {}, False
+        if self.serving is not None:
+            self.sync(set())  # the shared model; users come when they are asked for
         self.checkpoint(full=True)
         return replayed
 
@@ -185,11 +203,17 @@ class Learner:
         return len(rows)
 
     def _apply(self, rows: list[tuple[int, Event]]) -> None:
-        skip = self._skip  # only while recovering
-        rows_to_apply = [r for r in rows if r[0] > skip.get(r[1].key, 0)] if skip else rows
-        events = [e for _, e in rows_to_apply]
         with self.lock:
+            keys = {e.key for _, e in rows}
+            self.load(keys)
+            if self.residency is not None:
+                self.residency.touch(keys)
+            skip = self._skip  # only while recovering
+            rows_to_apply = [r for r in rows if r[0] > skip.get(r[1].key, 0)] if skip else rows
+            events = [e for _, e in rows_to_apply]
             changed = self.processor.apply(events)
+            for event, reason in self.processor.take_rejected():  # counted by the processor
+                log.info("learner: %s of %s not applied: %s", event.event_id, event.key, reason)
             self.offset = rows[-1][0]
             self.applied_events += len(events)
             learned = changed & {e.key for e in events if e.kind != "decision"}
@@ -232,12 +256,15 @@ class Learner:
                 if paced and states:
                     time.sleep(self.slice_pause_s)
                 states[key] = self.processor.export_user(key)
-            for key in keys:
-                behind.pop(key, None)
             shared = {0: self.processor.export_shared(0)}
             offset = self.offset
-            replay_from = next(iter(behind.values())) - 1 if behind else offset
+            # The first user still behind after this save bounds the replay. Nothing is
+            # forgotten before the save commits: a failed one (a full disk) is retried whole.
+            unsaved = next((o for k, o in behind.items() if k not in keys), None)
+            replay_from = offset if unsaved is None else unsaved - 1
             self.checkpoints.save(states, shared, replay_from, applied=offset)
+            for key in keys:
+                behind.pop(key, None)
             self._dirty.clear()
             self.checkpointed = offset
         self._last_checkpoint = time.monotonic()
@@ -245,27 +272,125 @@ class Learner:
             self._progress.notify_all()
 
     def _run(self) -> None:
+        pause = self.poll_s
         try:
             while not self._stop.is_set():
-                self._wake.clear()  # before reading, so a notify from now on is not lost
-                n = self.step(paced=True)
-                now = time.monotonic()
-                if now - self._last_expire >= self.expire_interval_s:
-                    self.expire()
-                    self._last_expire = now
-                if (
-                    self._dirty or self._behind or self.checkpointed < self.offset
-                ) and now - self._last_checkpoint >= self.checkpoint_interval_s:
-                    self.checkpoint(paced=self.slice_size is not None)
+                try:
+                    n = self._tick()
+                except sqlite3.Error as exc:
+                    # The disk refuses a checkpoint: the state stays in memory (nothing is
+                    # marked saved) and the next tick tries again, after a growing pause.
+                    self.store_error = exc
+                    log.warning("learner: saving failed, retrying: %s", exc)
+                    pause = min(2.0, 2 * pause)
+                    self._stop.wait(pause)
+                    continue
+                self.store_error, pause = None, self.poll_s
                 if n < self.batch:
                     # Caught up: wait for a notify (feedback, profile changes) or the next poll
                     # rather than stepping again at once. Decisions (no notify) are then applied
                     # in batches per poll, not a few per step, each step's fixed cost taking
                     # the GIL from the requests.
                     self._wake.wait(self.poll_s)
-        except BaseException as exc:  # surfaced by /readyz and the next wait_for
+        except BaseException as exc:  # surfaced by /healthz, /readyz and the next wait_for
             self.error = exc
             raise
+
+    def _tick(self) -> int:
+        """One round of the thread: a paced step, then expiry and a checkpoint when due."""
+        self._wake.clear()  # before reading, so a notify from now on is not lost
+        n = self.step(paced=True)
+        now = time.monotonic()
+        if now - self._last_expire >= self.expire_interval_s:
+            self.expire()
+            self._last_expire = now
+        if (
+            self._dirty or self._behind or self.checkpointed < self.offset
+        ) and now - self._last_checkpoint >= self.checkpoint_interval_s:
+            self.checkpoint(paced=self.slice_size is not None)
+        if now - self._last_evict >= self.evict_interval_s:
+            self.evict()
+            self._last_evict = now
+        return n
+
+    # ------------------------------------------------------------------ residency
+    def load(self, keys: Iterable[str]) -> list[str]:
+        """Bring users this learner does not hold back from their checkpointed records;
+        returns those loaded. While recovering, their saved offsets say which replayed events
+        their records already hold."""
+        processor, loaded = self.processor, []
+        with self.lock:
+            for key in keys:
+                if key in processor.books or key in processor.engine.users:
+                    continue
+                found = self.checkpoints.state_and_offset(key)
+                if found is None:
+                    continue  # a new user
+                processor.import_user(key, found[0])
+                if self._recovering:
+                    self._skip[key] = found[1]
+                loaded.append(key)
+        return loaded
+
+    def load_all(self) -> list[str]:
+        """Bring back every user with a checkpointed record (a model install re-primes them
+        all); they leave again once saved and idle."""
+        with self.lock:
+            held = self.processor.books.keys() | self.processor.engine.users.ids.keys()
+            missing = [key for key, _ in self.checkpoints.state_offsets().items()]
+            loaded = self.load(k for k in missing if k not in held)
+            if self.residency is not None:
+                self.residency.touch(loaded)
+        return loaded
+
+    def save_later(self, keys: Iterable[str]) -> None:
+        """Users changed outside the log (a model install): saved within ``catch_up_s``, and
+        held in memory until then."""
+        with self.lock:
+            for key in keys:
+                self._behind.setdefault(key, self.offset + 1)
+
+    def copy_to_serving(self, keys: Iterable[str]) -> None:
+        """Give the serving engine these users as the learner holds them (record, pins and
+        declared features)."""
+        source, target = self.processor.engine, self.serving
+        assert target is not None
+        with self.lock, target.lock:
+            for key in keys:
+                if key in source.users:
+                    target.users.put(key, source.users.get(key))
+                if key in source.pins:
+                    target.pins[key] = dict(source.pins[key])
+                if key in source.user_features:
+                    target.user_features[key] = dict(source.user_features[key])
+
+    def evict(self, limit: int = 2000) -> int:
+        """Let idle users leave both engines (see ``streaming.sqlite.residency``); returns
+        how many left. A user with unsaved changes or an open decision stays."""
+        residency = self.residency
+        if residency is None:
+            return 0
+        n = 0
+        for key, used in residency.leaving()[:limit]:
+            with self.lock:
+                if not self._settled(key):
+                    continue
+                with residency.releasing(key, used) as ok:
+                    if ok:
+                        self.processor.engine.forget(key)
+                        self.processor.books.pop(key, None)
+                        self.processor.memory.pop(key, None)  # notes and pause come back too
+                        if self.serving is not None:
+                            self.serving.forget(key)
+                        n += 1
+        self.evicted += n
+        return n
+
+    def _settled(self, key: str) -> bool:
+        if key in self._dirty or key in self._behind:
+            return False
+        book = self.processor.books.get(key)
+        return book is None or all(e["feedback"] or e["expired"] for e in book.pending.values())
 
     def _catch_up_share(self) -> int:
         """How many decision-only users this checkpoint saves: with users arriving at a

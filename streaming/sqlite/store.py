@@ -1,21 +1,29 @@
 """The embedded store: one SQLite file (WAL) holding the event log and the learner's state.
 
-Tables: ``events`` (the log, ``offset`` increasing and never reused, unique per
-``(tenant, event_id)`` so a resent event is stored once), ``user_state`` and ``shared`` (the
-learner's checkpoints, ``streaming.sqlite.checkpoints``) and ``meta`` (schema version, replay
-offset). The API layer keeps its key hashes in the same file (``api.keys``).
+Tables (``streaming.sqlite.schema``): ``events`` (the log, ``offset`` increasing and never
+reused, unique per ``(tenant, user_id, event_id)`` so a resent event is stored once),
+``user_state`` and ``shared`` (the learner's checkpoints, ``streaming.sqlite.checkpoints``),
+``quarantine`` (log rows no reader could decode, moved there with the reason instead of
+failing every reader after them) and ``meta`` (schema version, replay offset). The API layer
+keeps its key hashes in the same file (``api.keys``). Deleted content is overwritten
+(``secure_delete``), so an erased user's rows do not linger in free pages.
 
 Durability: writes a client is told are durable (feedback, profile changes) commit with
 ``synchronous=FULL``, which fsyncs the WAL. Decisions are queued (``append_later``) and group
 committed every few milliseconds without fsync: a killed process loses at most the last few
 milliseconds of decisions; the next durable commit fsyncs them with itself, and every read
-commits the queue first, so feedback always finds its decision.
+commits the queue first, so feedback always finds its decision. A write that fails (a full
+disk) rolls back and raises, leaving the connection ready for the next one; the queue keeps
+what it could not commit (up to ``MAX_QUEUED`` rows, the oldest dropped beyond) and the
+flusher retries with backoff until the disk takes it.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,27 +32,14 @@ from typing import Any
 
 import orjson
 
-from bandit import SchemaError
 from streaming.composer import RewardComposer
-from streaming.events import Event
+from streaming.events import Event, EventError
 from streaming.join import decision_log
+from streaming.sqlite.schema import STORE_SCHEMA_VERSION, prepare
 
-STORE_SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    offset INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant TEXT NOT NULL, event_id TEXT NOT NULL, user_id TEXT NOT NULL,
-    kind TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL,
-    UNIQUE (tenant, event_id)
-);
-CREATE INDEX IF NOT EXISTS events_user ON events (tenant, user_id);
-CREATE TABLE IF NOT EXISTS user_state (
-    key TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL,
-    offset INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS shared (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
-"""
+__all__ = ["MAX_QUEUED", "STORE_SCHEMA_VERSION", "Store"]
+log = logging.getLogger(__name__)
+MAX_QUEUED = 100_000  # decisions waiting for a group commit; beyond, the oldest are dropped
 
 
 class Store:
@@ -74,25 +69,12 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # Deleted rows are overwritten with zeros, not left readable in free pages; the WAL
+        # is cut back to this size after each checkpoint instead of keeping its peak.
+        self._db.execute("PRAGMA secure_delete=ON")
+        self._db.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
         with self._lock:
-            self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
-            if row is None:
-                self._db.execute(
-                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(STORE_SCHEMA_VERSION),)
-                )
-            elif int(row[0]) != STORE_SCHEMA_VERSION:
-                raise SchemaError(
-                    f"{self.path}: store schema version {row[0]} is not supported (this attune "
-                    f"reads version {STORE_SCHEMA_VERSION})"
-                )
-            columns = [c[1] for c in self._db.execute("PRAGMA table_info(user_state)")]
-            if "offset" not in columns:
-                # Files from before per-user offsets: 0 means "replay everything after the
-                # replay offset", which is what those files' single offset meant.
-                self._db.execute(
-                    "ALTER TABLE user_state ADD COLUMN offset INTEGER NOT NULL DEFAULT 0"
-                )
+            prepare(self._db, self.path)
         self._synchronous = "NORMAL"
         self._later: list[tuple[tuple[Any, ...], Event]] = []
         self._later_lock = threading.Lock()
@@ -106,6 +88,9 @@ class Store:
         self._flush_interval_s = flush_interval_s
         self._flusher: threading.Thread | None = None
         self._closed = threading.Event()
+        self.dropped = 0  # queued decisions dropped because the queue was full
+        self.quarantined = 0  # rows moved to the quarantine table by this process
+        self.write_error: BaseException | None = None  # the last failed write, None once one works
 
     # ------------------------------------------------------------------ the log
     def append(self, events: Sequence[Event], *, durable: bool = True) -> list[int | None]:
@@ -122,6 +107,16 @@ class Store:
                 out.append(cur.lastrowid if cur.rowcount == 1 else None)
         return out
 
+    @property
+    def writable(self) -> bool:
+        """False while writes fail (a full disk); True again after the next one succeeds."""
+        return self.write_error is None
+
+    @property
+    def flusher_alive(self) -> bool:
+        """The group-commit thread runs (or was never needed)."""
+        return self._flusher is None or self._flusher.is_alive() or self._closed.is_set()
+
     def append_later(self, events: Sequence[Event]) -> None:
         """Queue events for the next group commit (within ``flush_interval_s``, or before any
         read or other write of this store, so readers always see them).
@@ -133,6 +128,10 @@ class Store:
         rows = [(_row(e), e) for e in events]
         with self._later_lock:
             self._later.extend(rows)
+            over = len(self._later) - MAX_QUEUED
+            if over > 0:  # the disk refuses writes for long: keep memory bounded
+                del self._later[:over]
+                self.dropped += over
         if not self._queued.is_set():
             self._queued.set()
         if self._flusher is None:
@@ -147,9 +146,10 @@ class Store:
             self._flush_locked()
 
     def read(self, after: int, limit: int = 1000) -> list[tuple[int, Event]]:
-        """Events with offset > ``after``, in offset order, at most ``limit``."""
+        """Events with offset > ``after``, in offset order, at most ``limit``; a row that does
+        not decode is moved to the quarantine table instead (see ``quarantine``)."""
         with self._lock:
-            self._flush_locked()
+            self._flush_quietly()
             recent = self._recent
             # Offsets first (the primary key alone, no row bodies): the events still in
             # ``recent`` are not read back from SQLite at all.
@@ -162,10 +162,42 @@ class Store:
             ]
             missing = [off for off in offsets if off not in recent]
             bodies = dict(self._bodies(missing)) if missing else {}
-            out = [(off, recent.get(off) or Event.from_bytes(bodies[off])) for off in offsets]
+            out = []
+            for off in offsets:
+                event = recent.get(off) or self._decode(off, bodies.get(off))
+                if event is not None:
+                    out.append((off, event))
             if offsets and recent:
                 _drop_through(recent, offsets[-1])
         return out
+
+    def _decode(self, offset: int, body: str | bytes | None) -> Event | None:
+        """The event of a row; None (and the row quarantined) when it does not decode."""
+        if body is None:
+            return None  # deleted since its offset was read
+        try:
+            return Event.from_bytes(body)
+        except (EventError, ValueError, TypeError) as exc:
+            self._quarantine(offset, f"undecodable event: {exc}")
+            return None
+
+    def _quarantine(self, offset: int, reason: str) -> None:
+        # Called with the lock held, outside any transaction of this connection.
+        log.error("store: moving log row %d to the quarantine table: %s", offset, reason)
+        try:
+            self._set_sync("FULL")
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO quarantine SELECT offset, tenant, event_id, user_id, "
+                "kind, ts, body, ?, ? FROM events WHERE offset=?",
+                (reason[:1000], time.time(), offset),
+            )
+            self._db.execute("DELETE FROM events WHERE offset=?", (offset,))
+            self._db.execute("COMMIT")
+            self.quarantined += 1
+        except sqlite3.Error:
+            self._rollback()
+            log.exception("store: quarantining row %d failed; it is skipped for now", offset)
 
     def _bodies(self, offsets: list[int]) -> Iterator[tuple[int, str]]:
         """``(offset, body)`` of the given offsets (in chunks under SQLite's parameter limit)."""
@@ -178,19 +210,31 @@ class Store:
 
     def last_offset(self) -> int:
         with self._lock:
-            self._flush_locked()
+            self._flush_quietly()
             row = self._db.execute("SELECT MAX(offset) FROM events").fetchone()
         return int(row[0] or 0)
 
-    def get_event(self, tenant: str, event_id: str, kind: str | None = None) -> Event | None:
+    def get_event(
+        self, tenant: str, event_id: str, kind: str | None = None, *, user_id: str | None = None
+    ) -> Event | None:
+        """The event with this id (of this user: ids are unique per user; without
+        ``user_id``, the first of the tenant's events with the id)."""
+        sql, args = (
+            "SELECT offset, kind, body FROM events WHERE tenant=? AND event_id=?",
+            [
+                tenant,
+                event_id,
+            ],
+        )
+        if user_id is not None:
+            sql += " AND user_id=?"
+            args.append(user_id)
         with self._lock:
-            self._flush_locked()
-            row = self._db.execute(
-                "SELECT kind, body FROM events WHERE tenant=? AND event_id=?", (tenant, event_id)
-            ).fetchone()
-        if row is None or (kind is not None and row[0] != kind):
-            return None
-        return Event.from_bytes(row[1])
+            self._flush_quietly()
+            row = self._db.execute(sql + " LIMIT 1", args).fetchone()
+            if row is None or (kind is not None and row[1] != kind):
+                return None
+            return self._decode(row[0], row[2])
 
     def iter_events(
         self,
@@ -207,16 +251,16 @@ class Store:
         after = 0
         while True:
             with self._lock:
-                self._flush_locked()
+                self._flush_quietly()
                 rows = self._db.execute(
                     f"SELECT offset, body FROM events WHERE offset > ?{where} "
                     "ORDER BY offset LIMIT ?",
                     (after, *args, batch),
                 ).fetchall()
+                events = [self._decode(off, body) for off, body in rows]
             if not rows:
                 return
-            for _, body in rows:
-                yield Event.from_bytes(body)
+            yield from (e for e in events if e is not None)
             after = rows[-1][0]
 
     def decision_log(
@@ -237,6 +281,7 @@ class Store:
             )
             n = cur.rowcount
             cur.execute("DELETE FROM user_state WHERE key=?", (key,))
+            cur.execute("DELETE FROM quarantine WHERE tenant=? AND user_id=?", (tenant, user_id))
             kept = set(keep)
             for off in [
                 off
@@ -252,28 +297,58 @@ class Store:
         """One write transaction (queued decisions are committed first); rolled back if the
         block raises. ``durable``: the commit fsyncs."""
         with self._lock:
-            self._flush_locked()
-            self._set_sync("FULL" if durable else "NORMAL")
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
             try:
-                yield cur
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
+                self._flush_locked()
+                self._set_sync("FULL" if durable else "NORMAL")
+                cur = self._db.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                    cur.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                self.write_error = exc
                 raise
+            self.write_error = None
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """All rows of a read query."""
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    def close(self) -> None:
+    def execute_outside_transaction(self, sql: str) -> list[Any]:
+        """Run a statement that must not run inside a transaction (``VACUUM``, a WAL
+        checkpoint), after committing the queue."""
         with self._lock:
             self._flush_locked()
+            return self._db.execute(sql).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush_quietly()
             self._closed.set()
             self._queued.set()  # let the flusher see the store is closed
             self._db.close()
+
+    def _rollback(self) -> None:
+        # SQLite rolls some failed statements back by itself (a full disk can end the
+        # transaction); roll back only what is still open, so the connection is always left
+        # outside a transaction and the next write can begin.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.exception("store: rollback failed")
+
+    def _flush_quietly(self) -> None:
+        # Readers commit the queue first so they see it; when the disk refuses, they read
+        # what is committed, and the queue waits for the flusher's next try.
+        try:
+            self._flush_locked()
+        except sqlite3.Error as exc:
+            log.warning("store: group commit failed, the queue is kept: %s", exc)
 
     def _flush_locked(self) -> None:
         # Called with the lock held. Queued rows go in one transaction without fsync, like
@@ -282,11 +357,11 @@ class Store:
             return
         with self._later_lock:
             queued, self._later = self._later, []
-        self._set_sync("NORMAL")
-        cur = self._db.cursor()
         stored = last = 0
-        cur.execute("BEGIN IMMEDIATE")
         try:
+            self._set_sync("NORMAL")
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
             # Multi-row INSERTs rather than ``executemany``: each statement releases and
             # retakes the GIL once, where ``executemany`` does so per row, and each retake can
             # make a request on the event loop wait for the GIL.
@@ -296,9 +371,14 @@ class Store:
                 stored += cur.rowcount
                 last = cur.lastrowid or last
             cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
+        except BaseException as exc:
+            self._rollback()
+            with self._later_lock:  # nothing was committed: the rows go back, in order
+                self._later[:0] = queued
+            if isinstance(exc, sqlite3.Error):
+                self.write_error = exc
             raise
+        self.write_error = None
         if stored == len(queued):
             # Every row was new, so AUTOINCREMENT gave them consecutive offsets ending at
             # ``last`` (the lock keeps other writers out); otherwise nothing is remembered.
@@ -310,13 +390,21 @@ class Store:
 
     def _flush_loop(self) -> None:
         # Idle until something is queued (no wake-ups, no GIL taken, while no decisions
-        # come), then group commit what arrived within the interval.
-        while self._queued.wait() and not self._closed.wait(self._flush_interval_s):
+        # come), then group commit what arrived within the interval. A failed commit keeps
+        # its rows queued and is retried after a pause that doubles up to a second.
+        pause = self._flush_interval_s
+        while self._queued.wait() and not self._closed.wait(pause):
             self._queued.clear()  # before flushing, so a later append starts the next round
             with self._lock:
                 if self._closed.is_set():
                     return
-                self._flush_locked()
+                try:
+                    self._flush_locked()
+                    pause = self._flush_interval_s
+                except Exception as exc:  # the thread must outlive a full disk
+                    log.warning("store: group commit failed, retrying: %s", exc)
+                    pause = min(1.0, max(2 * pause, 0.01))
+                    self._queued.set()
 
     def _set_sync(self, level: str) -> None:
         # Called with the lock held and outside a transaction (SQLite ignores the pragma

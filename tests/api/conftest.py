@@ -14,15 +14,18 @@ from api.app import create_app
 from api.service import Service
 from api.settings import Settings
 
-KEYS = {"key-acme-0123456789": "acme", "key-beta-0123456789": "beta"}
-ACME = {"Authorization": "Bearer key-acme-0123456789"}
-BETA = {"Authorization": "Bearer key-beta-0123456789"}
+KEYS = {"key-acme-0123456789abcdef": "acme", "key-beta-0123456789abcdef": "beta"}
+ACME = {"Authorization": "Bearer key-acme-0123456789abcdef"}
+BETA = {"Authorization": "Bearer key-beta-0123456789abcdef"}
+OPERATOR_KEY = "key-operator-0123456789abcdef"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "api_keys": KEYS,
+        "operator_keys": (OPERATOR_KEY,),
         "random_state": 0,
         "wait_window_s": 3600.0,
     }

@@ -15,7 +15,7 @@ import httpx
 from streaming.sqlite.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = "key-acme-0123456789"
+KEY = "key-acme-0123456789abcdef"
 
 
 def _free_port() -> int:

@@ -24,6 +24,7 @@ from collab import CFModel, latest_version, load_latest, publish
 from streaming.sqlite.backend import FolderModels
 from tests.api.conftest import (
     ACME,
+    OPERATOR,
     decide,
     make_settings,
     service_of,
@@ -71,7 +72,8 @@ def _train(data_dir: Path, *extra: str) -> CFModel:
 
 
 def _model_version(client: TestClient) -> float:
-    match = re.search(r"^attune_model_version (\S+)$", client.get("/metrics").text, re.M)
+    text = client.get("/metrics", headers=OPERATOR).text
+    match = re.search(r"^attune_model_version (\S+)$", text, re.M)
     assert match is not None
     return float(match.group(1))
 

@@ -21,7 +21,7 @@ default_reward = 0.2
 [rewards]
 thumbs_down = 0.1
 [tenants.acme]
-keys = ["file-key-0123456789"]
+keys = ["file-key-0123456789abcdef"]
 """
 
 
@@ -35,18 +35,18 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         60,
         0.2,
     )
-    assert s.rewards.thumbs_down == 0.1 and s.api_keys == {"file-key-0123456789": "acme"}
+    assert s.rewards.thumbs_down == 0.1 and s.api_keys == {"file-key-0123456789abcdef": "acme"}
     env = {
         "ATTUNE_PORT": "9100",
         "ATTUNE_DATA_DIR": "/x",
-        "ATTUNE_API_KEYS": "beta:env-key-0123456789, gamma:env2-key-0123456789",
+        "ATTUNE_API_KEYS": "beta:env-key-0123456789abcdefg, gamma:env2-key-0123456789abcdef",
     }
     s = load_settings(path, env=env, port=9200)
     assert s.port == 9200 and s.data_dir == Path("/x")
     assert s.api_keys == {
-        "file-key-0123456789": "acme",
-        "env-key-0123456789": "beta",
-        "env2-key-0123456789": "gamma",
+        "file-key-0123456789abcdef": "acme",
+        "env-key-0123456789abcdefg": "beta",
+        "env2-key-0123456789abcdef": "gamma",
     }
     assert load_settings(env={"ATTUNE_SETTINGS": str(path)}).port == 9000
 
@@ -57,7 +57,13 @@ BAD = [
     ("[gui]\nx = 1\n", "unknown section"),
     ("[rewards]\nthumbs_up = 3\n", "thumbs_up"),
     ("[tenants.acme]\nkeys = 'k'\n", "tenants.acme.keys"),
-    ("[tenants.acme]\nkeys = ['short']\n", ">= 8 characters"),
+    ("[tenants.acme]\nkeys = ['short']\n", ">= 24 characters"),
+    ("[tenants.acme]\nkeys = ['twenty-three-characters']\n", ">= 24 characters"),
+    ("[operators]\nkeys = ['short-operator-key']\n", "operator keys must have >= 24"),
+    ("[operators]\nkeys = 'k'\n", "operators.keys"),
+    ("[retention]\ndecisions_s = -1\n", "retention.decisions_s"),
+    ("[retention]\nforever = 1\n", "retention.forever"),
+    ("[memory]\nmax_resident_users = 0\n", "max_resident_users"),
     ("not toml ===", "not valid TOML"),
 ]
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-KEY = "key-acme-0123456789"
+KEY = "key-acme-0123456789abcdef"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 
 

@@ -27,7 +27,7 @@ from streaming.user_record import decode, unpack_array
 REPO = Path(__file__).resolve().parents[2]
 
 # The API key the replicas in these tests accept (tenant "acme").
-KEY = "acme-test-key-0123456789"
+KEY = "acme-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 WAIT_WINDOW_S = 30.0
 

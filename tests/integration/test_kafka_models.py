@@ -148,6 +148,7 @@ def test_train_publishes_and_worker_and_replica_install_it(
         poll_interval_s=0.2,
         adapter_template="lora-{k}",
         bus=kafka_url,
+        metrics_public=True,  # the model version names no tenant
     )
     users = [f"u{i}" for i in range(USERS)]
     with TestClient(create_app(settings)) as replica:

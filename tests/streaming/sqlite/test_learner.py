@@ -108,6 +108,9 @@ def test_decision_only_users_are_saved_in_shares_and_replayed_after_a_crash(
     second.recover()
     c = second.processor.counters("acme/ana")
     assert (c["decisions"], c["feedback_events"]) == (5, 5)  # none twice, none lost
+    # u0 was saved before the replay offset: recovery leaves it on disk until it is asked for.
+    assert "acme/u0" not in second.processor.books
+    assert second.load(["acme/u0", "acme/u3", "acme/u7"]) == ["acme/u0"]
     for user in ("u0", "u3", "u7"):
         assert second.processor.counters(f"acme/{user}")["decisions"] == 2
     # Recovery ends with a full checkpoint: nothing is left to replay.

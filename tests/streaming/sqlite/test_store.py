@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,78 @@ def test_the_bus_url_picks_the_backend(tmp_path: Path) -> None:
     backend.store.close()
     with pytest.raises(ValueError, match="allowed: sqlite://, kafka://"):
         open_backend("redis://localhost", options)
+
+
+def test_event_ids_are_unique_per_user_not_per_tenant(store: Store) -> None:
+    assert store.append([fb("same", "d1", user="ana"), fb("same", "d2", user="bo")]) == [1, 2]
+    assert store.append([fb("same", "d1", user="ana")]) == [None]
+    got = store.get_event("acme", "same", user_id="bo")
+    assert got is not None and got.payload["decision_id"] == "d2"
+
+
+def test_a_version_1_file_is_migrated_keeping_offsets(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE events (
+            offset INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL, event_id TEXT NOT NULL, user_id TEXT NOT NULL,
+            kind TEXT NOT NULL, ts REAL NOT NULL, body TEXT NOT NULL,
+            UNIQUE (tenant, event_id)
+        );
+        CREATE INDEX events_user ON events (tenant, user_id);
+        """
+    )
+    for i in (1, 2, 3):
+        e = fb(f"f{i}", "d1")
+        db.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (i, e.tenant, e.event_id, e.user_id, e.kind, e.ts, e.to_bytes().decode()),
+        )
+    db.execute("DELETE FROM events WHERE offset=3")  # the newest row is gone; its offset too
+    db.commit()
+    db.close()
+    store = Store(path)
+    try:
+        assert store.query("SELECT value FROM meta WHERE name='schema_version'") == [("2",)]
+        assert [e.event_id for e in store.iter_events()] == ["f1", "f2"]
+        assert store.append([fb("f1", "d1", user="bo")]) == [4]
+    finally:
+        store.close()
+
+
+def test_a_full_disk_rolls_back_and_the_next_write_works_when_space_returns(store: Store) -> None:
+    store.append([decision("d0")])
+    [(pages,)] = store.query("PRAGMA page_count")
+    store._db.execute(f"PRAGMA max_page_count={pages + 2}")
+    big = [fb(f"f{i}", "d0", pad="x" * 4000) for i in range(40)]
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        store.append(big)
+    assert not store._db.in_transaction and not store.writable
+    # The connection is not left inside the failed transaction: other writes go through.
+    assert store.delete_user("acme", "ana") == 1
+    store._db.execute("PRAGMA max_page_count=1073741823")
+    assert store.append(big[:1]) == [2] and store.writable
+
+
+def test_queued_decisions_survive_a_full_disk(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.sqlite", flush_interval_s=0.002)
+    try:
+        store.append([decision("d0")])
+        [(pages,)] = store.query("PRAGMA page_count")
+        store._db.execute(f"PRAGMA max_page_count={pages + 1}")
+        store.append_later([decision(f"d{i}", user=f"u{i}") for i in range(1, 300)])
+        time.sleep(0.3)  # the flusher fails, backs off and keeps its rows
+        assert store._flusher is not None and store._flusher.is_alive()
+        assert not store.writable and store.last_offset() == 1
+        store._db.execute("PRAGMA max_page_count=1073741823")
+        deadline = time.monotonic() + 5
+        while store.last_offset() < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [e.event_id for e in store.iter_events()] == [f"d{i}" for i in range(300)]
+        assert store.writable
+    finally:
+        store.close()

@@ -427,7 +427,7 @@ class Service:
     def delete(self, tenant: str, user_id: str) -> None:
         """Erase a user: engine state, pins, and their rows in the log; returns once the
         erasure is applied and durable."""
-        if not self.backend.knows(tenant, user_id):
+        if not self.backend.erases_unknown and not self.backend.knows(tenant, user_id):
             raise NotFound(f"unknown user {user_id!r}")
         payload = ProfilePayload("delete").to_dict()
         self.backend.erase(Event("profile", new_id("x_"), tenant, user_id, time.time(), payload))

@@ -70,6 +70,9 @@ class Backend(Protocol):
     engine: Engine  # serves decisions and profiles
     models: ModelHost  # the installed CF model
     store_path: Path | None  # the SQLite file the service may keep API keys in
+    # Whether a delete goes out for a user this process does not know (a Kafka replica may
+    # not hold a user the workers do); otherwise such a delete is a 404.
+    erases_unknown: bool
 
     def start(self) -> None:
         """Recover or catch up state, start following the log and the models."""
@@ -102,7 +105,8 @@ class Backend(Protocol):
         pending (applied, not yet settled and past the horizon), without waiting; the
         service remembers the decisions it made itself until then."""
 
-    def knows(self, tenant: str, user_id: str) -> bool: ...
+    def knows(self, tenant: str, user_id: str) -> bool:
+        """Whether this process holds anything of the user (state, pins, notes, events)."""
 
     def erase(self, tombstone: Event) -> None:
         """Erase the tombstone's user everywhere; returns once that is applied and durable."""

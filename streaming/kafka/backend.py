@@ -53,7 +53,7 @@ from streaming.payloads import DecisionPayload
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 1.0  # feedback gets its 503 well within 2 s of a broker going away
-JOIN_WAIT_S = 1.0
+JOIN_WAIT_S = 5.0
 MAX_JOIN_WAITS = 8
 DELETE_TIMEOUT_S = 15.0
 APPLY_TIMEOUT_S = 15.0
@@ -73,6 +73,7 @@ class KafkaBackend:
     """
 
     store_path = None  # nothing on local disk: replicas are stateless
+    erases_unknown = True
 
     def __init__(self, url: str, options: ServingOptions) -> None:
         self.config = KafkaConfig.from_url(url)
@@ -192,7 +193,13 @@ class KafkaBackend:
         return self.processor.pending_decision(f"{tenant}/{user_id}", decision_id)
 
     def knows(self, tenant: str, user_id: str) -> bool:
-        return True  # a replica may not hold a user the workers know: deletes always go out
+        key = f"{tenant}/{user_id}"
+        return (
+            key in self.engine.users
+            or key in self.engine.pins
+            or key in self.processor.books
+            or key in self.processor.memory
+        )
 
     def erase(self, tombstone: Event) -> None:
         """Publish the erasure and wait until the worker's tombstone reaches this replica."""

@@ -47,6 +47,7 @@ class EmbeddedBackend:
     def __init__(self, url: str, options: ServingOptions) -> None:
         data_dir = self.data_dir = Path(options.data_dir)
         self.store_path = sqlite_path(url) if url else data_dir / "attune.sqlite"
+        self.erases_unknown = False
         self.store = Store(self.store_path)
         self.engine = options.engine(options.random_state)
         self.processor = ModelProcessor(

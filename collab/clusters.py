@@ -108,6 +108,8 @@ def fit_classifier(
     test_users = rng.random(int(rows.max()) + 1) < 0.2
     test = test_users[rows]
     train = ~test
+    if len(np.unique(y[train])) < 2 or not test.any():
+        return (*empty, None)  # few users: the split left one group to learn, or none to test
     clf = LogisticRegression(C=1.0, max_iter=200, tol=1e-3)
     clf.fit(x[train], y[train])
     accuracy = float((clf.predict(x[test]) == y[test]).mean())

@@ -25,7 +25,7 @@ def list_notes(service: Service, tenant: str, user_id: str) -> list[dict[str, An
     user."""
     memory = service.memory(tenant, user_id)
     if memory is None:
-        if not service.backend.knows(tenant, user_id):
+        if not service.lane(tenant).backend.knows(tenant, user_id):
             raise NotFound(f"unknown user {user_id!r}")
         return []
     now = time.time()
@@ -69,7 +69,7 @@ def _put(service: Service, tenant: str, user_id: str, note_id: str, fields: dict
 
 def _apply(service: Service, tenant: str, user_id: str, payload: dict[str, Any]) -> None:
     event = Event("profile", new_id("p_"), tenant, user_id, time.time(), payload)
-    service.backend.log_applied(event)
+    service.lane(tenant).backend.log_applied(event)
 
 
 def _note(service: Service, tenant: str, user_id: str, note_id: str) -> dict[str, Any]:

@@ -60,6 +60,7 @@ file looks like::
 
     [tenants.acme]
     keys = ["a-random-key-of-at-least-24-characters"]
+    catalog = "acme-catalog.toml"    # optional: this tenant's own strategies (``for_tenant``)
 
 Environment variables: ``ATTUNE_SETTINGS`` (the file), ``ATTUNE_HOST``, ``ATTUNE_PORT``,
 ``ATTUNE_DATA_DIR``, ``ATTUNE_BUS``, ``ATTUNE_CATALOG``, ``ATTUNE_POLICY``,
@@ -78,6 +79,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from api.keys import MIN_KEY_LENGTH
 from bandit import Catalog, EngineConfig
@@ -152,6 +154,7 @@ class Settings:
     idle_evict_s: float = 3600.0
     metrics_public: bool = False
     operator_keys: tuple[str, ...] = ()
+    tenant_catalogs: Mapping[str, Path] = field(default_factory=dict)  # tenant -> catalog file
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -199,6 +202,9 @@ class Settings:
                 raise SettingsError(f"bus: {exc}") from None
         if self.catalog is not None:
             object.__setattr__(self, "catalog", Path(self.catalog))
+        for tenant, path in self.tenant_catalogs.items():
+            if not Path(path).is_file():
+                raise SettingsError(f"tenants.{tenant}.catalog: no such file {path}")
 
     @property
     def store_path(self) -> Path | None:
@@ -216,6 +222,34 @@ class Settings:
         """The catalog file the settings name, or the shipped one."""
         return Catalog.from_toml(self.catalog) if self.catalog else Catalog.default()
 
+    def for_tenant(self, tenant: str | None) -> Settings:
+        """The settings that serve ``tenant``: these, unless the tenant names its own catalog.
+
+        Such a tenant is served by a lane of its own catalog (shared with every tenant naming a
+        catalog of the same name): its store and models under ``<data_dir>/catalogs/<name>/``
+        on the embedded store, topics prefixed ``<prefix>-<name>`` on Kafka. Decisions,
+        ``attune train``, ``worker``, ``simulate``, ``evaluate`` and ``export-log`` all take
+        their tenant's settings from here, so a model is trained and installed per catalog.
+        """
+        path = self.tenant_catalogs.get(tenant) if tenant is not None else None
+        if path is None:
+            return self
+        catalog, default = Catalog.from_toml(path), self.load_catalog()
+        if catalog.name == default.name:
+            if catalog.identity() == default.identity():
+                return self  # the server's own catalog: no lane of its own
+            raise SettingsError(
+                f"tenants.{tenant}.catalog: {path} is named {catalog.name!r} like the server's "
+                "catalog but differs from it; give it a name of its own"
+            )
+        return replace(
+            self,
+            catalog=path,
+            data_dir=self.data_dir / "catalogs" / catalog.name,
+            bus=lane_bus(self.bus, catalog.name),
+            tenant_catalogs={},
+        )
+
     def serving_options(self, catalog: Catalog) -> ServingOptions:
         """What the bus's backend needs of these settings."""
         return ServingOptions(
@@ -232,6 +266,27 @@ class Settings:
             max_resident_users=self.max_resident_users,
             idle_evict_s=self.idle_evict_s,
         )
+
+
+def lane_bus(url: str, name: str) -> str:
+    """The bus URL of catalog ``name``'s lane: a sibling store file, or its own topic prefix.
+
+    >>> lane_bus("", "support")
+    ''
+    >>> lane_bus("sqlite:///srv/attune.sqlite", "support")
+    'sqlite:///srv/catalogs/support/attune.sqlite'
+    >>> lane_bus("kafka://k1:9092?prefix=prod&partitions=4", "support")
+    'kafka://k1:9092?prefix=prod-support&partitions=4'
+    """
+    if not url:
+        return url  # the embedded store in the lane's data_dir
+    if bus_scheme(url) == "sqlite":
+        path = sqlite_path(url)
+        return f"sqlite://{path.parent / 'catalogs' / name / path.name}"
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["prefix"] = f"{query.get('prefix', 'attune')}-{name}"
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _check_template(template: str) -> None:
@@ -351,12 +406,18 @@ def _from_file(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise SettingsError(f"{path}: rewards: {exc}") from None
     keys: dict[str, str] = {}
+    catalogs: dict[str, Path] = {}
     for tenant, table in data.get("tenants", {}).items():
-        tkeys = table.get("keys") if isinstance(table, dict) else None
+        if not isinstance(table, dict) or set(table) - {"keys", "catalog"}:
+            raise SettingsError(f"{path}: [tenants.{tenant}] allows keys and catalog")
+        tkeys = table.get("keys", [])
         if not isinstance(tkeys, list) or not all(isinstance(k, str) for k in tkeys):
             raise SettingsError(f"{path}: tenants.{tenant}.keys must be a list of strings")
         keys.update(dict.fromkeys(tkeys, tenant))
+        if "catalog" in table:
+            catalogs[tenant] = (path.parent / str(table["catalog"])).resolve()
     values["api_keys"] = keys
+    values["tenant_catalogs"] = catalogs
     operators = data.get("operators", {})
     okeys = operators.get("keys", []) if isinstance(operators, dict) else None
     if not isinstance(okeys, list) or not all(isinstance(k, str) for k in okeys):

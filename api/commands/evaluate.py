@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from api.commands._params import parse_params
+from api.commands._tenant import add_tenant_options, tenant_settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,9 +23,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--log",
         type=Path,
-        required=True,
         help="a Parquet log (attune export-log, attune simulate --log-policy) or an "
-        "embedded store (attune.sqlite or its data folder)",
+        "embedded store (attune.sqlite or its data folder); default: the store of the "
+        "settings (the tenant's catalog's store, for a tenant with a catalog of its own)",
     )
     p.add_argument("--policy", required=True, help="engine policy: lints, linucb, egreedy, ...")
     p.add_argument(
@@ -34,7 +35,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="a policy parameter, e.g. alpha=0.5 (repeatable)",
     )
-    p.add_argument("--tenant", help="only this tenant's decisions (store logs)")
+    p.add_argument(
+        "--catalog", type=Path, help="the catalog the log was made with (default: the tenant's)"
+    )
+    add_tenant_options(
+        p, tenant_help="only this tenant's decisions (store logs), replayed on its catalog"
+    )
     p.add_argument(
         "--reward-model",
         choices=["engine", "ridge"],
@@ -60,8 +66,12 @@ def run(args: argparse.Namespace) -> int:
     if args.policy not in POLICIES:
         raise ValueError(f"--policy: unknown {args.policy!r}; allowed: {', '.join(POLICIES)}")
     params = parse_params(args.param, "--param")
+    settings = tenant_settings(args, catalog=args.catalog)
+    args.log = args.log or settings.data_dir
     log = load_log(args.log, tenant=args.tenant)
-    dist, q = replay_target(log, args.policy, params=params, random_state=args.seed)
+    dist, q = replay_target(
+        log, args.policy, params=params, random_state=args.seed, catalog=settings.load_catalog()
+    )
     estimates = evaluate(
         log,
         dist,

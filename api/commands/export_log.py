@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from api.commands._tenant import add_tenant_options, tenant_settings
+
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -19,11 +21,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path("attune-data"),
-        help="the store: data folder of attune serve or its attune.sqlite (default ./attune-data)",
+        help="the store: data folder of attune serve or its attune.sqlite (default: the "
+        "settings', else ./attune-data)",
     )
     p.add_argument("--out", type=Path, required=True, help="output .parquet file")
-    p.add_argument("--tenant", help="only this tenant's decisions")
+    add_tenant_options(
+        p,
+        tenant_help="only this tenant's decisions, from its catalog's store when it has a "
+        "catalog of its own (settings)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix != ".parquet":
         raise ValueError(f"--out: expected a .parquet file, got {args.out}")
+    if args.data_dir is None or args.data_dir.is_dir():
+        args.data_dir = tenant_settings(args, data_dir=args.data_dir).data_dir
     df = store_frame(args.data_dir, tenant=args.tenant)
     frame_to_logged(df, where=str(args.data_dir))  # refuse to write a log OPE cannot read
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from api.commands._params import parse_params
+from api.commands._tenant import add_tenant_options, tenant_settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -43,6 +44,13 @@ def add_parser(subparsers: Any) -> None:
         help="a policy parameter, e.g. lints.scale=0.2 (repeatable)",
     )
     p.add_argument("--log-policy", help="also write log.parquet: this policy's decision log")
+    p.add_argument(
+        "--catalog",
+        type=Path,
+        help="the strategy catalog TOML to simulate (default: the tenant's, else the shipped "
+        "one); the scenario's preferences must name its levels",
+    )
+    add_tenant_options(p, tenant_help="simulate on this tenant's catalog (from --settings)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -73,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{name} must be >= 1, got {value}")
     params = _policy_params(args.param, policies)
     scenario = load_scenario(args.scenario)
+    catalog = tenant_settings(args, catalog=args.catalog).load_catalog()
     result = simulate(
         scenario,
+        catalog=catalog,
         policies=policies,
         users=args.users,
         rounds=args.rounds,

@@ -14,7 +14,6 @@ training from it drops every event of a user that came before their delete event
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,7 +59,11 @@ def add_parser(subparsers: Any) -> None:
         help="a Parquet file of interactions (user_id, "
         "arm, reward, ts[, context, weight]) instead of the log",
     )
-    src.add_argument("--tenant", help="only this tenant's events")
+    src.add_argument(
+        "--tenant",
+        help="only this tenant's events; a tenant with a catalog of its own (settings) trains "
+        "on its catalog's store or topics and publishes there",
+    )
     p.add_argument(
         "--catalog",
         type=Path,
@@ -99,14 +102,12 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import collab
-    from api.settings import load_settings
+    from api.commands._tenant import tenant_settings
     from collab.model import describe_catalog
 
     # The same settings as attune serve (file < ATTUNE_* < flags), so train reads the store and
-    # the catalog the service uses.
-    settings = load_settings(
-        args.settings, os.environ, data_dir=args.data_dir, catalog=args.catalog
-    )
+    # the catalog that serve uses for the tenant.
+    settings = tenant_settings(args, data_dir=args.data_dir, catalog=args.catalog)
     args.data_dir = settings.data_dir
     if args.events is None:  # a file of interactions needs no bus
         args.bus = args.bus or settings.bus or None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from api.cli import CliError
+from api.commands._tenant import add_tenant_options, tenant_settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,8 +39,12 @@ def add_parser(subparsers: Any) -> None:
         "process, <host>-<pid>-<random>, so two workers on one host never share one)",
     )
     p.add_argument("--group", default=None, help="consumer group (default <prefix>.workers)")
-    p.add_argument("--settings", type=Path, help="settings TOML file ($ATTUNE_SETTINGS)")
     p.add_argument("--catalog", type=Path, help="strategy catalog TOML (default: the shipped one)")
+    add_tenant_options(
+        p,
+        tenant_help="work for this tenant's catalog: a tenant with a catalog of its own "
+        "(settings) has topics of its own, prefixed <prefix>-<catalog name>",
+    )
     p.add_argument(
         "--max-batch", type=int, default=10_000, help="most events per transaction (default 10000)"
     )
@@ -63,7 +68,6 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from api.settings import load_settings
     from bandit import Engine
     from streaming.kafka.bus import KafkaConfig, ensure_topics
     from streaming.kafka.model_feed import ModelFeed
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = load_settings(args.settings, os.environ, catalog=args.catalog, bus=args.bus)
+    settings = tenant_settings(args, catalog=args.catalog, bus=args.bus)
     if not settings.bus.startswith("kafka://"):
         raise ValueError(f"--bus: the worker needs a kafka:// URL, got {settings.bus!r}")
     config = KafkaConfig.from_url(settings.bus)

@@ -17,22 +17,23 @@ router = APIRouter(tags=["operations"])
 async def healthz(service: ServiceDep) -> JSONResponse:
     """Liveness: the process and every background thread it needs (the learner and the store's
     writer, or the changelog view on Kafka) run. A failure needs a restart."""
-    backend = service.backend
-    if backend.alive and backend.error is None:
-        return JSONResponse({"status": "ok"})
-    reason = repr(backend.error) if backend.error is not None else "a background thread stopped"
-    return JSONResponse({"status": "failing", "reason": reason}, status_code=503)
+    for backend in (lane.backend for lane in service.lanes):
+        if not backend.alive or backend.error is not None:
+            stopped = "a background thread stopped"
+            reason = repr(backend.error) if backend.error is not None else stopped
+            return JSONResponse({"status": "failing", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready (yet, or for now)"}})
 async def readyz(service: ServiceDep) -> JSONResponse:
     """Readiness: state is recovered, kernels are warm, the background threads run and durable
     writes succeed (not during a full disk or a broker outage; decisions are still served)."""
-    backend = service.backend
-    alive = backend.alive and backend.error is None
-    writable = backend.writable
+    backends = [lane.backend for lane in service.lanes]
+    alive = all(b.alive and b.error is None for b in backends)
+    writable = all(b.writable for b in backends)
     ok = service.ready and alive and writable
-    body = {"ready": ok, "writable": writable, "learner_lag": backend.lag()}
+    body = {"ready": ok, "writable": writable, "learner_lag": sum(b.lag() for b in backends)}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
@@ -53,6 +54,8 @@ def metrics(service: ServiceDep, request: Request) -> Response:
 
 
 @router.get("/v1/catalog", response_model=CatalogPublic)
-def catalog(service: ServiceDep) -> dict:
-    """The strategy catalog: dimensions, levels and arm ids."""
-    return service.catalog_public()
+def catalog(service: ServiceDep, request: Request) -> dict:
+    """The strategy catalog: dimensions, levels and arm ids; with a tenant key, that tenant's
+    (a tenant may have a catalog of its own), else the server's."""
+    tenant = service.tenant_of_header(request.headers.get("authorization", ""))
+    return service.catalog_public(tenant)

@@ -77,7 +77,7 @@ def create_link(
     body: ProfileLinkCreate | None = None,
 ) -> dict[str, Any]:
     """A signed link to the user's profile page, valid for ``profile_link_ttl_s``."""
-    if not service.backend.knows(tenant, user_id):
+    if not service.lane(tenant).backend.knows(tenant, user_id):
         raise NotFound(f"unknown user {user_id!r}")
     ttl = service.settings.profile_link_ttl_s
     token = signer.sign(tenant, user_id, ttl_s=ttl)
@@ -90,7 +90,7 @@ def create_link(
 
 
 def _latest_locale(service: Service, tenant: str, user_id: str) -> str | None:
-    raw = service.backend.export_user(f"{tenant}/{user_id}")
+    raw = service.lane(tenant).backend.export_user(f"{tenant}/{user_id}")
     recent = json.loads(raw).get("recent") if raw else None
     return recent[-1].get("locale") if recent else None
 

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from api.lanes import Lane
 from api.service import NotFound, Service
 from api.web.strings import STRINGS
 from bandit.explain import reason_text
@@ -27,7 +28,7 @@ def page_context(service: Service, tenant: str, user_id: str, locale: str) -> di
     live = [n for n in notes if n["status"] != "superseded"]
     return {
         "paused": profile["personalization"] == "paused",
-        "preferences": _preferences(service, profile, locale),
+        "preferences": _preferences(service.lane(tenant), profile, locale),
         "notes": [_note(n, t) for n in live],
         "replaced": [
             {**_note(n, t), "when": t["superseded"].format(time=when(n["valid_to"]))}
@@ -43,9 +44,9 @@ def _raw_notes(service: Service, tenant: str, user_id: str) -> tuple[dict[str, A
     return memory.notes if memory is not None else ()
 
 
-def _preferences(service: Service, profile: dict[str, Any], locale: str) -> list[dict]:
+def _preferences(lane: Lane, profile: dict[str, Any], locale: str) -> list[dict]:
     out = []
-    for dim in service.catalog.dimensions:
+    for dim in lane.catalog.dimensions:
         pref = profile["preferences"][dim.name]
         levels = {lv.name: lv.label_in(locale) for lv in dim.levels}
         pinned = profile["pins"].get(dim.name)
@@ -87,13 +88,14 @@ def _note(n: dict[str, Any], t: dict[str, str]) -> dict[str, Any]:
 def _decisions(
     service: Service, tenant: str, user_id: str, locale: str, known_notes: set[str]
 ) -> list[dict[str, Any]]:
-    raw = service.backend.export_user(f"{tenant}/{user_id}")
+    lane = service.lane(tenant)
+    raw = lane.backend.export_user(f"{tenant}/{user_id}")
     recent = json.loads(raw).get("recent", []) if raw else []
     notes = {n["note_id"]: n["text"] for n in _raw_notes(service, tenant, user_id)}
     out = []
     for d in reversed(recent):
-        strategy = _strategy(service, d["strategy_id"], locale)
-        reasons = [_reason(service, locale, r, d["reasons"], notes) for r in d["reasons"]]
+        strategy = _strategy(lane, d["strategy_id"], locale)
+        reasons = [_reason(lane, locale, r, d["reasons"], notes) for r in d["reasons"]]
         out.append(
             {
                 "id": d["decision_id"],
@@ -105,8 +107,8 @@ def _decisions(
     return out
 
 
-def _strategy(service: Service, strategy_id: str | None, locale: str) -> str:
-    catalog = service.catalog
+def _strategy(lane: Lane, strategy_id: str | None, locale: str) -> str:
+    catalog = lane.catalog
     try:
         levels = catalog.levels_of(catalog.arm_index(strategy_id or ""))
     except KeyError:
@@ -119,13 +121,13 @@ def _strategy(service: Service, strategy_id: str | None, locale: str) -> str:
 
 
 def _reason(
-    service: Service,
+    lane: Lane,
     locale: str,
     r: dict[str, Any],
     siblings: list[dict[str, Any]],
     notes: dict[str, str],
 ) -> dict[str, str]:
-    """A stored reason (``api.service._unworded``) worded in ``locale``."""
+    """A stored reason (``api.lanes._unworded``) worded in ``locale``."""
     kind = r["kind"]
     template = kind
     if kind == "exploration":
@@ -137,7 +139,7 @@ def _reason(
         template = "note" if note is not None else "note_deleted"
     try:
         text = reason_text(
-            service.catalog,
+            lane.catalog,
             locale,
             template,
             dimension=r.get("dimension"),
@@ -145,7 +147,7 @@ def _reason(
             feature=r.get("feature"),
             note=note,
             group=r.get("group"),
-            spec=service.engine.context,
+            spec=lane.engine.context,
         )
     except (KeyError, ValueError):  # a reason about a dimension the catalog no longer has
         text = ""

@@ -276,8 +276,9 @@ def publish(model: Any, args: argparse.Namespace) -> str:
     if not _kafka(args):
         return str(collab.publish(model, args.data_dir / "models"))
     from collab.watch import model_to_bytes
-    from streaming.kafka.bus import KafkaConfig, publish_model
+    from streaming.kafka.bus import KafkaConfig
     from streaming.kafka.model_feed import MODEL_KEY
+    from streaming.kafka.model_topic import publish_model
 
     config = KafkaConfig.from_url(args.bus)
     publish_model(config, MODEL_KEY.decode(), model_to_bytes(model))

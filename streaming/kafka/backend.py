@@ -43,9 +43,10 @@ from collab import (
 from collab.watch import model_to_bytes
 from streaming.bus import ServingOptions, Unavailable
 from streaming.events import Event
-from streaming.kafka.bus import KafkaBus, KafkaConfig, publish_model
+from streaming.kafka.bus import KafkaBus, KafkaConfig
 from streaming.kafka.changelog import ChangelogMaterializer
 from streaming.kafka.model_feed import MODEL_KEY, ModelFeed
+from streaming.kafka.model_topic import publish_model
 from streaming.memory import UserMemory
 from streaming.models import Installed, ModelHost, ModelProcessor
 from streaming.payloads import DecisionPayload

@@ -7,10 +7,8 @@ Four topics share one prefix (``kafka://host:port?prefix=attune``):
 - ``<prefix>.changelog``: compacted user state, co-partitioned with the events (a worker writes a
   user's record to the partition the user's events come from) plus one ``__partition__/<p>``
   record per partition holding the partition's shared model.
-- ``<prefix>.models``: compacted, trained CF models by name (``publish_model``,
-  ``read_models``). A model is written as chunks of at most ``MODEL_CHUNK_BYTES`` under
-  ``<name>/<i>`` followed by a manifest under ``<name>`` (chunk count, size, SHA-256), so a
-  model of any size fits Kafka's message limit; ``ModelAssembler`` puts them back together.
+- ``<prefix>.models``: compacted, trained CF models by name, in chunks
+  (``streaming.kafka.model_topic``).
 - ``<prefix>.deadletters``: events a worker could not apply, with the reason.
 
 The producer waits for every in-sync replica (``acks=all``) and is idempotent, so a retried send
@@ -23,7 +21,6 @@ request a fast error, not a thread held for minutes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import threading
@@ -34,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
 import orjson
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 if TYPE_CHECKING:
@@ -343,132 +340,3 @@ class KafkaBus:
 
     def close(self) -> None:
         self._producer.close(timeout=5)
-
-
-def publish_model(
-    config: KafkaConfig, name: str, data: bytes, *, chunk_bytes: int = MODEL_CHUNK_BYTES
-) -> None:
-    """Put a trained model (e.g. ``CFModel`` bytes) on the compacted models topic under
-    ``name``: its chunks first, then the manifest that makes it current (see the module
-    docstring), then tombstones for the chunks of a larger previous model that this one does
-    not overwrite. Returns once the broker has all of it."""
-    if not 0 < chunk_bytes <= MODEL_CHUNK_BYTES:
-        raise ValueError(f"chunk_bytes must be in (0, {MODEL_CHUNK_BYTES}], got {chunk_bytes}")
-    if "/" in name:
-        raise ValueError(f"model name {name!r}: '/' is reserved for chunk keys")
-    ensure_topics(config)
-    previous = _chunk_count(config, name)
-    n = max(1, -(-len(data) // chunk_bytes))
-    manifest = {
-        "chunks": n,
-        "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
-    producer = make_producer(config, max_request_size=MAX_MODEL_BYTES)
-    try:
-        # One producer, one partition: the manifest lands after every chunk it names.
-        for i in range(n):
-            chunk = data[i * chunk_bytes : (i + 1) * chunk_bytes]
-            producer.send(config.models, key=f"{name}/{i}".encode(), value=chunk)
-        producer.send(config.models, key=name.encode(), value=json.dumps(manifest).encode())
-        for i in range(n, previous):  # compaction then drops the old model's extra chunks
-            producer.send(config.models, key=f"{name}/{i}".encode(), value=None)
-        producer.flush(timeout=120)
-    finally:
-        producer.close()
-
-
-def _chunk_count(config: KafkaConfig, name: str, *, timeout_s: float = 60.0) -> int:
-    """How many chunks of ``name`` the models topic holds (the highest index with a value,
-    plus one), read from its start."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=config.servers,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
-        fetch_max_bytes=4 * MAX_MODEL_BYTES,
-    )
-    held: set[int] = set()
-    try:
-        tp = TopicPartition(config.models, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        deadline = time.monotonic() + timeout_s
-        while consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError("reading the models topic timed out")
-            for records in consumer.poll(timeout_ms=200).values():
-                for rec in records:
-                    base, _, index = (rec.key or b"").decode().partition("/")
-                    if base == name and index.isdigit():
-                        (held.add if rec.value is not None else held.discard)(int(index))
-    finally:
-        consumer.close()
-    return max(held, default=-1) + 1
-
-
-class ModelAssembler:
-    """Turns the models topic's records, read in order, back into whole models.
-
-    ``add(key, value)`` returns ``(name, bytes)`` when a manifest completes a model, else None.
-    Chunks are kept per name until a manifest claims them; a manifest whose chunks do not
-    match its size or hash (a publish that died half way and was compacted over) is skipped
-    with a warning.
-    """
-
-    def __init__(self) -> None:
-        self._chunks: dict[str, dict[int, bytes]] = {}
-
-    def add(self, key: bytes | None, value: bytes | None) -> tuple[str, bytes | None] | None:
-        if key is None:
-            return None
-        name, _, index = key.decode().partition("/")
-        if index:
-            if value is None:
-                self._chunks.get(name, {}).pop(int(index), None)
-            else:
-                self._chunks.setdefault(name, {})[int(index)] = value
-            return None
-        if value is None:
-            return name, None  # the model was deleted
-        try:
-            manifest = json.loads(value)
-            n, size, digest = manifest["chunks"], manifest["size"], manifest["sha256"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("models topic: %r is not a model manifest; skipped", name)
-            return None
-        have = self._chunks.get(name, {})
-        data = b"".join(have.get(i, b"") for i in range(n))
-        if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
-            log.warning("models topic: %r has incomplete chunks; skipped", name)
-            return None
-        return name, data
-
-
-def read_models(config: KafkaConfig, *, timeout_s: float = 60.0) -> dict[str, bytes]:
-    """The current model per name from the models topic (deleted names left out)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=config.servers,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
-        fetch_max_bytes=4 * MAX_MODEL_BYTES,
-    )
-    latest: dict[str, bytes | None] = {}
-    assembler = ModelAssembler()
-    try:
-        tp = TopicPartition(config.models, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        deadline = time.monotonic() + timeout_s
-        while consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError("reading the models topic timed out")
-            for records in consumer.poll(timeout_ms=200).values():
-                for rec in records:
-                    done = assembler.add(rec.key, rec.value)
-                    if done is not None:
-                        latest[done[0]] = done[1]
-    finally:
-        consumer.close()
-    return {k: v for k, v in latest.items() if v is not None}

@@ -15,7 +15,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from collab import CFModel
 from collab.watch import model_from_bytes
-from streaming.kafka.bus import MAX_MODEL_BYTES, KafkaConfig, ModelAssembler, ensure_topics
+from streaming.kafka.bus import KafkaConfig, ensure_topics
+from streaming.kafka.model_topic import MAX_MODEL_BYTES, ModelAssembler
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streaming.kafka.bus import KafkaBus, KafkaConfig, make_producer, publish_model, read_models
+from streaming.kafka.bus import KafkaBus, KafkaConfig, make_producer
 from streaming.kafka.changelog import (
     ChangelogMaterializer,
     encode_partition,
     partition_key,
     read_partitions,
 )
+from streaming.kafka.model_topic import publish_model, read_models
 
 pytestmark = pytest.mark.kafka
 

@@ -25,8 +25,9 @@ from collab import CFModel
 from collab.watch import model_from_bytes
 from streaming.composer import RewardComposer
 from streaming.events import Event
-from streaming.kafka.bus import KafkaConfig, read_models
+from streaming.kafka.bus import KafkaConfig
 from streaming.kafka.changelog import read_partitions
+from streaming.kafka.model_topic import read_models
 from streaming.kafka.worker import apply_in_order
 from streaming.models import ModelProcessor
 from tests.integration.kafka_harness import (

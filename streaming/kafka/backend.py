@@ -280,11 +280,13 @@ class ReplicaModels(ModelHost):
 
     def forget(self, key: str) -> None:
         """An erased user leaves the kept model too: the current version is published again
-        without them (same version: nobody reinstalls it; restores read the scrubbed one)."""
+        without them (same version: nobody reinstalls it; restores read the scrubbed one), and
+        the records before it, older versions included, are deleted."""
         model = self.feed.latest()
         if model is None or model.rows([key])[0] < 0:
             return
-        publish_model(self.config, MODEL_KEY.decode(), model_to_bytes(model.without([key])))
+        scrubbed = model_to_bytes(model.without([key]))
+        publish_model(self.config, MODEL_KEY.decode(), scrubbed, drop_older=True)
 
     def install(self, model: CFModel) -> None:
         try:

@@ -16,6 +16,8 @@ side by side behind a load balancer. By design, unlike the embedded backend:
 - A delete goes to the workers whichever replica takes it, even one that does not hold the
   user; it returns once the workers' tombstone reaches this replica.
 - Exports carry profile and state; the raw events stay in Kafka (its retention applies).
+  The replica that takes a delete also rewrites what ``attune train`` left in its data folder
+  (exports, models) without the user, as the embedded backend does.
 - CF models come from the models topic: a new version gives the replica its arm embeddings and
   cold-start prior; user state stays the workers'.
 """
@@ -27,6 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
@@ -42,6 +45,7 @@ from collab import (
 )
 from collab.watch import model_to_bytes
 from streaming.bus import ServingOptions, Unavailable
+from streaming.erasure import scrub_files
 from streaming.events import Event
 from streaming.kafka.bus import KafkaBus, KafkaConfig, publish_model
 from streaming.kafka.changelog import ChangelogMaterializer
@@ -76,6 +80,7 @@ class KafkaBackend:
 
     def __init__(self, url: str, options: ServingOptions) -> None:
         self.config = KafkaConfig.from_url(url)
+        self.data_dir = Path(options.data_dir)  # where attune train may have left exports
         self.engine = options.engine(options.random_state)
         # The view applies changelog records to the serving engine under the engine's own lock,
         # so a decision never sees half of a user's record.
@@ -214,6 +219,7 @@ class KafkaBackend:
                 self._records.pop(key, None)
         self.engine.forget(key)  # in case a decision raced the erasure
         self.models.forget(key)
+        scrub_files(self.data_dir, [key])
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:

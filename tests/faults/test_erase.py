@@ -19,25 +19,11 @@ import numpy as np
 from collab import CFModel
 from collab.watch import load_latest
 from streaming.user_record import decode
+from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
 from tests.faults.server import OPERATOR, Server, cli, traffic
 from tests.faults.traces import find, folder_contents, text_traces, vector_traces
 
-USER = "erase-me-7f3a9c"
-KEY = f"acme/{USER}"
-NOTE = "NOTE-7f3a9c: answers in Rust, please"
-TICKET = "TICKET-7f3a9c"  # an audit value
-SESSION = "session-7f3a9c"
-SETTINGS = """
-[models]
-poll_interval_s = 0.2
-[retention]
-interval_s = 0.5
-[[context.features]]
-name = "role"
-kind = "categorical"
-scope = "user"
-levels = ["engineer", "pm", "researcher"]
-"""
+SETTINGS = "[models]\npoll_interval_s = 0.2\n" + ROLE_FEATURE
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
@@ -45,39 +31,6 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
-
-
-def _history(http: httpx.Client) -> None:
-    """The user's decisions with feedback of every kind, a pin, a declared feature, a note."""
-    decisions = []
-    for t in range(8):
-        body = {
-            "user_id": USER,
-            "message": f"how do I parse argument {t} in Rust?",
-            "features": {"role": "researcher"},
-            "session_id": SESSION,
-            "audit": {"ticket": TICKET},
-        }
-        r = http.post("/v1/decisions", json=body)
-        assert r.status_code == 200, r.text
-        decisions.append(r.json()["decision_id"])
-    kinds: list[dict] = [
-        {"kind": "thumbs", "value": "up"},
-        {"kind": "rating", "value": 4},
-        {"kind": "reward", "value": 0.9},
-        {"kind": "implicit", "signals": ["copied"], "dwell_ms": 4000},
-        {"kind": "pairwise", "other_decision_id": decisions[0]},
-        {"kind": "thumbs", "value": "down"},
-        {"kind": "rating", "value": 2},
-        {"kind": "thumbs", "value": "up"},
-    ]
-    for did, kind in zip(decisions[1:] + decisions[:1], kinds, strict=True):
-        r = http.post("/v1/feedback", json={"user_id": USER, "decision_id": did, **kind})
-        assert r.status_code == 202, r.text
-    r = http.patch(f"/v1/users/{USER}/profile", json={"pins": {"length": "brief"}})
-    assert r.status_code == 200, r.text
-    r = http.post(f"/v1/users/{USER}/notes", json={"text": NOTE, "key": "language"})
-    assert r.status_code == 201, r.text
 
 
 def _train_and_install(server: Server, data: Path) -> CFModel:
@@ -155,7 +108,7 @@ def test_an_erased_user_leaves_no_bytes_behind_and_comes_back_fresh(tmp_path: Pa
     try:
         with server.client() as http:
             traffic(http, users=12, turns=4)
-            _history(http)
+            give_history(http)
             model = _train_and_install(server, data)
             out = str(data / "exports" / "log.parquet")
             exported = cli("export-log", "--data-dir", str(data), "--out", out)

@@ -71,10 +71,17 @@ def fit_clusters(
     else:
         km = KMeans(n_clusters=k, random_state=seed, n_init=4)
         labels = km.fit_predict(x).astype(np.int64)
+    return labels, member_means(u, labels, k)
+
+
+def member_means(user_factors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Each cluster's center, the mean factors of its members, shape (k, factors) float32; a
+    cluster without members gets every user's mean (zeros without users)."""
+    u = np.asarray(user_factors, dtype=np.float64)
     sums = np.stack([np.bincount(labels, weights=col, minlength=k) for col in u.T], axis=1)
     sizes = np.bincount(labels, minlength=k)[:, None]
-    centers = np.where(sizes > 0, sums / np.maximum(sizes, 1), u.mean(axis=0))
-    return labels, centers.astype(np.float32)
+    everyone = u.mean(axis=0) if len(u) else np.zeros(u.shape[1])
+    return np.where(sizes > 0, sums / np.maximum(sizes, 1), everyone).astype(np.float32)
 
 
 def unit_rows(block: np.ndarray) -> np.ndarray:

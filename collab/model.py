@@ -18,6 +18,7 @@ import numpy as np
 
 from bandit import Catalog
 from bandit.state import SchemaError, save_npz
+from collab.clusters import member_means
 
 # 2 added ``cluster_rewards``; version 1 files still load (without it).
 MODEL_SCHEMA_VERSION = 2
@@ -243,18 +244,37 @@ class CFModel:
 
     def without(self, user_keys: Sequence[str]) -> CFModel:
         """The same model (same version) with these users' rows gone: what an erasure leaves
-        of a kept model. Clusters and the classifier are aggregates and stay."""
+        of a kept model.
+
+        The cluster centers are the remaining members' mean factors again: a center is a mean
+        of user rows, so one kept as it was would give back the factors of a user alone in their
+        cluster (and those of one of two, from the other's row). A cluster left without members
+        gets every remaining user's mean, as training gives an empty cluster, and that center's
+        scores for rewards. The arm factors, the classifier and the rewards of clusters that
+        keep members are fitted on interactions the model does not hold: they keep the erased
+        users' share until the next ``attune train``.
+        """
         keep = self.rows(user_keys)
         drop = np.zeros(self.n_users, dtype=bool)
         drop[keep[keep >= 0]] = True
         if not drop.any():
             return self
+        factors, labels, k = self.user_factors[~drop], self.user_clusters[~drop], self.n_clusters
+        centers = member_means(factors, labels, k)
+        rewards = self.cluster_rewards
+        empty = np.bincount(labels, minlength=k) == 0
+        if len(rewards) and empty.any():
+            a, b = self.calibration
+            rewards = rewards.copy()
+            rewards[empty] = a + b * (centers[empty] @ self.arm_factors.T).astype(np.float64)
         return replace(
             self,
             user_ids=self.user_ids[~drop],
-            user_factors=self.user_factors[~drop],
+            user_factors=factors,
             user_events=self.user_events[~drop],
-            user_clusters=self.user_clusters[~drop],
+            user_clusters=labels,
+            cluster_centers=centers,
+            cluster_rewards=rewards,
         )
 
     def _user_index(self) -> dict[str, int]:

@@ -16,6 +16,8 @@ side by side behind a load balancer. By design, unlike the embedded backend:
 - A delete goes to the workers whichever replica takes it, even one that does not hold the
   user; it returns once the workers' tombstone reaches this replica.
 - Exports carry profile and state; the raw events stay in Kafka (its retention applies).
+  The replica that takes a delete also rewrites what ``attune train`` left in its data folder
+  (exports, models) without the user, as the embedded backend does.
 - CF models come from the models topic: a new version gives the replica its arm embeddings and
   cold-start prior; user state stays the workers'.
 """
@@ -27,6 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from kafka.errors import KafkaError
@@ -42,6 +45,7 @@ from collab import (
 )
 from collab.watch import model_to_bytes
 from streaming.bus import ServingOptions, Unavailable
+from streaming.erasure import scrub_files
 from streaming.events import Event
 from streaming.kafka.bus import KafkaBus, KafkaConfig
 from streaming.kafka.changelog import ChangelogMaterializer
@@ -78,6 +82,7 @@ class KafkaBackend:
 
     def __init__(self, url: str, options: ServingOptions) -> None:
         self.config = KafkaConfig.from_url(url)
+        self.data_dir = Path(options.data_dir)  # where attune train may have left exports
         self.engine = options.engine(options.random_state)
         # The view applies changelog records to the serving engine under the engine's own lock,
         # so a decision never sees half of a user's record.
@@ -222,6 +227,7 @@ class KafkaBackend:
                 self._records.pop(key, None)
         self.engine.forget(key)  # in case a decision raced the erasure
         self.models.forget(key)
+        scrub_files(self.data_dir, [key])
 
     # ------------------------------------------------------------------ reading
     def counters(self, key: str) -> dict[str, Any]:
@@ -288,11 +294,13 @@ class ReplicaModels(ModelHost):
 
     def forget(self, key: str) -> None:
         """An erased user leaves the kept model too: the current version is published again
-        without them (same version: nobody reinstalls it; restores read the scrubbed one)."""
+        without them (same version: nobody reinstalls it; restores read the scrubbed one), and
+        the records before it, older versions included, are deleted."""
         model = self.feed.latest()
         if model is None or model.rows([key])[0] < 0:
             return
-        publish_model(self.config, MODEL_KEY.decode(), model_to_bytes(model.without([key])))
+        scrubbed = model_to_bytes(model.without([key]))
+        publish_model(self.config, MODEL_KEY.decode(), scrubbed, drop_older=True)
 
     def install(self, model: CFModel) -> None:
         try:

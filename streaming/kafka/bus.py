@@ -47,6 +47,8 @@ _COMPACTED = {
     "min.cleanable.dirty.ratio": "0.1",
     "segment.ms": "3600000",
 }
+# Compacted, and records may be deleted (``publish_model``'s ``drop_older``); never by age.
+MODELS_CLEANUP = {"cleanup.policy": "compact,delete", "retention.ms": "-1"}
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,11 @@ def ensure_topics(config: KafkaConfig, *, timeout_s: float = 30.0) -> None:
             config.models: {
                 "num_partitions": 1,
                 "replication_factor": config.replication,
-                "configs": {**_COMPACTED, "max.message.bytes": str(MAX_MODEL_BYTES)},
+                "configs": {
+                    **_COMPACTED,
+                    **MODELS_CLEANUP,
+                    "max.message.bytes": str(MAX_MODEL_BYTES),
+                },
             },
             config.deadletters: {"num_partitions": 1, "replication_factor": config.replication},
         }

@@ -3,7 +3,10 @@
 A model is written as chunks of at most ``MODEL_CHUNK_BYTES`` under ``<name>/<i>`` followed by
 a manifest under ``<name>`` (chunk count, size, SHA-256), so a model of any size fits Kafka's
 message limit (``publish_model``); ``ModelAssembler`` puts them back together and
-``read_models`` reads every model the compacted topic holds.
+``read_models`` reads every model the compacted topic holds. The topic's cleanup policy also
+allows deleting records (with no time limit), so a model scrubbed of an erased user can remove
+every older record at once (``drop_older``): compaction alone would wait for a later publish
+to roll the segment.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import json
 import logging
 import time
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from streaming.kafka.bus import (
     MAX_MODEL_BYTES,
@@ -27,18 +31,26 @@ log = logging.getLogger(__name__)
 
 
 def publish_model(
-    config: KafkaConfig, name: str, data: bytes, *, chunk_bytes: int = MODEL_CHUNK_BYTES
+    config: KafkaConfig,
+    name: str,
+    data: bytes,
+    *,
+    chunk_bytes: int = MODEL_CHUNK_BYTES,
+    drop_older: bool = False,
 ) -> None:
     """Put a trained model (e.g. ``CFModel`` bytes) on the compacted models topic under
     ``name``: its chunks first, then the manifest that makes it current (see the module
     docstring), then tombstones for the chunks of a larger previous model that this one does
-    not overwrite. Returns once the broker has all of it."""
+    not overwrite. Returns once the broker has all of it.
+
+    ``drop_older`` (an erasure's republish): every record before this model's first chunk is
+    deleted at once, if the topic holds no other name (whose records would go too)."""
     if not 0 < chunk_bytes <= MODEL_CHUNK_BYTES:
         raise ValueError(f"chunk_bytes must be in (0, {MODEL_CHUNK_BYTES}], got {chunk_bytes}")
     if "/" in name:
         raise ValueError(f"model name {name!r}: '/' is reserved for chunk keys")
     ensure_topics(config)
-    previous = _chunk_count(config, name)
+    previous, names = _models_held(config, name)
     n = max(1, -(-len(data) // chunk_bytes))
     manifest = {
         "chunks": n,
@@ -48,20 +60,45 @@ def publish_model(
     producer = make_producer(config, max_request_size=MAX_MODEL_BYTES)
     try:
         # One producer, one partition: the manifest lands after every chunk it names.
-        for i in range(n):
-            chunk = data[i * chunk_bytes : (i + 1) * chunk_bytes]
-            producer.send(config.models, key=f"{name}/{i}".encode(), value=chunk)
+        sent = [
+            producer.send(
+                config.models,
+                key=f"{name}/{i}".encode(),
+                value=data[i * chunk_bytes : (i + 1) * chunk_bytes],
+            )
+            for i in range(n)
+        ]
         producer.send(config.models, key=name.encode(), value=json.dumps(manifest).encode())
         for i in range(n, previous):  # compaction then drops the old model's extra chunks
             producer.send(config.models, key=f"{name}/{i}".encode(), value=None)
         producer.flush(timeout=120)
+        first = sent[0].get(timeout=10).offset
     finally:
         producer.close()
+    if drop_older and names <= {name}:
+        _delete_before(config, first)
 
 
-def _chunk_count(config: KafkaConfig, name: str, *, timeout_s: float = 60.0) -> int:
+def _delete_before(config: KafkaConfig, offset: int, *, timeout_s: float = 30.0) -> None:
+    """Delete the models topic's records before ``offset`` (readers no longer see them)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=config.servers,
+        client_id="attune-admin",
+        request_timeout_ms=int(timeout_s * 1000),
+    )
+    try:
+        admin.delete_records({TopicPartition(config.models, 0): offset})
+    except KafkaError as exc:  # a topic older than its compact,delete policy: compaction will
+        log.warning("models topic: older records stay until compacted: %s", exc)
+    finally:
+        admin.close()
+
+
+def _models_held(
+    config: KafkaConfig, name: str, *, timeout_s: float = 60.0
+) -> tuple[int, set[str]]:
     """How many chunks of ``name`` the models topic holds (the highest index with a value,
-    plus one), read from its start."""
+    plus one), read from its start; and every name it holds records of."""
     consumer = KafkaConsumer(
         bootstrap_servers=config.servers,
         enable_auto_commit=False,
@@ -69,6 +106,7 @@ def _chunk_count(config: KafkaConfig, name: str, *, timeout_s: float = 60.0) -> 
         fetch_max_bytes=4 * MAX_MODEL_BYTES,
     )
     held: set[int] = set()
+    names: set[str] = set()
     try:
         tp = TopicPartition(config.models, 0)
         consumer.assign([tp])
@@ -81,11 +119,12 @@ def _chunk_count(config: KafkaConfig, name: str, *, timeout_s: float = 60.0) -> 
             for records in consumer.poll(timeout_ms=200).values():
                 for rec in records:
                     base, _, index = (rec.key or b"").decode().partition("/")
+                    names.add(base)
                     if base == name and index.isdigit():
                         (held.add if rec.value is not None else held.discard)(int(index))
     finally:
         consumer.close()
-    return max(held, default=-1) + 1
+    return max(held, default=-1) + 1, names
 
 
 class ModelAssembler:

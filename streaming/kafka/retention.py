@@ -6,7 +6,10 @@ as the longer of the two (``RetentionPolicy.events_s``); the dead-letter topic k
 segments can expire. The changelog and models topics are compacted and keep the current record
 per key (learned state is kept); ``erasure_s`` is their ``max.compaction.lag.ms`` and
 ``delete.retention.ms``: an erased user's older records are compacted away, and then their
-tombstone too, within about that long.
+tombstone too, within about that long. Kafka compacts closed segments only, and closes one
+when a record arrives after that time: a changelog partition that sees no more writes keeps
+them until it does. The models topic does not wait: an erasure's republish deletes every
+older record (``publish_model``'s ``drop_older``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from streaming.kafka.bus import KafkaConfig
+from streaming.kafka.bus import MODELS_CLEANUP, KafkaConfig
 from streaming.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,7 @@ def topic_configs(policy: RetentionPolicy) -> dict[str, dict[str, str]]:
         "events": kept(policy.events_s),
         "deadletters": kept(policy.dead_letters_s),
         "changelog": compacted,
-        "models": compacted,
+        "models": {**compacted, **MODELS_CLEANUP},
     }
 
 

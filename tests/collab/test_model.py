@@ -84,6 +84,38 @@ def test_clusters_and_adapters(world) -> None:
     assert model.predict_cluster(np.zeros((2, width))).shape == (2,)
 
 
+def test_without_leaves_no_center_that_gives_an_erased_user_back() -> None:
+    # a alone in cluster 0; b and c share cluster 1. Centers are the members' mean factors.
+    u = np.array([[0.3, 0.7], [0.2, 0.1], [0.6, 0.5]], np.float32)
+    model = collab.CFModel(
+        version=1, cutoff_ts=0.0, kind="als", user_ids=np.array(["t/a", "t/b", "t/c"]),
+        arm_ids=("x", "y"), user_factors=u, arm_factors=np.eye(2, dtype=np.float32),
+        user_events=np.array([3, 4, 5]), user_clusters=np.array([0, 1, 1]),
+        cluster_centers=np.array([u[0], (u[1] + u[2]) / 2]),
+        cluster_rewards=np.array([[0.9, 0.1], [0.4, 0.6]]), calibration=(0.5, 2.0),
+    )  # fmt: skip
+    alone = model.without(["t/a"])
+    everyone = (u[1] + u[2]) / 2  # what training gives a cluster without members
+    np.testing.assert_allclose(alone.cluster_centers, [everyone, everyone], rtol=1e-6)
+    np.testing.assert_allclose(alone.cluster_rewards[0], 0.5 + 2.0 * everyone, rtol=1e-6)
+    np.testing.assert_array_equal(alone.cluster_rewards[1], [0.4, 0.6])  # b and c's, kept
+    assert alone.n_users == 2 and alone.cluster_of("t/a") is None
+    # One of two: the center was (b + c) / 2, which c's row would turn back into b's factors.
+    pair = model.without(["t/b"])
+    np.testing.assert_array_equal(pair.cluster_centers, [u[0], u[2]])
+    assert model.without(["t/nobody"]) is model
+
+
+def test_a_model_whose_erasures_emptied_a_cluster_still_warm_starts(world) -> None:
+    model = world.model
+    members = [u for u, c in zip(model.user_ids, model.user_clusters, strict=True) if c == 2]
+    engine = Engine(random_state=0)
+    collab.warm_start(engine, model.without(members), users=[])
+    cold = engine.cold_start
+    assert isinstance(cold, collab.ClusterPrior)
+    assert cold.shares[2] == 0 and np.isfinite(cold.cluster_means).all()
+
+
 @pytest.mark.parametrize(
     ("change", "pattern"),
     [

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from streaming.kafka.bus import KafkaBus, KafkaConfig, make_producer
 from streaming.kafka.changelog import (
@@ -101,6 +102,26 @@ def test_models_topic_keeps_the_newest_model_per_name(config: KafkaConfig) -> No
     publish_model(config, "cf", big)
     publish_model(config, "other", b"x")
     assert read_models(config) == {"cf": big, "other": b"x"}
+
+
+def test_a_republish_that_drops_older_records_leaves_only_itself(config: KafkaConfig) -> None:
+    def starts() -> int:
+        consumer = KafkaConsumer(bootstrap_servers=config.servers)
+        try:
+            tp = TopicPartition(config.models, 0)
+            return int(consumer.beginning_offsets([tp])[tp])
+        finally:
+            consumer.close()
+
+    publish_model(config, "cf", b"holds an erased user", chunk_bytes=8)  # 3 chunks
+    publish_model(config, "cf", b"scrubbed", drop_older=True)
+    assert starts() == 4  # 3 chunks and a manifest gone: the republish starts the topic
+    assert read_models(config) == {"cf": b"scrubbed"}
+    # Another name's records are never dropped with them.
+    publish_model(config, "other", b"x")
+    publish_model(config, "cf", b"scrubbed again", drop_older=True)
+    assert starts() == 4
+    assert read_models(config) == {"cf": b"scrubbed again", "other": b"x"}
 
 
 def test_a_model_larger_than_a_record_travels_in_chunks(config: KafkaConfig) -> None:

@@ -37,8 +37,8 @@ from collab import CFModel
 from collab.watch import model_from_bytes
 from streaming.join import decision_log
 from streaming.kafka.bus import KafkaConfig
-from streaming.kafka.model_topic import read_models
 from streaming.kafka.changelog import read_partitions
+from streaming.kafka.model_topic import read_models
 from streaming.kafka.reader import read_events
 from streaming.user_record import decode
 from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history

@@ -361,11 +361,14 @@ class Store:
 
     def _flush_quietly(self) -> None:
         # Readers commit the queue first so they see it; when the disk refuses, they read
-        # what is committed, and the queue waits for the flusher's next try.
+        # what is committed, and the queue waits for the flusher's next try. Said once per
+        # outage, not once per read: a full disk is no place for a warning per request.
+        was_writable = self.writable
         try:
             self._flush_locked()
         except sqlite3.Error as exc:
-            log.warning("store: group commit failed, the queue is kept: %s", exc)
+            if was_writable:
+                log.warning("store: group commit failed, the queue is kept: %s", exc)
 
     def _flush_locked(self) -> None:
         # Called with the lock held. Queued rows go in one transaction without fsync, like

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from streaming.sqlite.backend import EmbeddedBackend
 from streaming.sqlite.store import Store
 from tests.api.conftest import ACME, service_of, wait_learner, wait_until
 
@@ -96,7 +97,9 @@ def test_a_full_disk_during_traffic_loses_no_acknowledged_feedback(
     make_client: Callable[..., TestClient],
 ) -> None:
     http = make_client()
-    store = service_of(http).backend.store
+    backend = service_of(http).backend
+    assert isinstance(backend, EmbeddedBackend)
+    store = backend.store
     clients = [Client(http, f"u{i}") for i in range(CLIENTS)]
     stop = threading.Event()
     threads = [threading.Thread(target=c.run, args=(stop, time.monotonic() + 60)) for c in clients]

@@ -14,8 +14,8 @@ committed every few milliseconds without fsync: a killed process loses at most t
 milliseconds of decisions; the next durable commit fsyncs them with itself, and every read
 commits the queue first, so feedback always finds its decision. A write that fails (a full
 disk) rolls back and raises, leaving the connection ready for the next one; the queue keeps
-what it could not commit (up to ``MAX_QUEUED`` rows, the oldest dropped beyond) and the
-flusher retries with backoff until the disk takes it.
+what it could not commit (up to ``MAX_QUEUED`` rows, the oldest dropped beyond), lookups by id
+still find what it holds, and the flusher retries with backoff until the disk takes it.
 """
 
 from __future__ import annotations
@@ -232,9 +232,26 @@ class Store:
         with self._lock:
             self._flush_quietly()
             row = self._db.execute(sql + " LIMIT 1", args).fetchone()
-            if row is None or (kind is not None and row[1] != kind):
+            if row is None:
+                return self._queued_event(tenant, event_id, kind, user_id)
+            if kind is not None and row[1] != kind:
                 return None
             return self._decode(row[0], row[2])
+
+    def _queued_event(
+        self, tenant: str, event_id: str, kind: str | None, user_id: str | None
+    ) -> Event | None:
+        # The queue is empty here unless its commit just failed (a full disk): a decision
+        # served meanwhile is still known, so its feedback gets the write's 503, not a 404.
+        with self._later_lock:
+            for _, e in reversed(self._later):  # feedback follows its decision closely
+                if (
+                    e.event_id == event_id
+                    and e.tenant == tenant
+                    and (user_id is None or e.user_id == user_id)
+                ):
+                    return e if kind is None or e.kind == kind else None
+        return None
 
     def iter_events(
         self,
@@ -344,11 +361,14 @@ class Store:
 
     def _flush_quietly(self) -> None:
         # Readers commit the queue first so they see it; when the disk refuses, they read
-        # what is committed, and the queue waits for the flusher's next try.
+        # what is committed, and the queue waits for the flusher's next try. Said once per
+        # outage, not once per read: a full disk is no place for a warning per request.
+        was_writable = self.writable
         try:
             self._flush_locked()
         except sqlite3.Error as exc:
-            log.warning("store: group commit failed, the queue is kept: %s", exc)
+            if was_writable:
+                log.warning("store: group commit failed, the queue is kept: %s", exc)
 
     def _flush_locked(self) -> None:
         # Called with the lock held. Queued rows go in one transaction without fsync, like

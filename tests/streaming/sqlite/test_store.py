@@ -198,6 +198,11 @@ def test_queued_decisions_survive_a_full_disk(tmp_path: Path) -> None:
         time.sleep(0.3)  # the flusher fails, backs off and keeps its rows
         assert store._flusher is not None and store._flusher.is_alive()
         assert not store.writable and store.last_offset() == 1
+        # Still known by id while queued (feedback on it then gets 503, not 404).
+        got = store.get_event("acme", "d7", kind="decision", user_id="u7")
+        assert got is not None and got.user_id == "u7"
+        assert store.get_event("acme", "d7", kind="feedback") is None
+        assert store.get_event("acme", "d7", user_id="u8") is None
         store._db.execute("PRAGMA max_page_count=1073741823")
         deadline = time.monotonic() + 5
         while store.last_offset() < 300 and time.monotonic() < deadline:

@@ -30,11 +30,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from streaming.composer import RewardComposer
 from streaming.events import Event, EventError
 from streaming.join import decision_log
+from streaming.sqlite.rows import (
+    INSERT,
+    ROWS_PER_INSERT,
+    drop_through,
+    event_row,
+    filters,
+    insert_rows,
+)
 from streaming.sqlite.schema import STORE_SCHEMA_VERSION, prepare
 
 __all__ = ["MAX_QUEUED", "STORE_SCHEMA_VERSION", "Store"]
@@ -99,11 +105,11 @@ class Store:
 
         With ``durable`` the commit fsyncs (``synchronous=FULL``), see the module docstring.
         """
-        rows = [_row(e) for e in events]
+        rows = [event_row(e) for e in events]
         out: list[int | None] = []
         with self.transaction(durable=durable) as cur:
             for row in rows:
-                cur.execute(_INSERT, row)
+                cur.execute(INSERT, row)
                 out.append(cur.lastrowid if cur.rowcount == 1 else None)
         return out
 
@@ -125,7 +131,7 @@ class Store:
         most the last ``flush_interval_s`` of them (feedback for such a decision then gets
         404); acknowledged feedback never takes this path.
         """
-        rows = [(_row(e), e) for e in events]
+        rows = [(event_row(e), e) for e in events]
         with self._later_lock:
             self._later.extend(rows)
             over = len(self._later) - MAX_QUEUED
@@ -168,7 +174,7 @@ class Store:
                 if event is not None:
                     out.append((off, event))
             if offsets and recent:
-                _drop_through(recent, offsets[-1])
+                drop_through(recent, offsets[-1])
         return out
 
     def _decode(self, offset: int, body: str | bytes | None) -> Event | None:
@@ -201,8 +207,8 @@ class Store:
 
     def _bodies(self, offsets: list[int]) -> Iterator[tuple[int, str]]:
         """``(offset, body)`` of the given offsets (in chunks under SQLite's parameter limit)."""
-        for start in range(0, len(offsets), _ROWS_PER_INSERT):
-            chunk = offsets[start : start + _ROWS_PER_INSERT]
+        for start in range(0, len(offsets), ROWS_PER_INSERT):
+            chunk = offsets[start : start + ROWS_PER_INSERT]
             yield from self._db.execute(
                 f"SELECT offset, body FROM events WHERE offset IN ({','.join('?' * len(chunk))})",
                 chunk,
@@ -264,7 +270,7 @@ class Store:
     ) -> Iterator[Event]:
         """Every stored event, in log order, optionally of some kinds, one tenant, one user,
         up to offset ``upto``."""
-        where, args = _filters(kinds, tenant, user_id, upto)
+        where, args = filters(kinds, tenant, user_id, upto)
         after = 0
         while True:
             with self._lock:
@@ -385,9 +391,9 @@ class Store:
             # Multi-row INSERTs rather than ``executemany``: each statement releases and
             # retakes the GIL once, where ``executemany`` does so per row, and each retake can
             # make a request on the event loop wait for the GIL.
-            for start in range(0, len(queued), _ROWS_PER_INSERT):
-                chunk = queued[start : start + _ROWS_PER_INSERT]
-                cur.execute(_insert_rows(len(chunk)), [v for row, _ in chunk for v in row])
+            for start in range(0, len(queued), ROWS_PER_INSERT):
+                chunk = queued[start : start + ROWS_PER_INSERT]
+                cur.execute(insert_rows(len(chunk)), [v for row, _ in chunk for v in row])
                 stored += cur.rowcount
                 last = cur.lastrowid or last
             cur.execute("COMMIT")
@@ -406,7 +412,7 @@ class Store:
             for off, (_, event) in enumerate(queued, start=last - stored + 1):
                 recent[off] = event
             if len(recent) > _RECENT_MAX:  # nobody reads the log: keep the newest only
-                _drop_through(recent, last - _RECENT_MAX)
+                drop_through(recent, last - _RECENT_MAX)
 
     def _flush_loop(self) -> None:
         # Idle until something is queued (no wake-ups, no GIL taken, while no decisions
@@ -435,54 +441,3 @@ class Store:
 
 
 _RECENT_MAX = 20_000
-_INSERT = (
-    "INSERT OR IGNORE INTO events (tenant, event_id, user_id, kind, ts, body) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_ROWS_PER_INSERT = 1000  # 6 parameters a row, well under SQLite's 32,766 per statement
-
-
-def _insert_rows(n: int) -> str:
-    """``_INSERT`` for ``n`` rows in one statement (SQLite inserts them in order)."""
-    return _INSERT + ", (?, ?, ?, ?, ?, ?)" * (n - 1)
-
-
-def _row(e: Event) -> tuple[Any, ...]:
-    # ``Event.to_bytes``'s document (equal once parsed), by orjson: a decision carries ~150
-    # floats (its action distribution and context), which the standard library formats several
-    # times slower, on the request path. What orjson refuses (integers past 64 bits in a free-form
-    # audit object) goes the standard library's way; a non-finite float becomes null.
-    try:
-        body = orjson.dumps(e.to_dict()).decode("utf-8")
-    except orjson.JSONEncodeError:
-        body = e.to_bytes().decode("utf-8")
-    return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), body)
-
-
-def _drop_through(recent: OrderedDict[int, Event], offset: int) -> None:
-    """Forget remembered events up to ``offset`` (the dict is in offset order)."""
-    while recent:
-        first = next(iter(recent))
-        if first > offset:
-            return
-        recent.popitem(last=False)
-
-
-def _filters(
-    kinds: Iterable[str] | None, tenant: str | None, user_id: str | None, upto: int | None
-) -> tuple[str, list[Any]]:
-    where, args = "", list[Any]()
-    if upto is not None:
-        where += " AND offset <= ?"
-        args.append(upto)
-    if kinds is not None:
-        kinds = list(kinds)
-        where += f" AND kind IN ({','.join('?' * len(kinds))})"
-        args += kinds
-    if tenant is not None:
-        where += " AND tenant=?"
-        args.append(tenant)
-    if user_id is not None:
-        where += " AND user_id=?"
-        args.append(user_id)
-    return where, args

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -99,14 +100,24 @@ def _models_held(
 ) -> tuple[int, set[str]]:
     """How many chunks of ``name`` the models topic holds (the highest index with a value,
     plus one), read from its start; and every name it holds records of."""
+    held: set[int] = set()
+    names: set[str] = set()
+    for key, value in _records(config, timeout_s):
+        base, _, index = (key or b"").decode().partition("/")
+        names.add(base)
+        if base == name and index.isdigit():
+            (held.add if value is not None else held.discard)(int(index))
+    return max(held, default=-1) + 1, names
+
+
+def _records(config: KafkaConfig, timeout_s: float) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Every ``(key, value)`` of the models topic, in order, up to its end when called."""
     consumer = KafkaConsumer(
         bootstrap_servers=config.servers,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
         fetch_max_bytes=4 * MAX_MODEL_BYTES,
     )
-    held: set[int] = set()
-    names: set[str] = set()
     try:
         tp = TopicPartition(config.models, 0)
         consumer.assign([tp])
@@ -118,13 +129,9 @@ def _models_held(
                 raise TimeoutError("reading the models topic timed out")
             for records in consumer.poll(timeout_ms=200).values():
                 for rec in records:
-                    base, _, index = (rec.key or b"").decode().partition("/")
-                    names.add(base)
-                    if base == name and index.isdigit():
-                        (held.add if rec.value is not None else held.discard)(int(index))
+                    yield rec.key, rec.value
     finally:
         consumer.close()
-    return max(held, default=-1) + 1, names
 
 
 class ModelAssembler:
@@ -167,28 +174,10 @@ class ModelAssembler:
 
 def read_models(config: KafkaConfig, *, timeout_s: float = 60.0) -> dict[str, bytes]:
     """The current model per name from the models topic (deleted names left out)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=config.servers,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * MAX_MODEL_BYTES,
-        fetch_max_bytes=4 * MAX_MODEL_BYTES,
-    )
     latest: dict[str, bytes | None] = {}
     assembler = ModelAssembler()
-    try:
-        tp = TopicPartition(config.models, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        deadline = time.monotonic() + timeout_s
-        while consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError("reading the models topic timed out")
-            for records in consumer.poll(timeout_ms=200).values():
-                for rec in records:
-                    done = assembler.add(rec.key, rec.value)
-                    if done is not None:
-                        latest[done[0]] = done[1]
-    finally:
-        consumer.close()
+    for key, value in _records(config, timeout_s):
+        done = assembler.add(key, value)
+        if done is not None:
+            latest[done[0]] = done[1]
     return {k: v for k, v in latest.items() if v is not None}

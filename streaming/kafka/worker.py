@@ -15,6 +15,7 @@ restarts (its transactional id and static membership derive from it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -38,6 +39,7 @@ from streaming.kafka.bus import (
 from streaming.kafka.changelog import encode_partition, partition_key, read_partitions
 from streaming.kafka.metrics import WorkerMetrics
 from streaming.kafka.poison import PartitionFailed, PoisonGuard
+from streaming.kafka.transactions import end_transaction, send_offsets
 from streaming.models import install_pending_model
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,9 @@ class KafkaWorker:
         self._dirty = _Dirty()
         self._watermark: dict[int, float] = {}
         self._transaction_timeout_ms = transaction_timeout_ms
+        # The longest a commit or an abort is waited for: the broker gives up on the
+        # transaction by then anyway.
+        self._transaction_s = transaction_timeout_ms / 1000
         self._in_transaction = False
         self._producer = self._new_producer()
         self._consumer = KafkaConsumer(
@@ -210,6 +215,8 @@ class KafkaWorker:
         changelog before the next batch, since local state may be ahead of what committed.
         """
         try:
+            if self._producer is None:  # dropped by a failed batch (see _recover)
+                self._producer = self._new_producer()
             batch = self._consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
             if self._dirty.partitions:
                 self._resync()
@@ -235,13 +242,16 @@ class KafkaWorker:
         if self._in_transaction:
             self._in_transaction = False
             try:
-                self._producer.abort_transaction()
+                end_transaction(self._producer, commit=False, timeout_s=self._transaction_s)
             except Exception:
-                # A producer in a fatal state (fenced, timed out) cannot abort; a new one with
-                # the same transactional id aborts the open transaction in init_transactions.
+                # A producer in a fatal state (fenced, timed out, its broker gone) cannot
+                # abort; a new one with the same transactional id aborts the open transaction
+                # in init_transactions. The next step makes it: while the broker is away that
+                # fails too, and a failed step is retried.
                 log.warning("abort failed; starting a new producer", exc_info=True)
-                self._producer.close(timeout=5)
-                self._producer = self._new_producer()
+                producer, self._producer = self._producer, None
+                with contextlib.suppress(Exception):
+                    producer.close(timeout=5)
         self._dirty.partitions.update(self.processors)
         self._dirty.partitions.update(tp.partition for tp in self._consumer.assignment())
         time.sleep(0.5)  # a broker that is restarting needs a moment; do not spin
@@ -261,7 +271,9 @@ class KafkaWorker:
         return producer
 
     def close(self) -> None:
-        for closer in (self._consumer.close, self._producer.close):
+        for closer in (self._consumer.close, getattr(self._producer, "close", None)):
+            if closer is None:
+                continue
             try:
                 closer()
             except Exception:  # closing is best effort; the broker may be gone
@@ -296,8 +308,9 @@ class KafkaWorker:
             n_events += len(records)
             offsets[tp] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
             changed_all |= changed
-        producer.send_offsets_to_transaction(offsets, self._consumer.group_metadata())
-        producer.commit_transaction()
+        # Bounded waits: kafka-python's own may never end after a broker restart.
+        send_offsets(producer, offsets, self._consumer.group_metadata(), self._transaction_s)
+        end_transaction(producer, commit=True, timeout_s=self._transaction_s)
         self._in_transaction = False
         for tp, offset in offsets.items():
             polled = batch[tp]

@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +74,13 @@ TARGETS = {
 
 
 class Watch:
-    """Samples of the server's RSS and the store's bytes, and the feedback ids seen in its log."""
+    """Samples of the server's RSS, the store's bytes and the learner's lag, and the feedback
+    ids seen in the log."""
 
-    def __init__(self, pid: int, store: Path) -> None:
-        self.pid, self.store = pid, store
-        self.samples: list[tuple[float, float, float, float]] = []  # t, rss, db, db pages in use
+    def __init__(self, pid: int, port: int, store: Path) -> None:
+        self.pid, self.port, self.store = pid, port, store
+        # t, rss, db (file + WAL), db pages in use, learner lag (events), as floats
+        self.samples: list[tuple[float, ...]] = []
         self.seen: set[str] = set()
         self._after = 0
         self._db: sqlite3.Connection | None = None
@@ -85,7 +89,16 @@ class Watch:
         rss = _rss_bytes(self.pid)
         db = sum(os.stat(p).st_size for p in (self.store, Path(f"{self.store}-wal")) if p.exists())
         used = self.tail()
-        self.samples.append((t, rss, db, used))
+        self.samples.append((t, rss, db, used, self._lag()))
+
+    def _lag(self) -> float:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
+                return float(json.loads(r.read())["learner_lag"])
+        except urllib.error.HTTPError as exc:  # 503: not ready, the body still says
+            return float(json.loads(exc.read())["learner_lag"])
+        except OSError:
+            return float("nan")
 
     def tail(self) -> float:
         """Read the feedback rows committed since the last call; the pages in use, in bytes."""
@@ -234,11 +247,11 @@ class Soak:
         decide = lat[(cls == 0) & ~np.isnan(lat)] * 1e3
         p99 = float(np.percentile(decide, 99)) if decide.size else float("nan")
         fives = sum(n for (_, s), n in self.traffic.statuses.items() if s >= 500)
-        _, rss, db, used = self.watch.samples[-1]
+        _, rss, db, used, lag = self.watch.samples[-1]
         _log(
             f"[{t:5.0f}/{self.args.duration:.0f} s] sent {i:,}  5xx {fives}  "
             f"decide p99 {p99:.1f} ms (30 s)  rss {rss / 2**20:.0f} MB  "
-            f"db {db / 2**20:.0f} MB ({used / 2**20:.0f} in use)  "
+            f"db {db / 2**20:.0f} MB ({used / 2**20:.0f} in use)  learner lag {lag:,.0f}  "
             f"feedback acked {len(self.traffic.acked):,}, in log {len(self.watch.seen):,}"
         )
 
@@ -297,6 +310,8 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
         "db_in_use_mb_mid": round(used[0] / 2**20, 1),
         "db_in_use_mb_end": round(used[1] / 2**20, 1),
         "db_in_use_growth_pct": used[2],
+        "learner_lag_mid": watch.at(args.duration / 2, 4),
+        "learner_lag_end": watch.at(args.duration + SAMPLE_S, 4),
         "acked_feedback": len(traffic.acked),
         "acked_feedback_found": found,
         "server_cpu_ms_per_request": round(1e3 * cpu / n, 3),
@@ -328,7 +343,7 @@ def main() -> None:
     store = Path(data_dir, "attune.sqlite")
     port = free_port()
     server = start_server(port, data_dir, env=SERVER_ENV, log=Path(data_dir, "server.log"))
-    watch = Watch(server.pid, store)
+    watch = Watch(server.pid, port, store)
     try:
         soak = Soak(args, port, watch)
         warmup_s = 0.0 if args.no_warmup else asyncio.run(soak.warm_up())
@@ -349,7 +364,7 @@ def main() -> None:
     log_text = Path(data_dir, "server.log").read_text(errors="replace")
     result["server_log_errors"] = sum(line.startswith("ERROR") for line in log_text.splitlines())
     if args.samples:
-        lines = ["t_s,rss_bytes,db_bytes,db_in_use_bytes"]
+        lines = ["t_s,rss_bytes,db_bytes,db_in_use_bytes,learner_lag"]
         lines += [",".join(f"{v:.1f}" for v in s) for s in watch.samples]
         args.samples.write_text("\n".join(lines) + "\n")
     if args.keep:

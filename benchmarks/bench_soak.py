@@ -7,9 +7,9 @@ connections (``benchmarks/bench_http.py``'s client): request ``i`` is due at
 as a lower rate. The traffic (``benchmarks/soak_traffic.py``): decisions, feedback of every
 kind, profile reads and 1% invalid requests that must get a 4xx, over ``--users`` ids.
 
-Before the timed run every user gets one decision (the warm-up), so the run measures a
-population the service already knows: learned state is kept by design and grows with the
-number of users, not with traffic. Every few seconds the script samples the server's RSS, the
+Before the timed run every user gets one decision and the learner catches up (the warm-up),
+so the run measures a population the service already knows: learned state is kept by design
+and grows with the number of users, not with traffic. Every few seconds the script samples the server's RSS, the
 store's bytes (file and WAL: the disk it takes; the warm-up's rows leave free pages that later
 rows reuse, so the pages in use are reported too), and reads the feedback rows that reached
 the log since the last sample (retention deletes them after two minutes). Growth is over the
@@ -89,9 +89,10 @@ class Watch:
         rss = _rss_bytes(self.pid)
         db = sum(os.stat(p).st_size for p in (self.store, Path(f"{self.store}-wal")) if p.exists())
         used = self.tail()
-        self.samples.append((t, rss, db, used, self._lag()))
+        self.samples.append((t, rss, db, used, self.lag()))
 
-    def _lag(self) -> float:
+    def lag(self) -> float:
+        """Events in the log the learner has not applied yet (``/readyz``)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
                 return float(json.loads(r.read())["learner_lag"])
@@ -167,7 +168,8 @@ class Soak:
             return None
 
     async def warm_up(self, connections: int = 16) -> float:
-        """One decision for every user, closed loop; returns the seconds it took."""
+        """One decision for every user, closed loop, then a wait (of at most 5 minutes) until
+        the learner has applied them; returns the seconds it took."""
         t0 = time.perf_counter()
         users = iter(range(self.args.users))
         traffic = self.traffic
@@ -191,6 +193,12 @@ class Soak:
         ticker = asyncio.create_task(progress())
         await asyncio.gather(*(worker() for _ in range(connections)))
         ticker.cancel()
+        deadline = time.perf_counter() + 300
+        while (lag := await asyncio.to_thread(self.watch.lag)) > 100:
+            if time.perf_counter() > deadline:
+                _log(f"warm-up: the learner is still {lag:,.0f} events behind; going on")
+                break
+            await asyncio.sleep(2)
         return time.perf_counter() - t0
 
     async def run(self) -> float:

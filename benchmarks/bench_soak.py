@@ -9,12 +9,13 @@ kind, profile reads and 1% invalid requests that must get a 4xx, over ``--users`
 
 Before the timed run every user gets one decision and the learner catches up (the warm-up),
 so the run measures a population the service already knows: learned state is kept by design
-and grows with the number of users, not with traffic. Every few seconds the script samples the server's RSS, the
-store's bytes (file and WAL: the disk it takes; the warm-up's rows leave free pages that later
-rows reuse, so the pages in use are reported too), and reads the feedback rows that reached
-the log since the last sample (retention deletes them after two minutes). Growth is over the
-last half of the run, each end the median of the samples in the 30 s before it. At the end the
-server stops, and every feedback that got a 202 must have been seen in the log.
+and grows with the number of users, not with traffic. Every few seconds the script samples the
+server's RSS, the store's bytes (file and WAL: the disk it takes; the warm-up's rows leave free
+pages that later rows reuse, so the pages in use are reported too) and the learner's lag, and
+reads the feedback rows that reached the log since the last sample (retention deletes them
+after two minutes). Growth is over the last half of the run, each end the median of the
+samples in the 30 s before it. At the end the server stops, and every feedback that got a 202
+must have been seen in the log.
 
     python benchmarks/bench_soak.py --json [--duration 600 --rate 500 --users 100000]
 """
@@ -151,6 +152,7 @@ class Soak:
         self.dispatch_lag = np.zeros(n)
         self.transport_errors = 0
         self.in_flight = self.max_in_flight = 0
+        self.drain_s = 0.0  # from the last request's due time to the last answer
         self.start = 0.0
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -216,10 +218,12 @@ class Soak:
                 await asyncio.sleep(delay)
             queue.put_nowait((i, due))
             self.dispatch_lag[i] = time.perf_counter() - due
-        dispatched = n / (time.perf_counter() - start)
+        ended = time.perf_counter()
+        dispatched = n / (ended - start)
         for _ in workers:
             queue.put_nowait(None)
         await asyncio.gather(*workers)
+        self.drain_s = time.perf_counter() - ended
         sampler.cancel()
         await asyncio.to_thread(self.watch.sample, time.perf_counter() - start)
         return dispatched
@@ -300,6 +304,7 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
         "achieved_rate": round(dispatched, 1),
         "dispatch_lag_p99_ms": _ms(soak.dispatch_lag, 99),
         "max_in_flight": soak.max_in_flight,
+        "drain_s": round(soak.drain_s, 1),
         "requests": dict(sorted(traffic.sent.items())),
         "errors_5xx": sum(k for (_, s), k in statuses.items() if s >= 500),
         "errors_transport": soak.transport_errors,

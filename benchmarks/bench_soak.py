@@ -33,6 +33,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +86,7 @@ class Watch:
         self.seen: set[str] = set()
         self._after = 0
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # a cancelled sampler's thread may still be running
 
     def sample(self, t: float) -> None:
         rss = _rss_bytes(self.pid)
@@ -104,6 +106,10 @@ class Watch:
 
     def tail(self) -> float:
         """Read the feedback rows committed since the last call; the pages in use, in bytes."""
+        with self._lock:
+            return self._tail()
+
+    def _tail(self) -> float:
         if self._db is None:
             self._db = sqlite3.connect(
                 f"file:{self.store}?mode=ro", uri=True, timeout=30, check_same_thread=False
@@ -121,9 +127,10 @@ class Watch:
         return float((pages - free) * size)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def at(self, t: float, column: int) -> float:
         """Median of a column over the samples in the ``WINDOW_S`` before ``t``."""

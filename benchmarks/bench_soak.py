@@ -284,9 +284,11 @@ def _ms(values: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1e3, 2) if values.size else None
 
 
-def _growth(watch: Watch, column: int, duration: float) -> tuple[float, float, float]:
+def _growth(watch: Watch, column: int, duration: float, unit: float = 2**20) -> list[Any]:
+    """``[mid, end, growth in %]`` of a sampled column (None where there were no samples)."""
     mid, end = watch.at(duration / 2, column), watch.at(duration + SAMPLE_S, column)
-    return mid, end, round(100 * (end - mid) / mid, 2)
+    out = [round(mid / unit, 1), round(end / unit, 1), round(100 * (end - mid) / mid, 2)]
+    return [None if np.isnan(v) else v for v in out]
 
 
 def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu: float) -> dict:
@@ -297,6 +299,7 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
     rss = _growth(watch, 1, args.duration)
     db = _growth(watch, 2, args.duration)
     used = _growth(watch, 3, args.duration)
+    lag = _growth(watch, 4, args.duration, unit=1)
     gen = resource.getrusage(resource.RUSAGE_SELF)
     found = len(traffic.acked & watch.seen)
     return {
@@ -321,17 +324,17 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
         "decide_p99_ms": _ms(lat[cls == 0], 99),
         "feedback_p99_ms": _ms(lat[cls == 1], 99),
         "profile_p99_ms": _ms(lat[cls == 2], 99),
-        "rss_mb_mid": round(rss[0] / 2**20, 1),
-        "rss_mb_end": round(rss[1] / 2**20, 1),
+        "rss_mb_mid": rss[0],
+        "rss_mb_end": rss[1],
         "rss_growth_pct": rss[2],
-        "db_mb_mid": round(db[0] / 2**20, 1),
-        "db_mb_end": round(db[1] / 2**20, 1),
+        "db_mb_mid": db[0],
+        "db_mb_end": db[1],
         "db_bytes_growth_pct": db[2],
-        "db_in_use_mb_mid": round(used[0] / 2**20, 1),
-        "db_in_use_mb_end": round(used[1] / 2**20, 1),
+        "db_in_use_mb_mid": used[0],
+        "db_in_use_mb_end": used[1],
         "db_in_use_growth_pct": used[2],
-        "learner_lag_mid": watch.at(args.duration / 2, 4),
-        "learner_lag_end": watch.at(args.duration + SAMPLE_S, 4),
+        "learner_lag_mid": lag[0],
+        "learner_lag_end": lag[1],
         "acked_feedback": len(traffic.acked),
         "acked_feedback_found": found,
         "server_cpu_ms_per_request": round(1e3 * cpu / n, 3),
@@ -356,7 +359,7 @@ def main() -> None:
     )
     p.add_argument("--no-warmup", action="store_true", help="skip the decision for every user")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--samples", type=Path, help="write the samples (t, rss, db, in use) as CSV")
+    p.add_argument("--samples", type=Path, help="write the samples as CSV")
     p.add_argument("--keep", action="store_true", help="keep the data folder and print its path")
     args = p.parse_args()
     data_dir = tempfile.mkdtemp(prefix="attune-soak-")
@@ -382,11 +385,13 @@ def main() -> None:
     watch.close()
     result = summarize(soak, watch, dispatched, warmup_s, cpu)
     log_text = Path(data_dir, "server.log").read_text(errors="replace")
-    result["server_log_errors"] = sum(line.startswith("ERROR") for line in log_text.splitlines())
+    lines = [line for line in log_text.splitlines() if line.strip()]
+    result["server_log_lines"] = len(lines)  # warnings and errors only (--keep keeps the log)
+    result["server_log_errors"] = sum(x.startswith("ERROR") or "Traceback" in x for x in lines)
     if args.samples:
-        lines = ["t_s,rss_bytes,db_bytes,db_in_use_bytes,learner_lag"]
-        lines += [",".join(f"{v:.1f}" for v in s) for s in watch.samples]
-        args.samples.write_text("\n".join(lines) + "\n")
+        rows = ["t_s,rss_bytes,db_bytes,db_in_use_bytes,learner_lag"]
+        rows += [",".join(f"{v:.1f}" for v in s) for s in watch.samples]
+        args.samples.write_text("\n".join(rows) + "\n")
     if args.keep:
         _log(f"data folder kept: {data_dir}")
     else:

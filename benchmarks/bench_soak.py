@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -56,13 +55,20 @@ from benchmarks.bench_http import (
 from benchmarks.soak_traffic import CLASSES, FOLLOW_UP, MIX, Traffic
 
 RETENTION_S = 120
+OPERATOR_KEY = "soak-operator-key-0123456789"
 SERVER_ENV = {
+    "ATTUNE_OPERATOR_KEYS": OPERATOR_KEY,
     "ATTUNE_RETENTION_DECISIONS_S": str(RETENTION_S),
     "ATTUNE_RETENTION_FEEDBACK_S": str(RETENTION_S),
     "ATTUNE_RETENTION_DEAD_LETTERS_S": str(RETENTION_S),
     # A decision is kept at least its wait window (it is not settled before): with the
     # default 10 minutes, retention could not remove any decision of a 10-minute run.
     "ATTUNE_WAIT_WINDOW_S": str(RETENTION_S),
+    # Users idle this long leave memory (and come back from the store): with the default
+    # hour, all 100,000 would stay, each one's bounded books (its last decisions, the ids it
+    # applied) still filling at the end of a 10-minute run, so RSS growth could not tell a
+    # leak from a cache on its way to its bound.
+    "ATTUNE_IDLE_EVICT_S": str(RETENTION_S),
 }
 TIMEOUT_S = 30.0
 SAMPLE_S = 5.0
@@ -81,7 +87,7 @@ class Watch:
 
     def __init__(self, pid: int, port: int, store: Path) -> None:
         self.pid, self.port, self.store = pid, port, store
-        # t, rss, db (file + WAL), db pages in use, learner lag (events), as floats
+        # t, rss, db (file + WAL), db pages in use, learner lag (events), resident users
         self.samples: list[tuple[float, ...]] = []
         self.seen: set[str] = set()
         self._after = 0
@@ -92,17 +98,29 @@ class Watch:
         rss = _rss_bytes(self.pid)
         db = sum(os.stat(p).st_size for p in (self.store, Path(f"{self.store}-wal")) if p.exists())
         used = self.tail()
-        self.samples.append((t, rss, db, used, self.lag()))
+        gauges = self.gauges()
+        lag, users = gauges.get("attune_learner_lag_events"), gauges.get("attune_users")
+        self.samples.append(
+            (t, rss, db, used, *(float("nan") if v is None else v for v in (lag, users)))
+        )
+
+    def gauges(self) -> dict[str, float]:
+        """The server's unlabelled metrics (``/metrics`` with the operator key)."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/metrics",
+            headers={"Authorization": f"Bearer {OPERATOR_KEY}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        pairs = (line.split(" ") for line in text.splitlines() if line and line[0] != "#")
+        return {p[0]: float(p[1]) for p in pairs if len(p) == 2 and "{" not in p[0]}
 
     def lag(self) -> float:
-        """Events in the log the learner has not applied yet (``/readyz``)."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=5) as r:
-                return float(json.loads(r.read())["learner_lag"])
-        except urllib.error.HTTPError as exc:  # 503: not ready, the body still says
-            return float(json.loads(exc.read())["learner_lag"])
-        except OSError:
-            return float("nan")
+        """Events in the log the learner has not applied yet (NaN if the server did not say)."""
+        return self.gauges().get("attune_learner_lag_events", float("nan"))
 
     def tail(self) -> float:
         """Read the feedback rows committed since the last call; the pages in use, in bytes."""
@@ -266,11 +284,12 @@ class Soak:
         decide = lat[(cls == 0) & ~np.isnan(lat)] * 1e3
         p99 = float(np.percentile(decide, 99)) if decide.size else float("nan")
         fives = sum(n for (_, s), n in self.traffic.statuses.items() if s >= 500)
-        _, rss, db, used, lag = self.watch.samples[-1]
+        _, rss, db, used, lag, users = self.watch.samples[-1]
         _log(
             f"[{t:5.0f}/{self.args.duration:.0f} s] sent {i:,}  5xx {fives}  "
             f"decide p99 {p99:.1f} ms (30 s)  rss {rss / 2**20:.0f} MB  "
             f"db {db / 2**20:.0f} MB ({used / 2**20:.0f} in use)  learner lag {lag:,.0f}  "
+            f"resident users {users:,.0f}  "
             f"feedback acked {len(self.traffic.acked):,}, in log {len(self.watch.seen):,}"
         )
 
@@ -300,6 +319,7 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
     db = _growth(watch, 2, args.duration)
     used = _growth(watch, 3, args.duration)
     lag = _growth(watch, 4, args.duration, unit=1)
+    resident = _growth(watch, 5, args.duration, unit=1)
     gen = resource.getrusage(resource.RUSAGE_SELF)
     found = len(traffic.acked & watch.seen)
     return {
@@ -335,6 +355,8 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
         "db_in_use_growth_pct": used[2],
         "learner_lag_mid": lag[0],
         "learner_lag_end": lag[1],
+        "resident_users_mid": resident[0],
+        "resident_users_end": resident[1],
         "acked_feedback": len(traffic.acked),
         "acked_feedback_found": found,
         "server_cpu_ms_per_request": round(1e3 * cpu / n, 3),
@@ -389,7 +411,7 @@ def main() -> None:
     result["server_log_lines"] = len(lines)  # warnings and errors only (--keep keeps the log)
     result["server_log_errors"] = sum(x.startswith("ERROR") or "Traceback" in x for x in lines)
     if args.samples:
-        rows = ["t_s,rss_bytes,db_bytes,db_in_use_bytes,learner_lag"]
+        rows = ["t_s,rss_bytes,db_bytes,db_in_use_bytes,learner_lag,resident_users"]
         rows += [",".join(f"{v:.1f}" for v in s) for s in watch.samples]
         args.samples.write_text("\n".join(rows) + "\n")
     if args.keep:

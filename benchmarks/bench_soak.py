@@ -1,11 +1,12 @@
 """Soak benchmark: ``attune serve`` under mixed traffic for minutes, watched for growth and loss.
 
-The server (embedded SQLite store, decisions and feedback kept 2 minutes) runs in its own
-process. One asyncio process drives it open-loop at a fixed rate over a pool of keep-alive
-connections (``benchmarks/bench_http.py``'s client): request ``i`` is due at
-``start + i / rate`` and its latency counts from then, so a slow server shows as latency, not
-as a lower rate. The traffic (``benchmarks/soak_traffic.py``): decisions, feedback of every
-kind, profile reads and 1% invalid requests that must get a 4xx, over ``--users`` ids.
+The server (embedded SQLite store, decisions and feedback kept 2 minutes, users idle for 2
+minutes leaving memory) runs in its own process. One asyncio process drives it open-loop at a
+fixed rate over a pool of keep-alive connections (``benchmarks/bench_http.py``'s client):
+request ``i`` is due at ``start + i / rate`` and its latency counts from then, so a slow
+server shows as latency, not as a lower rate. The traffic (``benchmarks/soak_traffic.py``):
+decisions, feedback of every kind, profile reads and 1% invalid requests that must get a 4xx,
+over ``--users`` ids.
 
 Before the timed run every user gets one decision and the learner catches up (the warm-up),
 so the run measures a population the service already knows: learned state is kept by design

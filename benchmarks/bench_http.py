@@ -61,22 +61,23 @@ def _requests(n: int, seed: int = 0, request_ids: bool = False) -> list[bytes]:
         doc = {"user_id": f"user-{rng.integers(N_USERS)}", "message": MESSAGES[i % len(MESSAGES)]}
         if request_ids:  # unique: every request is a first attempt, looked up in the log
             doc["request_id"] = f"{seed}-{i}"
-        body = json.dumps(doc).encode()
-        out.append(
-            b"POST /v1/decisions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            b"Authorization: Bearer "
-            + KEY.encode()
-            + b"\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-            + body
-        )
+        out.append(http_request("POST", "/v1/decisions", json.dumps(doc).encode()))
     return out
 
 
-async def _roundtrip(
+def http_request(method: str, path: str, body: bytes | None = None, key: str = KEY) -> bytes:
+    """One raw HTTP/1.1 keep-alive request, JSON body (if any) and bearer key included."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {key}\r\n"
+    if body is None:
+        return (head + "\r\n").encode()
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+async def roundtrip(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> int:
+) -> tuple[int, bytes]:
+    """Send one request on a keep-alive connection; the response's status and body."""
     writer.write(request)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
@@ -84,8 +85,7 @@ async def _roundtrip(
     for line in head.split(b"\r\n"):
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
 
 
 async def _open_loop(
@@ -105,7 +105,7 @@ async def _open_loop(
             if i < 0:
                 writer.close()
                 return
-            status = await _roundtrip(reader, writer, requests[i])
+            status, _ = await roundtrip(reader, writer, requests[i])
             latencies[i] = time.perf_counter() - due
             errors += status != 200
 
@@ -150,7 +150,8 @@ async def _closed_loop(
         i = k
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
-            errors += await _roundtrip(reader, writer, requests[i % len(requests)]) != 200
+            status, _ = await roundtrip(reader, writer, requests[i % len(requests)])
+            errors += status != 200
             done.append(time.perf_counter() - t0)
             i += connections
         writer.close()
@@ -168,7 +169,7 @@ async def _closed_loop(
     }
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux ``/proc``; 0 elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -187,10 +188,10 @@ def generate(args: argparse.Namespace) -> None:
     ids = args.request_ids
     asyncio.run(_open_loop(args.port, 300, args.warmup, args.connections, ids))  # warm-up
     for rate in args.rates:
-        cpu = _cpu_seconds(args.server_pid)
+        cpu = cpu_seconds(args.server_pid)
         phase = asyncio.run(_open_loop(args.port, rate, args.duration, args.connections, ids))
         phase["server_cpu_ms_per_request"] = (
-            1e3 * (_cpu_seconds(args.server_pid) - cpu) / (phase["sent"])
+            1e3 * (cpu_seconds(args.server_pid) - cpu) / (phase["sent"])
         )
         out["rates"].append(phase)
     if args.saturate_connections:
@@ -275,27 +276,45 @@ def seed_notes(data_dir: str, per_user: int) -> None:
 
 
 # ---------------------------------------------------------------------- server process
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _start_server(port: int, data_dir: str, argv: list[str] | None = None) -> subprocess.Popen:
+def start_server(
+    port: int,
+    data_dir: str,
+    argv: list[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen:
+    """``attune serve`` (or ``argv``) on ``port`` with the benchmark's key, once ``/readyz``
+    answers 200. ``env`` adds variables; ``log`` takes the server's stderr (a long run would
+    fill an unread pipe and block the server)."""
     env = dict(
-        os.environ, ATTUNE_API_KEYS=f"bench:{KEY}", ATTUNE_DATA_DIR=data_dir, ATTUNE_PORT=str(port)
+        os.environ,
+        ATTUNE_API_KEYS=f"bench:{KEY}",
+        ATTUNE_DATA_DIR=data_dir,
+        ATTUNE_PORT=str(port),
+        **(env or {}),
     )
+    stderr = open(log, "wb") if log is not None else subprocess.PIPE  # noqa: SIM115
     proc = subprocess.Popen(
         argv or [sys.executable, "-m", "api.cli", "serve"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
+    if log is not None:
+        stderr.close()  # the child has its own copy
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            why = log.read_text() if log is not None else proc.stderr.read().decode()  # type: ignore[union-attr]
+            raise RuntimeError(f"server exited: {why}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
@@ -356,11 +375,11 @@ def main() -> None:
     if args.serve_reference:
         serve_reference(args.port, args.serve_reference)
         return
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as data_dir:
         if args.notes:
             seed_notes(data_dir, args.notes)
-        server = _start_server(port, data_dir)
+        server = start_server(port, data_dir)
         try:
             raw = _generate(args, port, server.pid, args.rates)
             sample = _one_decision(port)
@@ -371,9 +390,9 @@ def main() -> None:
         if not args.no_reference:
             body_file = Path(data_dir, "response.json")
             body_file.write_bytes(sample)
-            port = _free_port()
+            port = free_port()
             argv = [sys.executable, __file__, "--serve-reference", str(body_file)]
-            server = _start_server(port, data_dir, [*argv, "--port", str(port)])
+            server = start_server(port, data_dir, [*argv, "--port", str(port)])
             try:
                 top = max(args.rates)
                 ref = _generate(args, port, server.pid, [top], **{"saturate-connections": 0})

@@ -78,10 +78,13 @@ def synthetic_events(
             yield Event("decision", f"d{i}", tenant, user, ts, payload)
 
 
-def _feedback(
-    rng: np.random.Generator, i: int, tenant: str, user: str, ts: float, decision_id: str
-) -> Event:
-    kind = ("thumbs", "rating", "reward", "implicit")[int(rng.integers(4))]
+FEEDBACK_KINDS = ("thumbs", "rating", "reward", "implicit")
+
+
+def feedback_payload(rng: np.random.Generator, decision_id: str) -> dict[str, object]:
+    """Feedback of a random scalar kind on ``decision_id``: the body ``POST /v1/feedback``
+    takes, less ``user_id``."""
+    kind = FEEDBACK_KINDS[int(rng.integers(len(FEEDBACK_KINDS)))]
     payload: dict[str, object] = {"decision_id": decision_id, "kind": kind}
     if kind == "thumbs":
         payload["value"] = "up" if rng.random() < 0.6 else "down"
@@ -91,4 +94,10 @@ def _feedback(
         payload["value"] = round(float(rng.random()), 4)
     else:
         payload["signals"] = ["copied"] if rng.random() < 0.5 else ["regenerated"]
-    return Event("feedback", f"f{i}", tenant, user, ts, payload)
+    return payload
+
+
+def _feedback(
+    rng: np.random.Generator, i: int, tenant: str, user: str, ts: float, decision_id: str
+) -> Event:
+    return Event("feedback", f"f{i}", tenant, user, ts, feedback_payload(rng, decision_id))

@@ -12,6 +12,7 @@ FastAPI's status codes and shapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from api.schemas import DecisionCreate, DecisionPublic
 from api.service import InputError, Service
 
 PATH = "/v1/decisions"
+_Queued = tuple[str, DecisionCreate, "asyncio.Future[Any]"]  # tenant, body, its answer
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
@@ -35,12 +37,22 @@ async def create_decision(body: DecisionCreate, tenant: TenantDep, service: Serv
     of a millisecond, less than a hop to the thread pool would.
     """
     start = time.perf_counter()
+    await resident(service, [f"{tenant}/{body.user_id}"])
     out = service.decide(tenant, body)
     # Serialized here rather than re-validated against the response model: the service built
     # it from typed engine output, and validation would cost a tenth of the latency budget.
     response = Response(encode(out), media_type="application/json")
     service.metrics.decision_latency.observe(time.perf_counter() - start)
     return response
+
+
+async def resident(service: Service, keys: list[str]) -> None:
+    """Bring back the users the serving engine does not hold (new ones, or ones that left
+    memory while idle) in a thread: that reads the store and may wait for the learner's lock,
+    which on the event loop would hold up every other request too."""
+    missing = [key for key in keys if key not in service.engine.users]
+    if missing:
+        await asyncio.to_thread(service.backend.resident, missing)
 
 
 def encode(out: dict[str, Any]) -> bytes:
@@ -67,7 +79,8 @@ class DecisionFastPath:
     def __init__(self, app: Any, fallback: Any) -> None:
         self.app = app
         self.fallback = fallback
-        self._queued: list[tuple[str, DecisionCreate, asyncio.Future[Any]]] = []
+        self._queued: list[_Queued] = []
+        self._loading: set[asyncio.Future[None]] = set()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = await _read_body(receive)
@@ -108,6 +121,23 @@ class DecisionFastPath:
 
     def _decide_queued(self) -> None:
         queued, self._queued = self._queued, []
+        service: Service = self.app.state.service
+        keys = [f"{tenant}/{body.user_id}" for tenant, body, _ in queued]
+        if any(key not in service.engine.users for key in keys):
+            task = asyncio.ensure_future(self._decide_resident(queued, keys))
+            self._loading.add(task)  # held until done: the loop keeps only a weak reference
+            task.add_done_callback(self._loading.discard)
+        else:
+            self._decide_now(queued)
+
+    async def _decide_resident(self, queued: list[_Queued], keys: list[str]) -> None:
+        """The batch once its users are back (see ``resident``), still as one batch."""
+        # Should the look-up fail, decide_many looks the users up again and answers per request.
+        with contextlib.suppress(Exception):
+            await resident(self.app.state.service, keys)
+        self._decide_now(queued)
+
+    def _decide_now(self, queued: list[_Queued]) -> None:
         service: Service = self.app.state.service
         requests = [(tenant, body) for tenant, body, _ in queued]
         try:

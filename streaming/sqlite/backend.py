@@ -126,8 +126,10 @@ class EmbeddedBackend:
         missing = [k for k in keys if k not in serving.users]
         if not missing:
             return
-        held = processor.books.keys() | processor.engine.users.ids.keys()
-        wanted = [k for k in missing if k in held or self.learner.checkpoints.has(k)]
+        # Membership tests, not a set of every held user: a new user's first request would
+        # otherwise cost time in proportion to all resident users.
+        books, users = processor.books, processor.engine.users.ids
+        wanted = [k for k in missing if k in books or k in users or self.learner.checkpoints.has(k)]
         if wanted:
             self.learner.load(wanted)
             self.learner.copy_to_serving(wanted)

@@ -25,6 +25,9 @@ class Checkpoints:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        # Tombstones up to this offset are already gone: each save looks only at the log
+        # after it, not at the whole log (a scan that grows with the log, every second).
+        self._swept = 0
 
     def save(
         self,
@@ -55,10 +58,11 @@ class Checkpoints:
                 cur.execute("INSERT OR REPLACE INTO shared VALUES (?, ?)", (partition, data))
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('learner_offset', ?)", (str(offset),))
             cur.execute(
-                "DELETE FROM events WHERE kind='profile' AND offset <= ? AND "
+                "DELETE FROM events WHERE offset > ? AND offset <= ? AND kind='profile' AND "
                 "json_extract(body, '$.payload.op')='delete'",
-                (offset,),
+                (self._swept, offset),
             )
+        self._swept = max(self._swept, offset)
 
     def offset(self) -> int:
         """The replay offset of the last checkpoint (0 before the first)."""

@@ -244,16 +244,19 @@ class Learner:
 
         Users changed only by decisions are saved in shares (see the module docstring), or
         all of them with ``full``. ``paced`` (the thread's checkpoints): sleep
-        ``slice_pause_s`` between users, since exporting one takes a fraction of a
-        millisecond of GIL and a share holds tens of them.
+        ``slice_pause_s`` between slices of ``slice_size`` users, as ``step`` does between
+        slices of events: exporting one user takes a fraction of a millisecond of GIL. The
+        lock is held throughout (profile reads wait), so the pause is per slice, not per
+        user: at hundreds of users a second, a pause per user held it most of the time.
         """
+        size = (self.slice_size or 1) if paced else 0
         with self.lock:
             behind = self._behind
             share = len(behind) if full else self._catch_up_share()
             keys = self._dirty.union(itertools.islice(behind, share))
             states: dict[str, bytes | None] = {}
             for key in keys:
-                if paced and states:
+                if size and states and len(states) % size == 0:
                     time.sleep(self.slice_pause_s)
                 states[key] = self.processor.export_user(key)
             shared = {0: self.processor.export_shared(0)}

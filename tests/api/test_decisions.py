@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -162,6 +163,33 @@ def test_requests_arriving_together_are_decided_in_one_engine_call(client: TestC
     ids = [answers[0][1]["decision_id"], answers[2][1]["decision_id"]]
     users = [service.backend.store.get_event("acme", i, kind="decision").user_id for i in ids]  # type: ignore[union-attr]
     assert users == ["u1", "u3"]
+
+
+def test_bringing_a_user_back_does_not_hold_up_other_decisions(client: TestClient) -> None:
+    """A user the serving engine does not hold is looked up in the store, which may wait for
+    the learner's lock; that happens in a thread, so decisions for users in memory go on."""
+    decide(client, user_id="known")
+    backend = service_of(client).backend
+    released = threading.Event()
+    resident = backend.resident
+
+    def slow(keys: list[str]) -> None:
+        if "acme/away" in keys:
+            assert released.wait(10), "never released"
+        resident(keys)
+
+    backend.resident = slow  # type: ignore[method-assign]
+
+    async def run() -> None:
+        away = asyncio.ensure_future(_together(client.app, [{"user_id": "away"}]))
+        await asyncio.sleep(0.05)  # its batch is waiting for the look-up
+        [(status, _)] = await asyncio.wait_for(_together(client.app, [{"user_id": "known"}]), 5)
+        assert status == 200 and not away.done()
+        released.set()
+        [(status, _)] = await asyncio.wait_for(away, 5)
+        assert status == 200
+
+    asyncio.run(run())
 
 
 async def _together(app: Any, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:

@@ -89,6 +89,23 @@ def test_checkpoint_saves_state_shared_and_offset_together(store: Store) -> None
     assert [e.kind for e in store.iter_events()] == ["decision"]
 
 
+def test_each_checkpoint_removes_the_tombstones_applied_since_the_last(store: Store) -> None:
+    # A save looks only at the log after the previous save's offset: a tombstone past one
+    # save's offset goes at the next, whatever came between.
+    def tomb(i: int) -> Event:
+        return Event("profile", f"x{i}", "acme", f"u{i}", 3.0, {"op": "delete"})
+
+    store.append([decision("d1"), tomb(1), tomb(2)])
+    checkpoints = Checkpoints(store)
+    checkpoints.save({}, {}, 2)
+    assert [e.event_id for e in store.iter_events()] == ["d1", "x2"]
+    store.append([decision("d2"), tomb(3)])
+    checkpoints.save({}, {}, 4)
+    assert [e.event_id for e in store.iter_events()] == ["d1", "d2", "x3"]
+    checkpoints.save({}, {}, 5)
+    assert [e.event_id for e in store.iter_events()] == ["d1", "d2"]
+
+
 def test_decision_log_uses_ope_names(store: Store) -> None:
     store.append(
         [

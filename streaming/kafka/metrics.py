@@ -1,6 +1,9 @@
-"""Prometheus metrics of the Kafka worker (scraped from ``attune worker --metrics-port``)."""
+"""The Kafka worker's counters: its own (``WorkerStats``) and the Prometheus metrics scraped
+from ``attune worker --metrics-port``."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge
 
@@ -30,3 +33,16 @@ class WorkerMetrics:
     def set_lag(self, lag: dict[int, int]) -> None:
         for partition, value in lag.items():
             _LAG.labels(self.worker_id, str(partition)).set(value)
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker process."""
+
+    events: int = 0
+    batches: int = 0
+    dead_letters: int = 0
+    restores: int = 0
+    aborts: int = 0
+    changelog_records: int = 0
+    lag: dict[int, int] = field(default_factory=dict)

@@ -20,7 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -37,7 +36,7 @@ from streaming.kafka.bus import (
     make_producer,
 )
 from streaming.kafka.changelog import encode_partition, partition_key, read_partitions
-from streaming.kafka.metrics import WorkerMetrics
+from streaming.kafka.metrics import WorkerMetrics, WorkerStats
 from streaming.kafka.poison import PartitionFailed, PoisonGuard
 from streaming.kafka.transactions import end_transaction, send_offsets
 from streaming.models import install_pending_model
@@ -47,19 +46,6 @@ log = logging.getLogger(__name__)
 
 class WorkerIdTaken(RuntimeError):
     """Another running worker uses this worker's id: Kafka fenced this one."""
-
-
-@dataclass
-class WorkerStats:
-    """Counters of one worker process."""
-
-    events: int = 0
-    batches: int = 0
-    dead_letters: int = 0
-    restores: int = 0
-    aborts: int = 0
-    changelog_records: int = 0
-    lag: dict[int, int] = field(default_factory=dict)
 
 
 class _Dirty(ConsumerRebalanceListener):

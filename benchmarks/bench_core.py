@@ -7,6 +7,8 @@ hidden preferences, 100 rounds of feedback each, before anything is timed.
 
 Every registered policy is measured through the public ``Engine`` API, and the default policy
 (LinTS) is measured again as a plain NumPy implementation in the same run, for reference.
+Last, the featurizer reads ~1 MB messages built to be slow, beside each one's 2,000-character
+head (what it actually reads, and what a short message costs).
 
     python benchmarks/bench_core.py --json
 """
@@ -24,7 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bandit import POLICIES, Catalog, ContextSpec, DecisionRequest, Engine, Feedback
+from bandit.features import MAX_FEATURIZED_CHARS, featurize
 from tests.bandit.naive import NaiveLinTS
+from tests.faults.long_messages import LONG_MESSAGES
 
 N_USERS = 2_000
 TRAIN_ROUNDS = 100
@@ -138,6 +142,28 @@ def measure_naive(engine: Engine, users: list[str], n: int = 2_000) -> dict[str,
     }
 
 
+def median_ms(message: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        featurize([message])
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
+def measure_featurize(repeats: int = 21) -> dict[str, dict[str, float]]:
+    """Median milliseconds to featurize each ~1 MB message built to be slow, beside the same
+    message cut to the head the featurizer reads (the reference: what a short message costs)."""
+    featurize(["warm up"])
+    return {
+        kind: {
+            "ms": median_ms(message, repeats),
+            "head_ms": median_ms(message[:MAX_FEATURIZED_CHARS], repeats),
+        }
+        for kind, message in LONG_MESSAGES.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -177,11 +203,13 @@ def main() -> None:
             out["numpy_reference"] = measure_naive(engine, users, n=2_000 // scale)
     out.update(policies["lints"])
     out["policies"] = policies
+    out["featurize_1mb"] = measure_featurize()
     targets = {
         "decide_p99_us": 50,
         "online_rounds_per_s": 20_000,
         "batch_rounds_per_s": 200_000,
         "bytes_per_user": 4096,
+        "featurize_1mb_ms": 5,
     }
     out["targets"] = targets
     if args.json:
@@ -199,6 +227,9 @@ def main() -> None:
             f"{m['online_rounds_per_s']:10.0f} {m['batch_rounds_per_s']:10.0f} "
             f"{m['bytes_per_user']:8.0f}"
         )
+    print(f"\n{'1 MB message':12s} {'ms':>8s} {'head ms':>8s}")
+    for kind, f in out["featurize_1mb"].items():  # type: ignore[attr-defined]
+        print(f"{kind:12s} {f['ms']:8.2f} {f['head_ms']:8.2f}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,12 @@ readers downstream, a message built to make the featurizer slow."""
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
-from bandit.features import featurize
+from bandit.features import MAX_FEATURIZED_CHARS, featurize
 from tests.api.conftest import ACME, decide
+from tests.faults.long_messages import LONG_MESSAGES
 
 BAD_IDS = ["a/b", "/", "tab\there", "nul\x00", "bell\x07", "del\x7f", "c1\x85"]
 
@@ -70,25 +68,13 @@ def test_too_many_audit_keys_get_422(client: TestClient) -> None:
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        "a(" * 500_000,  # the old code pattern's quadratic case
-        "hello world, how are you " * 40_000,
-        "怎么" * 500_000,
-        "`a" * 500_000,
-        "; \n" * 333_333,
-    ],
-    ids=["parens", "prose", "cjk", "backticks", "semicolons"],
-)
-def test_a_1mb_message_is_featurized_in_under_5ms(message: str) -> None:
-    featurize([message])  # first call: imports and caches
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        featurize([message])
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.005, times
+@pytest.mark.parametrize("message", LONG_MESSAGES.values(), ids=LONG_MESSAGES.keys())
+def test_a_1mb_message_is_featurized_from_its_head_alone(message: str) -> None:
+    """Featurizing reads a bounded prefix, so its cost cannot grow with the message (the time
+    of a 1 MB message is measured by ``benchmarks/bench_core.py``, against its head's)."""
+    x_long, x_head = featurize([message, message[:MAX_FEATURIZED_CHARS]])
+    assert len(message) > 100 * MAX_FEATURIZED_CHARS
+    assert (x_long == x_head).all()
 
 
 def test_only_the_head_of_a_long_message_is_read() -> None:

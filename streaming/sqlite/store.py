@@ -91,6 +91,8 @@ class Store:
         self.dropped = 0  # queued decisions dropped because the queue was full
         self.quarantined = 0  # rows moved to the quarantine table by this process
         self.write_error: BaseException | None = None  # the last failed write, None once one works
+        self._appends: list[_Append] = []  # durable appends waiting for a commit (see append)
+        self._appends_lock = threading.Lock()
 
     # ------------------------------------------------------------------ the log
     def append(self, events: Sequence[Event], *, durable: bool = True) -> list[int | None]:
@@ -98,14 +100,33 @@ class Store:
         whose ``(tenant, event_id)`` is already in the log (it is not stored again).
 
         With ``durable`` the commit fsyncs (``synchronous=FULL``), see the module docstring.
+        Durable appends from several threads share commits: whoever takes the lock next
+        commits every durable append waiting for it, in one transaction and one fsync, and
+        the others find theirs committed (or failed) when their turn comes.
         """
         rows = [_row(e) for e in events]
-        out: list[int | None] = []
-        with self.transaction(durable=durable) as cur:
-            for row in rows:
-                cur.execute(_INSERT, row)
-                out.append(cur.lastrowid if cur.rowcount == 1 else None)
-        return out
+        if not durable:
+            with self.transaction(durable=False) as cur:
+                return _insert(cur, rows)
+        mine = _Append(rows)
+        with self._appends_lock:
+            self._appends.append(mine)
+        with self._lock:
+            if not mine.done:
+                with self._appends_lock:
+                    batch, self._appends = self._appends, []
+                try:
+                    with self._transaction_locked(durable=True) as cur:
+                        offsets = [_insert(cur, a.rows) for a in batch]
+                except BaseException as exc:
+                    for a in batch:
+                        a.error, a.done = exc, True
+                else:
+                    for a, out in zip(batch, offsets, strict=True):
+                        a.offsets, a.done = out, True
+        if mine.error is not None:
+            raise mine.error
+        return mine.offsets
 
     @property
     def writable(self) -> bool:
@@ -296,22 +317,27 @@ class Store:
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         """One write transaction (queued decisions are committed first); rolled back if the
         block raises. ``durable``: the commit fsyncs."""
-        with self._lock:
+        with self._lock, self._transaction_locked(durable=durable) as cur:
+            yield cur
+
+    @contextmanager
+    def _transaction_locked(self, *, durable: bool) -> Iterator[sqlite3.Cursor]:
+        # ``transaction`` with the lock already held.
+        try:
+            self._flush_locked()
+            self._set_sync("FULL" if durable else "NORMAL")
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
             try:
-                self._flush_locked()
-                self._set_sync("FULL" if durable else "NORMAL")
-                cur = self._db.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
-                    yield cur
-                    cur.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                self.write_error = exc
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                self._rollback()
                 raise
-            self.write_error = None
+        except sqlite3.Error as exc:
+            self.write_error = exc
+            raise
+        self.write_error = None
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """All rows of a read query."""
@@ -420,6 +446,28 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _ROWS_PER_INSERT = 1000  # 6 parameters a row, well under SQLite's 32,766 per statement
+
+
+class _Append:
+    """One durable append waiting for a shared commit: its rows, then its offsets or error.
+    ``done`` is set, and read, with the store's lock held."""
+
+    __slots__ = ("done", "error", "offsets", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+        self.offsets: list[int | None] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
+def _insert(cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> list[int | None]:
+    """Insert rows one by one; each one's offset, or None for a duplicate (not stored)."""
+    out: list[int | None] = []
+    for row in rows:
+        cur.execute(_INSERT, row)
+        out.append(cur.lastrowid if cur.rowcount == 1 else None)
+    return out
 
 
 def _insert_rows(n: int) -> str:

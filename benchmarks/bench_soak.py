@@ -69,7 +69,7 @@ SERVER_ENV = {
     # hour, all 100,000 would stay, each one's bounded books (its last decisions, the ids it
     # applied) still filling at the end of a 10-minute run, so RSS growth could not tell a
     # leak from a cache on its way to its bound.
-    "ATTUNE_IDLE_EVICT_S": str(RETENTION_S),
+    "ATTUNE_IDLE_EVICT_S": str(RETENTION_S),  # --idle-evict-s changes it
 }
 TIMEOUT_S = 30.0
 SAMPLE_S = 5.0
@@ -330,6 +330,7 @@ def summarize(soak: Soak, watch: Watch, dispatched: float, warmup_s: float, cpu:
         "users_drawn": f"uniform over {args.users:,} ids; {FOLLOW_UP:.0%} of decisions are a "
         "follow-up turn of the user with the latest decision",
         "retention_s": RETENTION_S,
+        "idle_evict_s": args.idle_evict_s,
         "warmup_s": round(warmup_s, 1),
         "sent": n,
         "achieved_rate": round(dispatched, 1),
@@ -380,6 +381,12 @@ def main() -> None:
         default=256,
         help="open-loop connection pool (large: a slow kind of request must not hold up others)",
     )
+    p.add_argument(
+        "--idle-evict-s",
+        type=float,
+        default=float(RETENTION_S),
+        help="users idle this long leave the server's memory (attune's default is 3600)",
+    )
     p.add_argument("--no-warmup", action="store_true", help="skip the decision for every user")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=Path, help="write the samples as CSV")
@@ -388,7 +395,8 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="attune-soak-")
     store = Path(data_dir, "attune.sqlite")
     port = free_port()
-    server = start_server(port, data_dir, env=SERVER_ENV, log=Path(data_dir, "server.log"))
+    env = {**SERVER_ENV, "ATTUNE_IDLE_EVICT_S": str(args.idle_evict_s)}
+    server = start_server(port, data_dir, env=env, log=Path(data_dir, "server.log"))
     watch = Watch(server.pid, port, store)
     try:
         soak = Soak(args, port, watch)

@@ -121,14 +121,16 @@ class DecisionFastPath:
 
     def _decide_queued(self) -> None:
         queued, self._queued = self._queued, []
-        service: Service = self.app.state.service
-        keys = [f"{tenant}/{body.user_id}" for tenant, body, _ in queued]
-        if any(key not in service.engine.users for key in keys):
-            task = asyncio.ensure_future(self._decide_resident(queued, keys))
+        users = self.app.state.service.engine.users
+        held = [q for q in queued if f"{q[0]}/{q[1].user_id}" in users]
+        missing = [q for q in queued if f"{q[0]}/{q[1].user_id}" not in users]
+        if held:
+            self._decide_now(held)
+        if missing:  # decided as a batch of their own once they are back
+            keys = [f"{tenant}/{body.user_id}" for tenant, body, _ in missing]
+            task = asyncio.ensure_future(self._decide_resident(missing, keys))
             self._loading.add(task)  # held until done: the loop keeps only a weak reference
             task.add_done_callback(self._loading.discard)
-        else:
-            self._decide_now(queued)
 
     async def _decide_resident(self, queued: list[_Queued], keys: list[str]) -> None:
         """The batch once its users are back (see ``resident``), still as one batch."""

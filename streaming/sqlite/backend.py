@@ -126,12 +126,13 @@ class EmbeddedBackend:
         missing = [k for k in keys if k not in serving.users]
         if not missing:
             return
-        # Membership tests, not a set of every held user: a new user's first request would
-        # otherwise cost time in proportion to all resident users.
+        # One read of the store per user the learner does not hold (none for a new user, who
+        # has no record); membership tests, not a set of every held user, which would cost a
+        # new user's first request time in proportion to all resident users.
+        self.learner.load(missing)
         books, users = processor.books, processor.engine.users.ids
-        wanted = [k for k in missing if k in books or k in users or self.learner.checkpoints.has(k)]
+        wanted = [k for k in missing if k in books or k in users]
         if wanted:
-            self.learner.load(wanted)
             self.learner.copy_to_serving(wanted)
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:

@@ -38,6 +38,7 @@ from streaming.sqlite.residency import Residency
 from streaming.sqlite.store import Store
 
 log = logging.getLogger(__name__)
+EVICT_SLICE = 64  # users leaving memory per hold of the lock
 
 
 class Learner:
@@ -320,18 +321,37 @@ class Learner:
     def load(self, keys: Iterable[str]) -> list[str]:
         """Bring users this learner does not hold back from their checkpointed records;
         returns those loaded. While recovering, their saved offsets say which replayed events
-        their records already hold."""
-        processor, loaded = self.processor, []
+        their records already hold.
+
+        The records are read before the lock is taken: a read may wait for the store (another
+        commit's fsync), and everything that needs the lock, this thread's learning included,
+        would wait with it. A record read while its user is not held is their last state (a
+        user leaves only once saved), and stays so while they are not used for
+        ``Residency.min_idle_s`` (nobody else can bring them back, change them and see them
+        leave sooner); callers mark them used first, and a read older than half of that is
+        made again under the lock.
+        """
+        processor = self.processor
+
+        def held(key: str) -> bool:
+            return key in processor.books or key in processor.engine.users
+
+        wanted = [key for key in dict.fromkeys(keys) if not held(key)]
+        if not wanted:
+            return []
+        read_at = time.monotonic()
+        found = {key: self.checkpoints.state_and_offset(key) for key in wanted}
+        loaded = []
         with self.lock:
-            for key in keys:
-                if key in processor.books or key in processor.engine.users:
-                    continue
-                found = self.checkpoints.state_and_offset(key)
-                if found is None:
-                    continue  # a new user
-                processor.import_user(key, found[0])
+            residency = self.residency
+            if residency is not None and time.monotonic() - read_at > residency.min_idle_s / 2:
+                found = {key: self.checkpoints.state_and_offset(key) for key in wanted}
+            for key, record in found.items():
+                if record is None or held(key):
+                    continue  # a new user, or brought back meanwhile
+                processor.import_user(key, record[0])
                 if self._recovering:
-                    self._skip[key] = found[1]
+                    self._skip[key] = record[1]
                 loaded.append(key)
         return loaded
 
@@ -374,18 +394,22 @@ class Learner:
         if residency is None:
             return 0
         n = 0
-        for key, used in residency.leaving()[:limit]:
+        leaving = residency.leaving()[:limit]
+        # The lock once per slice of users, not per user: requests that load users or read
+        # profiles want it too, and each acquisition may wait its turn behind them.
+        for start in range(0, len(leaving), EVICT_SLICE):
             with self.lock:
-                if not self._settled(key):
-                    continue
-                with residency.releasing(key, used) as ok:
-                    if ok:
-                        self.processor.engine.forget(key)
-                        self.processor.books.pop(key, None)
-                        self.processor.memory.pop(key, None)  # notes and pause come back too
-                        if self.serving is not None:
-                            self.serving.forget(key)
-                        n += 1
+                for key, used in leaving[start : start + EVICT_SLICE]:
+                    if not self._settled(key):
+                        continue
+                    with residency.releasing(key, used) as ok:
+                        if ok:
+                            self.processor.engine.forget(key)
+                            self.processor.books.pop(key, None)
+                            self.processor.memory.pop(key, None)  # notes, pause come back too
+                            if self.serving is not None:
+                                self.serving.forget(key)
+                            n += 1
         self.evicted += n
         return n
 

@@ -1,9 +1,13 @@
-"""How events become rows of the store's ``events`` table, and the SQL that selects them."""
+"""How events become rows of the store's ``events`` table, how they are inserted (durable
+appends from several threads in one commit) and the SQL that selects them."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
@@ -20,6 +24,66 @@ ROWS_PER_INSERT = 1000  # 6 parameters a row, well under SQLite's 32,766 per sta
 def insert_rows(n: int) -> str:
     """``INSERT`` for ``n`` rows in one statement (SQLite inserts them in order)."""
     return INSERT + ", (?, ?, ?, ?, ?, ?)" * (n - 1)
+
+
+class PendingAppend:
+    """One durable append waiting for a shared commit: its rows, then its offsets or error.
+    ``done`` is set, and read, with the store's lock held."""
+
+    __slots__ = ("done", "error", "offsets", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+        self.offsets: list[int | None] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class GroupCommit:
+    """Durable appends from several threads sharing commits: whoever takes the store's lock
+    next commits every append waiting for it, in one transaction and one fsync, and the others
+    find theirs committed (or failed) when their turn comes."""
+
+    def __init__(self) -> None:
+        self._waiting: list[PendingAppend] = []
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        rows: list[tuple[Any, ...]],
+        store_lock: threading.Lock,
+        transaction: Callable[..., AbstractContextManager[sqlite3.Cursor]],
+    ) -> list[int | None]:
+        """``rows`` appended in a shared durable commit; their offsets (None for a duplicate).
+        ``transaction(durable=True)`` opens a write transaction with ``store_lock`` held."""
+        mine = PendingAppend(rows)
+        with self._lock:
+            self._waiting.append(mine)
+        with store_lock:
+            if not mine.done:
+                with self._lock:
+                    batch, self._waiting = self._waiting, []
+                try:
+                    with transaction(durable=True) as cur:
+                        offsets = [insert_each(cur, a.rows) for a in batch]
+                except BaseException as exc:
+                    for a in batch:
+                        a.error, a.done = exc, True
+                else:
+                    for a, out in zip(batch, offsets, strict=True):
+                        a.offsets, a.done = out, True
+        if mine.error is not None:
+            raise mine.error
+        return mine.offsets
+
+
+def insert_each(cur: sqlite3.Cursor, rows: list[tuple[Any, ...]]) -> list[int | None]:
+    """Insert rows one by one; each one's offset, or None for a duplicate (not stored)."""
+    out: list[int | None] = []
+    for row in rows:
+        cur.execute(INSERT, row)
+        out.append(cur.lastrowid if cur.rowcount == 1 else None)
+    return out
 
 
 def event_row(e: Event) -> tuple[Any, ...]:

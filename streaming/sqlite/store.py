@@ -34,11 +34,12 @@ from streaming.composer import RewardComposer
 from streaming.events import Event, EventError
 from streaming.join import decision_log
 from streaming.sqlite.rows import (
-    INSERT,
     ROWS_PER_INSERT,
+    GroupCommit,
     drop_through,
     event_row,
     filters,
+    insert_each,
     insert_rows,
 )
 from streaming.sqlite.schema import STORE_SCHEMA_VERSION, prepare
@@ -97,6 +98,7 @@ class Store:
         self.dropped = 0  # queued decisions dropped because the queue was full
         self.quarantined = 0  # rows moved to the quarantine table by this process
         self.write_error: BaseException | None = None  # the last failed write, None once one works
+        self._group = GroupCommit()  # durable appends waiting for a commit (see append)
 
     # ------------------------------------------------------------------ the log
     def append(self, events: Sequence[Event], *, durable: bool = True) -> list[int | None]:
@@ -104,14 +106,13 @@ class Store:
         whose ``(tenant, event_id)`` is already in the log (it is not stored again).
 
         With ``durable`` the commit fsyncs (``synchronous=FULL``), see the module docstring.
+        Durable appends from several threads share commits (``GroupCommit``).
         """
         rows = [event_row(e) for e in events]
-        out: list[int | None] = []
-        with self.transaction(durable=durable) as cur:
-            for row in rows:
-                cur.execute(INSERT, row)
-                out.append(cur.lastrowid if cur.rowcount == 1 else None)
-        return out
+        if not durable:
+            with self.transaction(durable=False) as cur:
+                return insert_each(cur, rows)
+        return self._group.append(rows, self._lock, self._transaction_locked)
 
     @property
     def writable(self) -> bool:
@@ -319,22 +320,27 @@ class Store:
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         """One write transaction (queued decisions are committed first); rolled back if the
         block raises. ``durable``: the commit fsyncs."""
-        with self._lock:
+        with self._lock, self._transaction_locked(durable=durable) as cur:
+            yield cur
+
+    @contextmanager
+    def _transaction_locked(self, *, durable: bool) -> Iterator[sqlite3.Cursor]:
+        # ``transaction`` with the lock already held.
+        try:
+            self._flush_locked()
+            self._set_sync("FULL" if durable else "NORMAL")
+            cur = self._db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
             try:
-                self._flush_locked()
-                self._set_sync("FULL" if durable else "NORMAL")
-                cur = self._db.cursor()
-                cur.execute("BEGIN IMMEDIATE")
-                try:
-                    yield cur
-                    cur.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                self.write_error = exc
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                self._rollback()
                 raise
-            self.write_error = None
+        except sqlite3.Error as exc:
+            self.write_error = exc
+            raise
+        self.write_error = None
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """All rows of a read query."""

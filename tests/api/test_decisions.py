@@ -167,7 +167,8 @@ def test_requests_arriving_together_are_decided_in_one_engine_call(client: TestC
 
 def test_bringing_a_user_back_does_not_hold_up_other_decisions(client: TestClient) -> None:
     """A user the serving engine does not hold is looked up in the store, which may wait for
-    the learner's lock; that happens in a thread, so decisions for users in memory go on."""
+    the learner's lock; that happens in a thread, and decisions for users in memory, in the
+    same batch or later, go on meanwhile."""
     decide(client, user_id="known")
     backend = service_of(client).backend
     released = threading.Event()
@@ -181,9 +182,10 @@ def test_bringing_a_user_back_does_not_hold_up_other_decisions(client: TestClien
     backend.resident = slow  # type: ignore[method-assign]
 
     async def run() -> None:
+        # Both reach the fast path in the same turn of the event loop: one batch, split.
         away = asyncio.ensure_future(_together(client.app, [{"user_id": "away"}]))
-        await asyncio.sleep(0.05)  # its batch is waiting for the look-up
-        [(status, _)] = await asyncio.wait_for(_together(client.app, [{"user_id": "known"}]), 5)
+        known = asyncio.ensure_future(_together(client.app, [{"user_id": "known"}]))
+        [(status, _)] = await asyncio.wait_for(known, 5)
         assert status == 200 and not away.done()
         released.set()
         [(status, _)] = await asyncio.wait_for(away, 5)

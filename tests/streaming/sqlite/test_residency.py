@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from bandit import ContextSpec, Engine
@@ -114,3 +116,26 @@ def test_learning_after_leaving_equals_never_leaving(tmp_path: Path) -> None:
     }
     for lr in (again, keeping):
         lr.store.close()
+
+
+def test_bringing_a_user_back_reads_the_store_without_the_learners_lock(tmp_path: Path) -> None:
+    # A read may wait for the store (another commit's fsync): the learner's lock, which its
+    # thread and profile reads need, must not wait with it.
+    clock = Clock()
+    lr, _ = make(tmp_path / "c.sqlite", clock, max_users=1)
+    lr.recover()
+    apply(lr, turn("away", 0))
+    apply(lr, turn("here", 1))
+    lr.checkpoint(full=True)
+    clock.now = 10.0
+    assert lr.evict() == 1 and "acme/away" not in lr.processor.books
+    loaded: list[list[str]] = []
+    with lr.store._lock:  # the store is busy
+        loader = threading.Thread(target=lambda: loaded.append(lr.load(["acme/away"])))
+        loader.start()
+        time.sleep(0.1)
+        assert lr.lock.acquire(timeout=2), "load held the learner's lock while reading"
+        lr.lock.release()
+    loader.join()
+    assert loaded == [["acme/away"]]
+    lr.store.close()

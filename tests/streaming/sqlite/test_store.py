@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,6 +108,63 @@ def test_each_checkpoint_removes_the_tombstones_applied_since_the_last(store: St
     assert [e.event_id for e in store.iter_events()] == ["d1", "d2", "x3"]
     checkpoints.save({}, {}, 5)
     assert [e.event_id for e in store.iter_events()] == ["d1", "d2"]
+
+
+def _append_from_threads(store: Store, n: int) -> list[Any]:
+    """``n`` threads each append one durable feedback at once; what each got (offsets or
+    the exception it raised)."""
+    results: list[Any] = [None] * n
+    start = threading.Barrier(n)
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            results[i] = store.append([fb(f"f{i}", "d1", user=f"u{i}")])
+        except sqlite3.Error as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _slow_commits(store: Store, fail: bool = False) -> list[int]:
+    """Make each durable commit of ``store`` slow (or fail); returns the list its commits are
+    counted in."""
+    commits: list[int] = []
+    inner = store._transaction_locked
+
+    @contextmanager
+    def slow(*, durable: bool) -> Iterator[sqlite3.Cursor]:
+        with inner(durable=durable) as cur:
+            yield cur
+            if durable:
+                commits.append(1)
+                time.sleep(0.05)  # while this commit runs, the other appends line up
+                if fail:
+                    raise sqlite3.OperationalError("database or disk is full")
+
+    store._transaction_locked = slow  # type: ignore[method-assign]
+    return commits
+
+
+def test_durable_appends_arriving_together_share_a_commit(store: Store) -> None:
+    commits = _slow_commits(store)
+    results = _append_from_threads(store, 8)
+    offsets = [offset for [offset] in results]
+    assert sorted(offsets) == list(range(1, 9))  # each its own offset, all stored
+    assert len(commits) < 8
+    assert {e.user_id for e in store.iter_events()} == {f"u{i}" for i in range(8)}
+
+
+def test_a_failed_shared_commit_fails_every_append_in_it(store: Store) -> None:
+    _slow_commits(store, fail=True)
+    results = _append_from_threads(store, 4)
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+    assert list(store.iter_events()) == [] and not store.writable
 
 
 def test_decision_log_uses_ope_names(store: Store) -> None:

@@ -9,27 +9,41 @@ from bandit._config import serial
 
 
 @serial
+def nonzero(c: np.ndarray, out: np.ndarray) -> int:
+    """The indices of ``c``'s nonzero entries into ``out``; returns how many. A request's
+    context is mostly zeros (one script, one topic bucket, no overflow), so the shared model's
+    quadratic forms run over these alone."""
+    k = 0
+    for j in range(c.shape[0]):
+        if c[j] != 0.0:
+            out[k] = j
+            k += 1
+    return k
+
+
+@serial
 def shared_terms(
     mean: np.ndarray, cov: np.ndarray, c: np.ndarray, g: np.ndarray, v: np.ndarray
 ) -> None:
     """Per attribute column ``s``: the mean ``g[s] = mean[s] @ c`` of its term for context
     ``c`` and that term's variance ``v[s] = c @ cov[s] @ c``."""
-    p, q = mean.shape
+    p = mean.shape[0]
+    nz = np.empty(c.shape[0], dtype=np.int64)
+    k = nonzero(c, nz)
     for s in range(p):
         m = 0.0
-        for j in range(q):
-            m += mean[s, j] * c[j]
-        g[s] = m
         total = 0.0
         cs = cov[s]
-        for i in range(q):
+        for a in range(k):  # cov is symmetric: the diagonal, then twice the lower triangle
+            i = nz[a]
             ci = c[i]
-            if ci != 0.0:
-                row = 0.0
-                for j in range(q):
-                    row += cs[i, j] * c[j]
-                total += ci * row
-        v[s] = total
+            m += mean[s, i] * ci
+            row = 0.5 * cs[i, i] * ci
+            for b in range(a):
+                row += cs[i, nz[b]] * c[nz[b]]
+            total += ci * row
+        g[s] = m
+        v[s] = 2.0 * total
 
 
 @serial

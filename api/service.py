@@ -13,6 +13,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from api.idempotency import RecentDecisions, decision_id_for, event_id_for
@@ -143,11 +144,10 @@ class Service:
         from this process's memory or the user's pending decisions (README.md, "Idempotent
         decisions"); the same one twice in a batch is decided once.
         """
-        if self._lanes:
-            for tenant, body in requests:
-                self.lane(tenant).backend.resident([f"{tenant}/{body.user_id}"])
-        else:  # one lane: one call
-            self.backend.resident([f"{tenant}/{body.user_id}" for tenant, body in requests])
+        lanes = [self.lane(tenant) for tenant, _ in requests]
+        for group in _by_lane(lanes, range(len(requests))):  # users back in memory first
+            keys = [f"{requests[i][0]}/{requests[i][1].user_id}" for i in group]
+            lanes[group[0]].backend.resident(keys)
         outs: list[dict[str, Any] | Exception | None] = [None] * len(requests)
         ids: list[str | None] = []
         first: dict[str, int] = {}  # decision id -> its first request in this batch
@@ -165,12 +165,10 @@ class Service:
             outs[i] = self.recent.get(decision_id) or self._from_pending(tenant, body, decision_id)
             if outs[i] is None:
                 fresh.append(i)
-        by_lane: dict[int, list[int]] = {}  # one engine call per lane
-        for i in fresh:
-            by_lane.setdefault(id(self.lane(requests[i][0])), []).append(i)
-        for group in by_lane.values():
-            lane = self.lane(requests[group[0]][0])
-            made = self._decide_fresh(lane, [requests[i] for i in group], [ids[i] for i in group])
+        for group in _by_lane(lanes, fresh):  # one engine call per lane
+            made = self._decide_fresh(
+                lanes[group[0]], [requests[i] for i in group], [ids[i] for i in group]
+            )
             for i, out in zip(group, made, strict=True):
                 outs[i] = out
         for i, did in enumerate(ids):  # a repeat within the batch gets its first's answer
@@ -383,3 +381,11 @@ def _input_error(exc: ValueError) -> InputError:
         else "body"
     )
     return InputError(field, message)
+
+
+def _by_lane(lanes: list[Lane], indices: Iterable[int]) -> list[list[int]]:
+    """``indices`` grouped by their request's lane, in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for i in indices:
+        groups.setdefault(id(lanes[i]), []).append(i)
+    return list(groups.values())

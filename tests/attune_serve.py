@@ -24,6 +24,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 KEY = "key-acme-0123456789abcdef"
 OTHER_KEY = "key-beta-0123456789abcdef"
+OPERATOR_KEY = "key-operator-0123456789abcdef"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 
 
 def free_port() -> int:
@@ -33,10 +36,19 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """``attune serve`` in a child process (tenants ``acme`` and ``beta``)."""
+    """``attune serve`` in a child process (tenants ``acme`` and ``beta``, an operator key);
+    ``settings`` is a TOML text, ``env`` more environment (``ATTUNE_BUS``, say)."""
 
-    def __init__(self, data_dir: Path, *, settings: str = "", port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        settings: str = "",
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.env = dict(env or {})
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = data_dir.parent / f"{data_dir.name}-settings.toml"
@@ -48,6 +60,8 @@ class ServeProcess:
     def start(self, timeout_s: float = 120.0) -> ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATTUNE_")}
         env["ATTUNE_API_KEYS"] = f"acme:{KEY},beta:{OTHER_KEY}"
+        env["ATTUNE_OPERATOR_KEYS"] = OPERATOR_KEY
+        env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(":")
         argv = ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         with self.log.open("ab") as log:
@@ -71,6 +85,10 @@ class ServeProcess:
             time.sleep(0.1)
         self.kill()
         raise RuntimeError(f"attune serve did not become ready:\n{self.log.read_text()}")
+
+    def client(self, timeout: float = 10) -> httpx.Client:
+        """An HTTP client to this server as tenant ``acme``."""
+        return httpx.Client(base_url=self.url, headers=HEADERS, timeout=timeout)
 
     @property
     def pid(self) -> int:

@@ -1,8 +1,9 @@
 """The calls of the HTTP API, written once for the sync and the async client.
 
 Each endpoint is a builder returning a ``Call``: method, path, body, headers and the parser of
-its answer. A client sends it with its own transport and retry loop (``Client._send``,
-``AsyncClient._send``) and hands the response to ``finish``. Adding an endpoint (another
+its answer. A client sends it with its own transport, and ``Attempts`` decides after each
+attempt whether to finish, retry after a pause, or give up (``Client._send``,
+``AsyncClient._send``). Adding an endpoint (another
 branch's notes or profile link) is a record in ``records.py``, a builder here and a
 one-line method in each client.
 
@@ -15,6 +16,7 @@ gone (404) means an earlier attempt erased them.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from api.client.errors import error_for
+from api.client.errors import error_for, unavailable
 from api.client.records import CatalogInfo, Decision, Export, FeedbackReceipt, Profile
 
 T = TypeVar("T")
@@ -94,6 +96,27 @@ def retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # absent, or an HTTP date: the backoff decides
+
+
+class Attempts:
+    """The retry decisions of one call, without its transport (each client sends and sleeps
+    its own way): a 503 or a ``RETRYABLE`` error asks ``pause`` how long to wait before the
+    next attempt, and ``pause`` raises the error that ends the call once the budget is spent."""
+
+    def __init__(self, call: Call[Any], retry: Retry, rng: random.Random) -> None:
+        self.call, self.retry, self.rng = call, retry, rng
+        self.started = time.monotonic()
+        self.failed = 0
+
+    def pause(self, failure: httpx.Response | Exception) -> float:
+        """Seconds to wait after ``failure`` (a 503, or the error an attempt raised)."""
+        wait = retry_after(failure) if isinstance(failure, httpx.Response) else None
+        self.failed += 1
+        pause = self.retry.pause(self.failed, time.monotonic() - self.started, wait, self.rng)
+        if pause is None:
+            error = unavailable(self.call.method, self.call.path, self.failed, failure)
+            raise error from (failure if isinstance(failure, Exception) else None)
+        return pause
 
 
 def finish(call: Call[T], response: httpx.Response, retried: bool) -> T:

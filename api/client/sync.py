@@ -11,7 +11,6 @@ import httpx
 
 from api.client import _calls as calls
 from api.client._calls import DEFAULT_TIMEOUT, Call, Retry
-from api.client.errors import unavailable
 from api.client.records import CatalogInfo, Decision, Export, FeedbackReceipt, Profile
 
 T = TypeVar("T")
@@ -152,26 +151,17 @@ class Client:
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, call: Call[T]) -> T:
-        started = time.monotonic()
-        attempt = 0
+        attempts = calls.Attempts(call, self.retry, self._rng)
         while True:
             try:
-                response = self._http.request(
+                outcome: httpx.Response | Exception = self._http.request(
                     call.method, call.path, json=call.json, headers={**self._auth, **call.headers}
                 )
             except calls.RETRYABLE as exc:
-                failure: httpx.Response | Exception = exc
-                wait = None
-            else:
-                if response.status_code != 503:
-                    return calls.finish(call, response, retried=attempt > 0)
-                failure, wait = response, calls.retry_after(response)
-            attempt += 1
-            pause = self.retry.pause(attempt, time.monotonic() - started, wait, self._rng)
-            if pause is None:
-                error = unavailable(call.method, call.path, attempt, failure)
-                raise error from (failure if isinstance(failure, Exception) else None)
-            time.sleep(pause)
+                outcome = exc
+            if isinstance(outcome, httpx.Response) and outcome.status_code != 503:
+                return calls.finish(call, outcome, retried=attempts.failed > 0)
+            time.sleep(attempts.pause(outcome))
 
     def close(self) -> None:
         if self._owned:

@@ -3,72 +3,22 @@ every acknowledged feedback event is counted exactly once."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-KEY = "key-acme-0123456789abcdef"
-HEADERS = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(data_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = dict(
-        os.environ,
-        ATTUNE_API_KEYS=f"acme:{KEY}",
-        ATTUNE_WAIT_WINDOW_S="3600",
-        ATTUNE_DATA_DIR=str(data_dir),
-        ATTUNE_PORT=str(port),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve"],
-        cwd=REPO,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"attune serve exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"attune serve never became ready:\n{log.read_text()}")
-
-
-@pytest.fixture
-def server_dir(tmp_path: Path) -> Path:
-    return tmp_path
+from tests.attune_serve import ServeProcess
 
 
 def test_sigkill_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
-    port, log = free_port(), tmp_path / "serve.log"
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(tmp_path / "data", port, log)
+    server = ServeProcess(tmp_path / "data", env={"ATTUNE_WAIT_WINDOW_S": "3600"}).start()
     acked: list[str] = []
     stop = threading.Event()
 
     def traffic() -> None:
-        with httpx.Client(base_url=base, headers=HEADERS, timeout=5) as http:
+        with server.client(timeout=5) as http:
             i = 0
             while not stop.is_set():
                 try:
@@ -93,18 +43,16 @@ def test_sigkill_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
         thread = threading.Thread(target=traffic)
         thread.start()
         time.sleep(3.0)  # long enough for at least one checkpoint, so recovery also replays
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        server.kill()
         stop.set()
         thread.join(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        server.kill()
     assert len(acked) > 20, "too little traffic before the kill to test anything"
 
-    proc = start_server(tmp_path / "data", port, log)
+    server.start()  # the same folder and port
     try:
-        with httpx.Client(base_url=base, headers=HEADERS, timeout=10) as http:
+        with server.client() as http:
             export = http.get("/v1/users/ana/export").json()
             logged = [
                 e["event_id"].removeprefix("fb:")
@@ -133,5 +81,4 @@ def test_sigkill_loses_no_acknowledged_feedback(tmp_path: Path) -> None:
             again = http.get("/v1/users/ana/profile").json()["evidence"]
             assert again["feedback_events"] == len(logged)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        server.stop()

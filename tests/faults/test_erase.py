@@ -19,8 +19,9 @@ import numpy as np
 from collab import CFModel
 from collab.watch import load_latest
 from streaming.user_record import decode
+from tests.attune_serve import OPERATOR, ServeProcess
 from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
-from tests.faults.server import OPERATOR, Server, cli, traffic
+from tests.faults.server import cli, traffic
 from tests.faults.traces import find, folder_contents, text_traces, vector_traces
 
 SETTINGS = "[models]\npoll_interval_s = 0.2\n" + ROLE_FEATURE
@@ -33,7 +34,7 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
         time.sleep(0.2)
 
 
-def _train_and_install(server: Server, data: Path) -> CFModel:
+def _train_and_install(server: ServeProcess, data: Path) -> CFModel:
     train = cli(
         "train", "--min-users", "10", "--clusters", "2", "--factors", "4",
         "--iterations", "3", "--no-progress", data_dir=data,
@@ -103,7 +104,7 @@ def _assert_fresh(http: httpx.Client, control: str) -> None:
 
 def test_an_erased_user_leaves_no_bytes_behind_and_comes_back_fresh(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = Server(data, tmp_path / "serve.log", SETTINGS).start()
+    server = ServeProcess(data, settings=SETTINGS).start()
     control = "never-seen-0b1d"
     try:
         with server.client() as http:

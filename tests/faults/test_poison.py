@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.faults.server import OPERATOR, Server, cli, traffic
+from tests.attune_serve import OPERATOR, ServeProcess
+from tests.faults.server import cli, traffic
 
 SETTINGS = "[models]\npoll_interval_s = 0.2\n"
 
@@ -61,7 +62,7 @@ def _event(kind: str, event_id: str, payload: dict) -> dict:
 
 def test_poison_events_of_each_kind_then_a_restart_recovers(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    server = Server(data, tmp_path / "serve.log", SETTINGS).start()
+    server = ServeProcess(data, settings=SETTINGS).start()
     try:
         with server.client() as http:
             acked = traffic(http, users=24, turns=4)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ REPO = Path(__file__).resolve().parents[2]
 KEY = "acme-test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 WAIT_WINDOW_S = 30.0
+
+
+def fresh_bus_url(bootstrap: str, prefix: str, partitions: int) -> str:
+    """A Kafka bus URL on topics no other test uses (``prefix`` plus a random tail)."""
+    return f"kafka://{bootstrap}?prefix={prefix}{uuid.uuid4().hex[:8]}&partitions={partitions}"
 
 
 def make_processor(partition: int = 0) -> Processor:

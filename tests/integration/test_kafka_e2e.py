@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from kafka.partitioner.default import murmur2
 
 from api.app import create_app
 from api.settings import Settings
-from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess
+from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess, fresh_bus_url
 
 pytestmark = pytest.mark.kafka
 
@@ -28,7 +27,7 @@ PARTITIONS = 4
 
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
-    return f"kafka://{kafka_bootstrap}?prefix=e2e{uuid.uuid4().hex[:8]}&partitions={PARTITIONS}"
+    return fresh_bus_url(kafka_bootstrap, "e2e", PARTITIONS)
 
 
 def _one_user_per_partition(partitions: int) -> list[str]:

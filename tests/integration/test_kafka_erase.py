@@ -22,7 +22,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from streaming.kafka.reader import read_events
 from streaming.user_record import decode
 from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
 from tests.faults.traces import find, folder_contents, text_traces, vector_traces
-from tests.integration.kafka_harness import AUTH, REPO, WorkerProcess, wait_drained
+from tests.integration.kafka_harness import AUTH, REPO, WorkerProcess, fresh_bus_url, wait_drained
 from tests.integration.kafka_harness import KEY as API_KEY
 
 pytestmark = pytest.mark.kafka
@@ -60,7 +59,7 @@ SETTINGS = (
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
     # One partition: every user's traffic reaches the erased user's changelog partition.
-    return f"kafka://{kafka_bootstrap}?prefix=erase{uuid.uuid4().hex[:8]}&partitions=1"
+    return fresh_bus_url(kafka_bootstrap, "erase", 1)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from the changelog. Either way the workers count one decision."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess
+from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess, fresh_bus_url
 
 pytestmark = pytest.mark.kafka
 
@@ -23,7 +22,7 @@ SAME = ("decision_id", "strategy", "propensity", "seed", "directives", "policy")
 
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
-    return f"kafka://{kafka_bootstrap}?prefix=idem{uuid.uuid4().hex[:8]}&partitions=2"
+    return fresh_bus_url(kafka_bootstrap, "idem", 2)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +37,7 @@ from tests.integration.kafka_harness import (
     WorkerProcess,
     assert_same_state,
     changelog_state,
+    fresh_bus_url,
     wait_drained,
 )
 from tests.loadgen import synthetic_events
@@ -49,7 +49,7 @@ USERS = 24
 
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
-    return f"kafka://{kafka_bootstrap}?prefix=models{uuid.uuid4().hex[:8]}&partitions=1"
+    return fresh_bus_url(kafka_bootstrap, "models", 1)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ materializes all of it from the changelog.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,14 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess
+from tests.integration.kafka_harness import AUTH, KEY, WorkerProcess, fresh_bus_url
 
 pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
-    return f"kafka://{kafka_bootstrap}?prefix=notes{uuid.uuid4().hex[:8]}&partitions=2"
+    return fresh_bus_url(kafka_bootstrap, "notes", 2)
 
 
 @pytest.fixture

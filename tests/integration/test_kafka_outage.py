@@ -25,11 +25,12 @@ import pytest
 import streaming.kafka.worker as worker_module
 from streaming.kafka.bus import KafkaBus, KafkaConfig
 from streaming.kafka.worker import KafkaWorker
-from tests.faults.server import Server
+from tests.attune_serve import ServeProcess
 from tests.integration.kafka_harness import (
     WorkerProcess,
     assert_same_state,
     changelog_state,
+    fresh_bus_url,
     make_processor,
     reference_state,
 )
@@ -119,12 +120,12 @@ def broker_dir(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-def replica(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Server]:
+def replica(kafka_bootstrap: str, tmp_path: Path) -> Iterator[ServeProcess]:
     """A worker and an API replica on fresh topics."""
-    url = f"kafka://{kafka_bootstrap}?prefix=out{uuid.uuid4().hex[:8]}&partitions={PARTITIONS}"
+    url = fresh_bus_url(kafka_bootstrap, "out", PARTITIONS)
     worker = WorkerProcess(url, "out-w0", tmp_path)
     worker.start()
-    server = Server(tmp_path / "replica", tmp_path / "replica.log", ATTUNE_BUS=url)
+    server = ServeProcess(tmp_path / "replica", env={"ATTUNE_BUS": url})
     try:
         yield server.start()
     finally:
@@ -150,7 +151,7 @@ def evidence(http: httpx.Client, user: str) -> int:
     return int(r.json()["evidence"]["feedback_events"]) if r.status_code == 200 else -1
 
 
-def burst(server: Server, pending: list[dict[str, Any]]) -> tuple[list[Answer], list[float]]:
+def burst(server: ServeProcess, pending: list[dict[str, Any]]) -> tuple[list[Answer], list[float]]:
     """``pending`` feedback sent at once, one thread each, while this thread times GET
     /v1/catalog (it runs in the thread pool) and /healthz (on the event loop) until they are
     answered; returns the feedback answers and the plain routes' latencies."""
@@ -191,7 +192,7 @@ class Outage:
     up: float = 0.0
 
 
-def warm_up(server: Server, users: list[str]) -> list[dict[str, Any]]:
+def warm_up(server: ServeProcess, users: list[str]) -> list[dict[str, Any]]:
     """Decisions for the burst's feedback, made before the outage; returns once the worker
     applied them (it then holds every partition)."""
     with server.client(timeout=30) as http:
@@ -204,7 +205,7 @@ def warm_up(server: Server, users: list[str]) -> list[dict[str, Any]]:
 
 
 def test_a_broker_outage_answers_fast_and_loses_no_acknowledged_feedback(
-    broker_dir: Path, replica: Server
+    broker_dir: Path, replica: ServeProcess
 ) -> None:
     users = [f"user{i}" for i in range(CLIENTS)]
     pending = warm_up(replica, users)

@@ -5,7 +5,6 @@ lane; the other tenant's lane, topics and worker are untouched by it."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +15,13 @@ from api.app import create_app
 from api.settings import Settings
 from streaming.kafka.bus import KafkaConfig
 from tests.api.test_train_catalog import acme_catalog
-from tests.integration.kafka_harness import KEY, WAIT_WINDOW_S, WorkerProcess, end_offsets
+from tests.integration.kafka_harness import (
+    KEY,
+    WAIT_WINDOW_S,
+    WorkerProcess,
+    end_offsets,
+    fresh_bus_url,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -28,7 +33,7 @@ PROFILE = "/v1/users/ana/profile"
 
 @pytest.fixture
 def kafka_url(kafka_bootstrap: str) -> str:
-    return f"kafka://{kafka_bootstrap}?prefix=lanes{uuid.uuid4().hex[:8]}&partitions=1"
+    return fresh_bus_url(kafka_bootstrap, "lanes", 1)
 
 
 @pytest.fixture

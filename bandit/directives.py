@@ -138,6 +138,8 @@ class DirectiveCompiler:
         """
         if not locale:
             return "en"
+        if locale in self.catalog.locales:  # the common case, without the pattern
+            return locale
         if not _LOCALE.match(locale):
             raise ValueError(f"locale: {locale!r} is not a BCP-47 tag such as 'en' or 'zh-CN'")
         primary = locale.replace("_", "-").split("-")[0].lower()

@@ -203,8 +203,7 @@ def decisions(
     ):
         dist = sel.action_dist[i]
         W = shared.mean[tenant[rows[i]]]
-        prior = prior_mean[rows[i]]
-        prior = prior.copy() if prior.any() else None  # the row may change before it is read
+        prior = prior_mean[rows[i]].copy()  # the row may change before it is read
         memory = _memory(r, engine.pins)
         directives = compile_(a, locales[i])
         if r.notes:

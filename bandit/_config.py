@@ -3,12 +3,33 @@
 ``fastmath`` lets LLVM vectorize the dot-product reductions; the kernels never rely on NaN or
 infinity semantics (a NaN check would be compiled away, so the kernels take flags instead).
 ``cache`` keeps compiled kernels on disk between processes.
+
+numba keys a cached kernel by its own source file only, so a kernel that calls one from another
+file (``decide`` calls ``shared_terms``) kept running the callee's old code after an edit. The
+cache therefore lives in a folder named by a hash of every kernel source (unless
+``NUMBA_CACHE_DIR`` says otherwise): any edit compiles everything afresh.
 """
 
+import hashlib
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numba
+
+
+def _cache_dir() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted([here / "_config.py", *(here / "_kernels").glob("*.py")]):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return str(base / "attune" / f"numba-{digest.hexdigest()[:16]}")
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
 
 # A batch of at least this many requests takes the parallel kernel; fewer take the serial one,
 # because waking the thread pool costs more than a handful of decisions.

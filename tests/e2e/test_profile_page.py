@@ -18,7 +18,7 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from api.links import LinkSigner
 from bandit import Catalog
-from tests.e2e.test_crash import HEADERS, free_port, start_server
+from tests.attune_serve import HEADERS, ServeProcess
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -38,13 +38,12 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "profile-page.png"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, data = free_port(), tmp_path / "data"
-    proc = start_server(data, port, tmp_path / "serve.log")
+    data = tmp_path / "data"
+    proc = ServeProcess(data, env={"ATTUNE_WAIT_WINDOW_S": "3600"}).start()
     try:
-        yield f"http://127.0.0.1:{port}", data
+        yield proc.url, data
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        proc.stop(60)
 
 
 @pytest.fixture

@@ -88,6 +88,23 @@ async def roundtrip(
     return status, await reader.readexactly(length)
 
 
+async def dispatch(
+    queue: asyncio.Queue[Any], n: int, rate: float, start: float, lag: np.ndarray | None = None
+) -> float:
+    """Put ``(i, due)`` on ``queue`` at ``due = start + i / rate`` for ``i < n``: the open-loop
+    schedule, which never waits for an answer, so a stall shows in latencies counted from
+    ``due``. ``lag[i]`` (optional) gets how late each was put; returns when the last was."""
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((i, due))
+        if lag is not None:
+            lag[i] = time.perf_counter() - due
+    return time.perf_counter()
+
+
 async def _open_loop(
     port: int, rate: float, duration: float, connections: int, request_ids: bool = False
 ) -> dict:
@@ -112,12 +129,7 @@ async def _open_loop(
     workers = [asyncio.create_task(worker()) for _ in range(connections)]
     await asyncio.sleep(0.2)
     start = time.perf_counter()
-    for i in range(n):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((i, due))
+    await dispatch(queue, n, rate, start)
     for _ in workers:
         queue.put_nowait((-1, 0.0))
     await asyncio.gather(*workers)

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_http import (
     MESSAGES,
     cpu_seconds,
+    dispatch,
     free_port,
     http_request,
     roundtrip,
@@ -236,15 +237,8 @@ class Soak:
         await asyncio.sleep(0.2)
         self.start = start = time.perf_counter()
         sampler = asyncio.create_task(self._sample())
-        n, rate = len(self.slots), self.args.rate
-        for i in range(n):
-            due = start + i / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            queue.put_nowait((i, due))
-            self.dispatch_lag[i] = time.perf_counter() - due
-        ended = time.perf_counter()
+        n = len(self.slots)
+        ended = await dispatch(queue, n, self.args.rate, start, self.dispatch_lag)
         dispatched = n / (ended - start)
         for _ in workers:
             queue.put_nowait(None)

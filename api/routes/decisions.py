@@ -122,12 +122,19 @@ class DecisionFastPath:
     def _decide_queued(self) -> None:
         queued, self._queued = self._queued, []
         users = self.app.state.service.engine.users
-        held = [q for q in queued if f"{q[0]}/{q[1].user_id}" in users]
-        missing = [q for q in queued if f"{q[0]}/{q[1].user_id}" not in users]
+        held: list[_Queued] = []
+        missing: list[_Queued] = []
+        keys: list[str] = []  # of the missing
+        for q in queued:
+            key = f"{q[0]}/{q[1].user_id}"
+            if key in users:
+                held.append(q)
+            else:
+                missing.append(q)
+                keys.append(key)
         if held:
             self._decide_now(held)
         if missing:  # decided as a batch of their own once they are back
-            keys = [f"{tenant}/{body.user_id}" for tenant, body, _ in missing]
             task = asyncio.ensure_future(self._decide_resident(missing, keys))
             self._loading.add(task)  # held until done: the loop keeps only a weak reference
             task.add_done_callback(self._loading.discard)

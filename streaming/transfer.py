@@ -1,10 +1,11 @@
 """Moving a processor's state as bytes: a user's book and engine arrays, a partition's
 shared model.
 
-``export_user`` (JSON, for exports and checkpoints), ``export_record`` (binary, for the Kafka
-changelog) and ``import_user`` (either) move a user's whole processing state;
-``streaming.user_record`` defines both formats. ``export_shared`` and ``import_shared`` move
-the shared model as one partition's engine holds it (``bandit.shared``).
+``export_user`` (JSON, for a user's data export), ``export_record`` (binary, for the Kafka
+changelog and the embedded learner's checkpoints) and ``import_user`` (either) move a user's
+whole processing state; ``streaming.user_record`` defines both formats. ``export_shared``
+and ``import_shared`` move the shared model as one partition's engine holds it
+(``bandit.shared``).
 """
 
 from __future__ import annotations

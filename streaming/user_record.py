@@ -4,8 +4,9 @@ Two encodings of the same document ``{"engine", "pins", "pending", "seen", "seen
 "counters", "notes"}`` (``engine``: the user's arrays by name, or None):
 
 - version 1, JSON with base64 arrays (``encode_json``): readable by anyone, used for a
-  user's data export and the embedded learner's checkpoints;
-- version 2, binary (``encode_binary``), what the workers write to the changelog: a version
+  user's data export (checkpoints of earlier versions hold it too);
+- version 2, binary (``encode_binary``), what the workers write to the changelog and the
+  embedded learner to its checkpoints: a version
   byte, the length of a compact JSON header (uint32, little endian), the header (the book and
   each array's name, dtype and shape), then the arrays' raw bytes in the header's order.
   Encoding it costs a fraction of version 1 (no base64, no float text for the arrays).

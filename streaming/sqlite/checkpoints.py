@@ -4,9 +4,11 @@ state that reflects it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from streaming.sqlite.store import Store
+
+READ_CHUNK = 500  # keys per query: under SQLite's limit of host parameters
 
 
 class Checkpoints:
@@ -80,10 +82,19 @@ class Checkpoints:
         rows = self.store.query("SELECT data FROM user_state WHERE key=?", (key,))
         return bytes(rows[0][0]) if rows else None
 
-    def state_and_offset(self, key: str) -> tuple[bytes, int] | None:
-        """A user's saved record and the log offset it reflects, or None."""
-        rows = self.store.query("SELECT data, offset FROM user_state WHERE key=?", (key,))
-        return (bytes(rows[0][0]), int(rows[0][1])) if rows else None
+    def states_and_offsets(self, keys: Sequence[str]) -> dict[str, tuple[bytes, int]]:
+        """Users' saved records and the log offset each reflects, one query per ``READ_CHUNK``
+        of them; users without a record are left out."""
+        out: dict[str, tuple[bytes, int]] = {}
+        for start in range(0, len(keys), READ_CHUNK):
+            chunk = keys[start : start + READ_CHUNK]
+            rows = self.store.snapshot.query(
+                "SELECT key, data, offset FROM user_state WHERE key IN "
+                f"({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            out.update((k, (bytes(d), int(o))) for k, d, o in rows)
+        return out
 
     def has(self, key: str) -> bool:
         return bool(self.store.query("SELECT 1 FROM user_state WHERE key=?", (key,)))

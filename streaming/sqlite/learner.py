@@ -259,7 +259,7 @@ class Learner:
             for key in keys:
                 if size and states and len(states) % size == 0:
                     time.sleep(self.slice_pause_s)
-                states[key] = self.processor.export_user(key)
+                states[key] = self.processor.export_record(key)
             shared = {0: self.processor.export_shared(0)}
             offset = self.offset
             # The first user still behind after this save bounds the replay. Nothing is
@@ -340,15 +340,15 @@ class Learner:
         if not wanted:
             return []
         read_at = time.monotonic()
-        found = {key: self.checkpoints.state_and_offset(key) for key in wanted}
+        found = self.checkpoints.states_and_offsets(wanted)
         loaded = []
         with self.lock:
             residency = self.residency
             if residency is not None and time.monotonic() - read_at > residency.min_idle_s / 2:
-                found = {key: self.checkpoints.state_and_offset(key) for key in wanted}
+                found = self.checkpoints.states_and_offsets(wanted)
             for key, record in found.items():
-                if record is None or held(key):
-                    continue  # a new user, or brought back meanwhile
+                if held(key):
+                    continue  # brought back meanwhile
                 processor.import_user(key, record[0])
                 if self._recovering:
                     self._skip[key] = record[1]

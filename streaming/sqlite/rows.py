@@ -1,13 +1,15 @@
 """How events become rows of the store's ``events`` table, how they are inserted (durable
-appends from several threads in one commit) and the SQL that selects them."""
+appends from several threads in one commit), the SQL that selects them, and the connection
+that reads without waiting for writers."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -125,3 +127,27 @@ def filters(
         where += " AND user_id=?"
         args.append(user_id)
     return where, args
+
+
+class SnapshotReader:
+    """Read queries on a connection of their own, opened on first use: in WAL mode it sees
+    the last commit without waiting for the writers' lock, which a durable commit holds
+    through its fsync (a user coming back into memory should not wait for others' feedback)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            if self._db is None:
+                self._db = sqlite3.connect(self.path, check_same_thread=False)
+                self._db.execute("PRAGMA query_only=ON")
+            return self._db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -36,6 +36,7 @@ from streaming.join import decision_log
 from streaming.sqlite.rows import (
     ROWS_PER_INSERT,
     GroupCommit,
+    SnapshotReader,
     drop_through,
     event_row,
     filters,
@@ -99,6 +100,7 @@ class Store:
         self.quarantined = 0  # rows moved to the quarantine table by this process
         self.write_error: BaseException | None = None  # the last failed write, None once one works
         self._group = GroupCommit()  # durable appends waiting for a commit (see append)
+        self.snapshot = SnapshotReader(self.path)  # reads that need not wait for writers
 
     # ------------------------------------------------------------------ the log
     def append(self, events: Sequence[Event], *, durable: bool = True) -> list[int | None]:
@@ -226,13 +228,8 @@ class Store:
     ) -> Event | None:
         """The event with this id (of this user: ids are unique per user; without
         ``user_id``, the first of the tenant's events with the id)."""
-        sql, args = (
-            "SELECT offset, kind, body FROM events WHERE tenant=? AND event_id=?",
-            [
-                tenant,
-                event_id,
-            ],
-        )
+        sql = "SELECT offset, kind, body FROM events WHERE tenant=? AND event_id=?"
+        args = [tenant, event_id]
         if user_id is not None:
             sql += " AND user_id=?"
             args.append(user_id)
@@ -360,6 +357,7 @@ class Store:
             self._closed.set()
             self._queued.set()  # let the flusher see the store is closed
             self._db.close()
+        self.snapshot.close()
 
     def _rollback(self) -> None:
         # SQLite rolls some failed statements back by itself (a full disk can end the

@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServiceDep, TenantDep
 from api.schemas import FeedbackCreate, FeedbackPublic
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     status_code=202,
     responses={404: {"description": "Unknown decision for this user"}},
 )
-def create_feedback(
+async def create_feedback(
     body: Annotated[FeedbackCreate, Body()],
     tenant: TenantDep,
     service: ServiceDep,
@@ -27,10 +28,12 @@ def create_feedback(
 ) -> dict:
     """Record feedback on a decision; 202 once it is durable (fsynced).
 
-    A plain ``def``: the fsync runs in the thread pool, not on the event loop. Resending the
-    same ``event_id`` is accepted and ignored (``status: duplicate``).
+    The write (and its fsync) runs in the thread pool, not on the event loop; the handler
+    itself is async so that the answer is validated on the loop, not in a second trip through
+    the pool, as a plain ``def`` route's is. Resending the same ``event_id`` is accepted and
+    ignored (``status: duplicate``).
     """
     start = time.perf_counter()
-    out = service.feedback(tenant, body)
+    out = await run_in_threadpool(service.feedback, tenant, body)
     service.metrics.feedback_latency.observe(time.perf_counter() - start)
     return out

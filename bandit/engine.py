@@ -117,6 +117,9 @@ class Engine:
         self._locales: dict[str, str] = {}
         self._seeds = SeedStream(self.rng)
         self._kernel_args = (*self.policy.kernel_args(), self.config.floor, self.config.noise_sd)
+        # Batches of at least this many requests take the parallel kernels; None: never (a
+        # server, whose other core has work of its own, see ``ServingOptions.engine``).
+        self.parallel_min_batch: int | None = PARALLEL_MIN_BATCH
         self._levels = [self.catalog.levels_of(a) for a in range(self.catalog.n_arms)]
         self._lock = threading.RLock()
         self.cold_start: ColdStart | None = None
@@ -222,12 +225,15 @@ class Engine:
         with self._lock:
             return select(self, rows, contexts, masks, seeds, np.empty((n, self.n_features)))
 
+    def _parallel(self, n: int) -> bool:
+        return self.parallel_min_batch is not None and n >= self.parallel_min_batch
+
     def expected_rewards(self, rows: np.ndarray, contexts: np.ndarray) -> np.ndarray:
         """The model's posterior-mean reward of every arm, shape (n, n_arms)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         contexts = np.ascontiguousarray(contexts, dtype=np.float64)
         out = np.empty((len(rows), self.n_arms))
-        kernel = K.mean_batch_parallel if len(rows) >= PARALLEL_MIN_BATCH else K.mean_batch_serial
+        kernel = K.mean_batch_parallel if self._parallel(len(rows)) else K.mean_batch_serial
         with self._lock:
             users, attributes = self.users, self.catalog.attributes
             mean = self.shared.mean
@@ -419,8 +425,9 @@ class Engine:
         probe.learn([Feedback("warm-up", d.arm, 1.0, d.context)])
         probe.learn_pairwise(["warm-up"], [d.arm], [(d.arm + 1) % self.n_arms])
         probe.profile("warm-up")
-        rows = probe.users.rows([f"w{i}" for i in range(PARALLEL_MIN_BATCH)])
-        probe.decide_arrays(rows, np.repeat(d.context[None], len(rows), axis=0))
+        if self.parallel_min_batch is not None:
+            rows = probe.users.rows([f"w{i}" for i in range(self.parallel_min_batch)])
+            probe.decide_arrays(rows, np.repeat(d.context[None], len(rows), axis=0))
 
     def bytes_per_user(self) -> float:
         return self.users.bytes_per_user()

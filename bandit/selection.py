@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bandit import _kernels as K
-from bandit._config import PARALLEL_MIN_BATCH
 from bandit.catalog import Catalog
 from bandit.explain import Memory, explain
 from bandit.records import Decision, DecisionRequest
@@ -155,7 +154,7 @@ def select(
     dist = np.empty((n, engine.n_arms))
     arms = np.empty(n, dtype=np.int64)
     scores = np.empty(n)
-    kernel = K.decide_parallel if n >= PARALLEL_MIN_BATCH else K.decide_serial
+    kernel = K.decide_parallel if engine._parallel(n) else K.decide_serial
     users, shared = engine.users, engine.shared
     kernel(
         *engine._kernel_args,

@@ -53,7 +53,13 @@ class ServingOptions:
     idle_evict_s: float = 3600.0  # ... and how long an idle one stays
 
     def engine(self, random_state: int | None) -> Engine:
-        return Engine(self.catalog, self.engine_config, random_state=random_state)
+        """An engine of these settings that decides every batch on one core: a server's
+        batches are small unless it is behind, and then its other core is busy too (the
+        learner, the store, the traffic itself), where the parallel kernels' OpenMP workers
+        would spin after each batch."""
+        engine = Engine(self.catalog, self.engine_config, random_state=random_state)
+        engine.parallel_min_batch = None
+        return engine
 
     def processor_params(self) -> dict[str, Any]:
         return {"wait_window_s": self.wait_window_s, "default_reward": self.default_reward}

@@ -73,6 +73,20 @@ def test_masks_and_floor(policy: str) -> None:
     assert (sel.action_dist * ~masks).sum() == 0
 
 
+def test_serial_kernel_decides_as_the_parallel_one(policy: str) -> None:
+    """An engine that never takes the parallel kernel (a server's, ``parallel_min_batch``
+    None) makes the same decisions for the same seeds."""
+    engine = trained(policy)
+    rows = engine.users.rows([f"u{i % 20}" for i in range(100)])
+    contexts = ContextSpec().featurize(MESSAGES)[np.arange(100) % 4]
+    seeds = np.arange(100, dtype=np.int64) * 7919
+    wide = engine.decide_arrays(rows, contexts, seeds=seeds)
+    engine.parallel_min_batch = None
+    one_core = engine.decide_arrays(rows, contexts, seeds=seeds)
+    np.testing.assert_array_equal(one_core.arms, wide.arms)
+    np.testing.assert_allclose(one_core.action_dist, wide.action_dist, atol=1e-12)
+
+
 def test_one_allowed_arm(policy: str) -> None:
     engine = trained(policy)
     only = engine.catalog.arm_index("expert.neutral.bullets.brief")

@@ -11,76 +11,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi.testclient import TestClient
 
 from streaming.sqlite.backend import EmbeddedBackend
 from streaming.sqlite.store import Store
 from tests.api.conftest import ACME, service_of, wait_learner, wait_until
+from tests.resending import ResendingClient
 
 CLIENTS = 8
 NORMAL_S, FULL_S, AFTER_S = 1.0, 2.0, 1.0
-
-
-@dataclass
-class Answer:
-    """One feedback request: when it was sent and answered, and what it got."""
-
-    event_id: str
-    sent: float
-    answered: float
-    status: int
-    body: dict[str, Any]
-    retry_after: str | None
-
-
-@dataclass
-class Client:
-    """One user's client: a decision, then feedback on it, every turn; a 503'd feedback is
-    sent again (same ``event_id``) on each later turn until it gets its 202."""
-
-    http: TestClient
-    user: str
-    decisions: list[int] = field(default_factory=list)
-    answers: list[Answer] = field(default_factory=list)
-    unsent: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> body
-
-    def run(self, stop: threading.Event, deadline: float) -> None:
-        turn = 0
-        while (not stop.is_set() or self.unsent) and time.monotonic() < deadline:
-            r = self.http.post("/v1/decisions", json={"user_id": self.user}, headers=ACME)
-            self.decisions.append(r.status_code)
-            if r.status_code == 200:
-                body = {
-                    "user_id": self.user,
-                    "decision_id": r.json()["decision_id"],
-                    "kind": "thumbs",
-                    "value": "up" if turn % 2 else "down",
-                    "event_id": f"{self.user}-fb{turn}",
-                }
-                self.unsent[body["event_id"]] = body
-            for event_id, body in list(self.unsent.items()):
-                if self._send(event_id, body) != 503:
-                    del self.unsent[event_id]
-            turn += 1
-            time.sleep(0.01)
-
-    def _send(self, event_id: str, body: dict[str, Any]) -> int:
-        sent = time.monotonic()
-        r = self.http.post("/v1/feedback", json=body, headers=ACME)
-        self.answers.append(
-            Answer(
-                event_id,
-                sent,
-                time.monotonic(),
-                r.status_code,
-                r.json(),
-                r.headers.get("retry-after"),
-            )
-        )
-        return r.status_code
 
 
 def _set_max_pages(store: Store, pages: int | None) -> int:
@@ -100,7 +40,7 @@ def test_a_full_disk_during_traffic_loses_no_acknowledged_feedback(
     backend = service_of(http).backend
     assert isinstance(backend, EmbeddedBackend)
     store = backend.store
-    clients = [Client(http, f"u{i}") for i in range(CLIENTS)]
+    clients = [ResendingClient(http, f"u{i}", headers=ACME) for i in range(CLIENTS)]
     stop = threading.Event()
     threads = [threading.Thread(target=c.run, args=(stop, time.monotonic() + 60)) for c in clients]
     for t in threads:
@@ -126,7 +66,7 @@ def test_a_full_disk_during_traffic_loses_no_acknowledged_feedback(
 
     answers = [a for c in clients for a in c.answers]
     # Decisions are served throughout: the disk only delays their logging.
-    assert all(s == 200 for c in clients for s in c.decisions)
+    assert all(status == 200 for c in clients for _, status in c.decisions)
     assert {a.status for a in answers} <= {202, 503}, sorted({a.status for a in answers})
     during = [a for a in answers if full_from <= a.sent and a.answered <= full_until]
     assert len(during) > 10 * CLIENTS  # the full window saw traffic

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from tests.integration.kafka_harness import (
 )
 from tests.kafka_broker import session_state_dir, start_broker, stop_broker
 from tests.loadgen import synthetic_events
+from tests.resending import Answer, ResendingClient, feedback_body, send_feedback
 
 pytestmark = pytest.mark.kafka
 
@@ -45,67 +46,6 @@ BURST = 120  # concurrent feedback requests: three times anyio's 40 pool threads
 REPLY_S = 2.0  # the issue's bound on a feedback answer while the broker is down
 OTHER_ROUTE_S = 1.0  # a decision, or a plain route during the burst
 MAX_UNSENT = 3  # each costs a second after the outage if its decision was not logged
-
-
-@dataclass
-class Answer:
-    """One feedback request: when its decision was made, when it was sent and answered."""
-
-    event_id: str
-    decided: float
-    sent: float
-    answered: float
-    status: int
-
-    @property
-    def took(self) -> float:
-        return self.answered - self.sent
-
-
-@dataclass
-class Client:
-    """One user's client: a decision every turn, and feedback on it while fewer than
-    ``MAX_UNSENT`` refused feedbacks wait; a 503'd feedback is sent again (same ``event_id``)
-    on each later turn until it gets another answer."""
-
-    http: httpx.Client
-    user: str
-    decisions: list[tuple[float, int]] = field(default_factory=list)  # (took, status)
-    answers: list[Answer] = field(default_factory=list)
-    unsent: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-
-    def run(self, stop: threading.Event, deadline: float) -> None:
-        turn = 0
-        while (not stop.is_set() or self.unsent) and time.monotonic() < deadline:
-            decided = time.monotonic()
-            r = self.http.post("/v1/decisions", json={"user_id": self.user})
-            self.decisions.append((time.monotonic() - decided, r.status_code))
-            if r.status_code == 200 and len(self.unsent) < MAX_UNSENT:
-                body = feedback_body(self.user, r.json()["decision_id"], f"{self.user}-{turn}")
-                self.unsent[body["event_id"]] = (decided, body)
-            for event_id, (when, body) in list(self.unsent.items()):
-                answer = send_feedback(self.http, body, when)
-                self.answers.append(answer)
-                if answer.status != 503:
-                    del self.unsent[event_id]
-            turn += 1
-            time.sleep(0.25 if self.unsent else 0.05)  # backs off while refused
-
-
-def feedback_body(user: str, decision_id: str, event_id: str) -> dict[str, Any]:
-    return {
-        "user_id": user,
-        "decision_id": decision_id,
-        "kind": "thumbs",
-        "value": "up",
-        "event_id": event_id,
-    }
-
-
-def send_feedback(http: httpx.Client, body: dict[str, Any], decided: float) -> Answer:
-    sent = time.monotonic()
-    status = http.post("/v1/feedback", json=body).status_code
-    return Answer(body["event_id"], decided, sent, time.monotonic(), status)
 
 
 @pytest.fixture
@@ -209,7 +149,13 @@ def test_a_broker_outage_answers_fast_and_loses_no_acknowledged_feedback(
 ) -> None:
     users = [f"user{i}" for i in range(CLIENTS)]
     pending = warm_up(replica, users)
-    clients = [Client(replica.client(timeout=30), u) for u in users]
+    clients = [
+        # backs off while refused
+        ResendingClient(
+            replica.client(timeout=30), u, max_unsent=MAX_UNSENT, pause_s=0.05, refused_pause_s=0.25
+        )
+        for u in users
+    ]
     stop, t = threading.Event(), Outage()
     threads = [threading.Thread(target=c.run, args=(stop, time.monotonic() + 120)) for c in clients]
     for thread in threads:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from bandit import Catalog, check_random_state
-from collab.clusters import cluster_stats, fit_classifier, fit_clusters
+from collab.clusters import cluster_stats, fit_classifier, fit_clusters, member_means
 from collab.matrix import Interactions, NotEnoughData, Weighting, build_matrix, user_contexts
 from collab.model import CFModel
 
@@ -216,12 +217,17 @@ def fit(
                 interactions,
                 data,
                 weighting,
-                arm_f,
+                partial(
+                    trainer,
+                    factors=factors,
+                    iterations=iterations,
+                    regularization=regularization,
+                    num_threads=num_threads,
+                    seed=seed,
+                    show_progress=False,
+                ),
                 labels,
-                centers,
-                b,
                 stats.rewards,
-                regularization,
                 rng,
             )
     meta = {
@@ -262,12 +268,9 @@ def _individual_weight(
     interactions: pl.DataFrame,
     data: Interactions,
     weighting: Weighting | None,
-    arm_f: np.ndarray,
+    factorize: Callable[[sp.csr_matrix], tuple[np.ndarray, np.ndarray]],
     labels: np.ndarray,
-    centers: np.ndarray,
-    slope: float,
     group_rewards: np.ndarray,
-    regularization: float,
     rng: np.random.Generator,
     sample: int = 2000,
 ) -> float:
@@ -276,36 +279,48 @@ def _individual_weight(
 
     ALS fits each user's factor to their own few events, so the deviation of their predicted
     rewards from their group's mixes taste with noise. For a sample of users, each one's
-    events are split in two at random; half A recomputes their factor with the trained item
-    factors (``recalculate_user``, the ALS user step), and the least-squares slope ``s`` of
-    half B's ``cell reward - group reward`` on the predicted deviation
-    ``slope * (x_A - center) . v`` measures its reliability on half the events. The
-    Spearman-Brown step ``2 s / (1 + s)`` gives the reliability on all of them. (Halving the
-    *cells* instead would not do: implicit ALS reads a missing cell as a dislike.)
+    events are split in two at random, and the model is fitted again (``factorize``, the same
+    trainer and parameters) on everything but the sampled users' halves B. The least-squares
+    slope ``s`` of half B's ``cell reward - group reward`` on the refitted deviation
+    ``slope * (u_A - center) . v`` (``center``: the group members' mean refitted factor,
+    ``slope``: the refit's calibration) measures its reliability on half the events; the
+    Spearman-Brown step ``2 s / (1 + s)`` gives the reliability on all of them.
+
+    The refit is what makes the halves B unseen: the item factors of the full fit learned from
+    them too, and with a few events per user and tens of users per arm they remember each
+    user's cells, so a deviation measured against them looks reliable when it is noise.
+    (Halving the *cells* instead would not do: implicit ALS reads a missing cell as a dislike.)
     """
-    if slope <= 0:
-        return 0.0
+    n_arms = data.matrix.shape[1]
     users = rng.choice(len(data.user_ids), size=min(sample, len(data.user_ids)), replace=False)
-    index = pl.DataFrame({"user_id": data.user_ids[users], "row": users})
+    index = pl.DataFrame({"user_id": data.user_ids[users], "label": labels[users]})
     events = interactions.join(index, on="user_id", how="inner")
-    half = rng.random(len(events)) < 0.5
-    a = build_matrix(events.filter(pl.Series(half)), data.matrix.shape[1], weighting)
-    b = build_matrix(events.filter(pl.Series(~half)), data.matrix.shape[1], weighting)
-    row_of = dict(zip(index["user_id"].to_list(), index["row"].to_list(), strict=True))
-    als = _new_als(factors=arm_f.shape[1], regularization=regularization, num_threads=1)
-    als.item_factors = np.ascontiguousarray(arm_f, dtype=np.float32)
-    half_f = np.asarray(als.recalculate_user(np.arange(a.matrix.shape[0]), a.matrix))
+    held = pl.Series(rng.random(len(events)) < 0.5)
+    train = pl.concat(
+        [
+            interactions.join(index, on="user_id", how="anti"),
+            events.filter(~held).select(interactions.columns),
+        ],
+        how="vertical_relaxed",
+    )
+    a = build_matrix(train, n_arms, weighting)
+    b = build_matrix(events.filter(held), n_arms, weighting)
+    user_f, arm_f = factorize(a.matrix)
+    _, slope = _calibrate(a.matrix, a.cell_reward, user_f, arm_f, rng)
+    label_of = dict(zip(data.user_ids.tolist(), labels.tolist(), strict=True))
+    a_labels = np.array([label_of[u] for u in a.user_ids.tolist()], dtype=np.int64)
+    centers = member_means(user_f, a_labels, group_rewards.shape[0]).astype(np.float64)
     a_row = {u: i for i, u in enumerate(a.user_ids.tolist())}
     xs, ys = [], []
     for i, user in enumerate(b.user_ids.tolist()):
-        if user not in a_row:
+        if user not in a_row or slope <= 0:
             continue
-        u = row_of[user]
+        row, label = a_row[user], label_of[user]
         lo, hi = b.matrix.indptr[i], b.matrix.indptr[i + 1]
         arms = b.matrix.indices[lo:hi]
-        offset = slope * (half_f[a_row[user]].astype(np.float64) - centers[labels[u]])
+        offset = slope * (user_f[row].astype(np.float64) - centers[label])
         xs.append(offset @ arm_f[arms].T)
-        ys.append(b.cell_reward[lo:hi] - group_rewards[labels[u], arms])
+        ys.append(b.cell_reward[lo:hi] - group_rewards[label, arms])
     if not xs:
         return 0.0
     x, y = np.concatenate(xs), np.concatenate(ys)

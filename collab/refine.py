@@ -1,8 +1,9 @@
-"""Re-choosing a new user's cluster prior as their requests and feedback come in.
+"""Re-choosing a user's cluster prior as their requests and feedback come in.
 
 The cold-start prior is picked from one request; when that request says little ("thanks!") or
 points at the wrong group, a prior around the wrong cluster holds the user back for many turns.
-``refine_cluster_priors``, run after each of a new user's first feedbacks, picks the most
+A known user's CF cluster can be just as wrong when their history was short.
+``refine_cluster_priors``, run after each of a user's first feedbacks, picks the most
 likely cluster from everything seen so far (its share, the user's requests, their rewards) and
 swaps the prior in place, keeping every observation the posterior holds. Its Notes give the
 posterior it maximizes; the README's "Collaborative-filtering warm start" section tells the
@@ -11,7 +12,7 @@ story.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +28,7 @@ def refine_cluster_priors(
     contexts: np.ndarray | None = None,
     *,
     max_feedback: int = 20,
+    own: Callable[[str], tuple[int, np.ndarray, float] | None] | None = None,
 ) -> np.ndarray:
     """Give each user (with fewer than ``max_feedback`` feedbacks) the most likely cluster prior.
 
@@ -42,8 +44,14 @@ def refine_cluster_priors(
         entry of ``user_ids``: their classifier evidence is added to the user's log-posterior.
         Without them only the reward evidence and earlier requests count.
     max_feedback : int
-        Users with more evidence than this keep their prior (it no longer matters much, and
-        a known user's own CF prior must never be replaced); their request evidence is dropped.
+        Users with more evidence than this keep their prior (it no longer matters much);
+        their request evidence is dropped.
+    own : callable, optional
+        A user's own CF prior ``(cluster, mean, precision)`` or None (default
+        ``prior.own_prior``; a service passes one that knows erased users). For a known user
+        it stands in for their cluster's prior among the candidates: their CF cluster picks
+        where they start, their first feedbacks may still move them to another cluster, and
+        they stay on their own prior while it explains their rewards best.
 
     Returns
     -------
@@ -78,10 +86,10 @@ def refine_cluster_priors(
     d = state.d
     means = np.zeros((prior.cluster_means.shape[0], d))
     means[:, : prior.cluster_means.shape[1]] = prior.cluster_means
-    lam_new = prior.precision
+    own = own or prior.own_prior
     out = np.full(len(user_ids), -1, dtype=np.int64)
     with engine.lock:  # the swap must not interleave with a learn of the same row
-        eligible = [_eligible(engine, prior, uid, max_feedback) for uid in user_ids]
+        eligible = [_eligible(engine, uid, max_feedback) for uid in user_ids]
         if contexts is not None:
             take = [i for i, ok in enumerate(eligible) if ok]
             prior.observe_requests([user_ids[i] for i in take], np.asarray(contexts)[take])
@@ -97,29 +105,54 @@ def refine_cluster_priors(
             lam_old = float(state.prior_prec[row])
             A = unpack(state.A[row].astype(np.float64), d) - lam_old * np.eye(d)
             b = state.B[row].astype(np.float64) - lam_old * state.prior_mean[row]
-            log_post = prior.log_prior(uid) + _log_evidence(A, b, means, lam_new)
+            candidates, lams = means, np.full(len(means), prior.precision)
+            mine = own(uid)
+            if mine is not None:
+                label, mean, precision = mine
+                candidates, lams = means.copy(), lams.copy()
+                candidates[label] = 0.0
+                candidates[label, : len(mean)] = mean
+                lams[label] = precision
+            log_post = prior.log_prior(uid) + _log_evidence(A, b, candidates, lams)
             k = int(np.argmax(log_post))
-            A += lam_new * np.eye(d)
-            b += lam_new * means[k]
+            A += lams[k] * np.eye(d)
+            b += lams[k] * candidates[k]
             state.A[row] = A[np.tril_indices(d)]
             state.B[row] = b
-            state.prior_mean[row] = means[k]
-            state.prior_prec[row] = lam_new
+            state.prior_mean[row] = candidates[k]
+            state.prior_prec[row] = lams[k]
             out[i] = done[uid] = k
     return out
 
 
-def _eligible(engine: Engine, prior: ClusterPrior, uid: str, max_feedback: int) -> bool:
+def _eligible(engine: Engine, uid: str, max_feedback: int) -> bool:
     row = engine.users.ids.get(uid)
-    if row is None or not 0 < engine.users.n_feedback[row] <= max_feedback:
-        return False
-    return bool(prior.model.rows([uid])[0] < 0)  # a known user keeps their own CF prior
+    return row is not None and 0 < engine.users.n_feedback[row] <= max_feedback
 
 
-def _log_evidence(A: np.ndarray, b: np.ndarray, means: np.ndarray, lam: float) -> np.ndarray:
+def _log_evidence(A: np.ndarray, b: np.ndarray, means: np.ndarray, lams: np.ndarray) -> np.ndarray:
     """Log marginal likelihood (up to a constant shared by all candidates) of the evidence
-    ``(A, b)`` under each prior ``N(means[k], (lam I)^-1)``, shape (k,)."""
-    post = A + lam * np.eye(len(A))
-    rhs = b[None, :] + lam * means  # (k, d)
-    mu = np.linalg.solve(post, rhs.T).T
-    return 0.5 * (np.einsum("kd,kd->k", mu, rhs) - lam * np.einsum("kd,kd->k", means, means))
+    ``(A, b)`` under each prior ``N(means[k], (lams[k] I)^-1)``, shape (k,)::
+
+        0.5 * (mu_k . r_k - lam_k |m_k|^2 + d log lam_k - log det(A + lam_k I)),
+        r_k = b + lam_k m_k,  mu_k = (A + lam_k I)^-1 r_k
+
+    With one precision for all (new users) the last two terms are shared, and one solve
+    serves every candidate."""
+    d = len(A)
+    if np.all(lams == lams[0]):
+        lam = float(lams[0])
+        rhs = b[None, :] + lam * means  # (k, d)
+        mu = np.linalg.solve(A + lam * np.eye(d), rhs.T).T
+        return 0.5 * (np.einsum("kd,kd->k", mu, rhs) - lam * np.einsum("kd,kd->k", means, means))
+    out = np.empty(len(means))
+    for k, (m, lam) in enumerate(zip(means, lams, strict=True)):
+        post = A + lam * np.eye(d)
+        rhs = b + lam * m
+        out[k] = 0.5 * (
+            np.linalg.solve(post, rhs) @ rhs
+            - lam * (m @ m)
+            + d * np.log(lam)
+            - np.linalg.slogdet(post)[1]
+        )
+    return out

@@ -222,18 +222,17 @@ def warm_start(
     ids = _select_users(engine, model, users)
     rows = model.rows(ids)
     base = engine.users.prior_precision
+    cold = ClusterPrior(pmap, model, priors.cold, priors=priors, base_precision=base)
     with engine.lock:  # one consistent switch: no decision sees half a model
         engine.set_arm_embeddings(pmap.embeddings)
         for start in range(0, len(ids), CHUNK):
             r = rows[start : start + CHUNK]
-            events = np.minimum(model.user_events[r], priors.max_events)
             engine.set_prior(
                 ids[start : start + CHUNK],
                 pmap.means(r),
-                base + priors.per_event * events,
+                cold.own_precision(model.user_events[r]),
                 reset=reset_known,
             )
-        cold = ClusterPrior(pmap, model, priors.cold)
         engine.set_cold_start(cold)
         replayed = 0 if replay is None else _replay(engine, model, replay, cold)
     return {
@@ -260,8 +259,11 @@ class ClusterPrior:
         precision: float | None = None,
         *,
         max_tracked: int = 100_000,
+        priors: Priors | None = None,
+        base_precision: float = 1.0,
     ) -> None:
         self.model = model
+        self._pmap, self._priors, self._base = pmap, priors or Priors(), base_precision
         self.cluster_means = pmap.fit_rewards(pmap.cluster_rewards)
         self.precision = cold_precision(pmap, model) if precision is None else precision
         sizes = np.bincount(model.user_clusters, minlength=model.n_clusters).astype(float)
@@ -274,6 +276,24 @@ class ClusterPrior:
         probs = self.model.cluster_probabilities(contexts)
         # An unsure guess gets a wider prior: the user's first feedback then moves it sooner.
         return probs @ self.cluster_means, self.precision * probs.max(axis=1)
+
+    def own_prior(self, user_id: str) -> tuple[int, np.ndarray, float] | None:
+        """A known user's cluster and own CF prior as ``warm_start`` gives it (mean, shape
+        (width + e,), and precision ``base_precision + per_event * events``); None for a
+        user the model does not know."""
+        [row] = self.model.rows([user_id])
+        if row < 0:
+            return None
+        mean = self._pmap.means(np.array([row]))[0]
+        precision = float(self.own_precision(self.model.user_events[[row]])[0])
+        return int(self.model.user_clusters[row]), mean, precision
+
+    def own_precision(self, events: np.ndarray) -> np.ndarray:
+        """Known users' prior precision from their training events: ``base_precision +
+        per_event * min(events, max_events)``, and never below this prior's (a known user
+        is not held more loosely than a stranger placed in their cluster)."""
+        events = np.minimum(events, self._priors.max_events)
+        return np.maximum(self._base + self._priors.per_event * events, self.precision)
 
     def observe_requests(self, user_ids: Sequence[str], contexts: np.ndarray) -> None:
         """Add each request's naive-Bayes evidence ``log p(c | x) - log p(c)`` to its user's

@@ -4,8 +4,9 @@ Before round 0, every initial user (arrival 0) has ``scenario.cf_history_rounds`
 by a uniform policy with the scenario's feedback sparsity; ``collab.fit`` trains on those
 interactions and ``collab.warm_start`` sets the arm embeddings, the priors of the known users
 and the cluster cold-start prior for users who arrive later. As in the service
-(``streaming.models.ModelProcessor``), a new user's requests add to their cluster evidence and
-each of their first feedbacks re-picks their cluster prior (``collab.refine_cluster_priors``).
+(``streaming.models.ModelProcessor``), a user's requests add to their cluster evidence and
+each of their first feedbacks re-picks their cluster prior (``collab.refine_cluster_priors``;
+a known user's own CF prior stands for their cluster there).
 Plain ``lints`` sees no history.
 """
 
@@ -103,36 +104,31 @@ def cf_prepare(seed: int) -> Callable[[Engine, Any], None]:
 
 class WarmDriver(EngineDriver):
     """The ``lints-cf`` driver: the engine driver plus what the service does for a warm-started
-    engine's new users (see the module docstring)."""
+    engine's users in their first feedbacks (see the module docstring)."""
 
     def choose(
         self, users: np.ndarray, contexts: np.ndarray, probs: np.ndarray, seeds: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         out = super().choose(users, contexts, probs, seeds)
-        new = self._new_users(users)
-        if new.any():
+        early = self._early_users(users)
+        if early.any():
             cold = self.engine.cold_start
-            cold.observe_requests([f"u{i}" for i in users[new].tolist()], contexts[new])  # type: ignore[union-attr]
+            cold.observe_requests([f"u{i}" for i in users[early].tolist()], contexts[early])  # type: ignore[union-attr]
         return out
 
     def learn(
         self, users: np.ndarray, arms: np.ndarray, contexts: np.ndarray, rewards: np.ndarray
     ) -> None:
         super().learn(users, arms, contexts, rewards)
-        new = self._new_users(users)
-        if new.any():
+        early = self._early_users(users)
+        if early.any():
             import collab
 
-            ids = [f"u{i}" for i in users[new].tolist()]
+            ids = [f"u{i}" for i in users[early].tolist()]
             collab.refine_cluster_priors(self.engine, self.engine.cold_start, ids)  # type: ignore[arg-type]
 
-    def _new_users(self, users: np.ndarray) -> np.ndarray:
-        """Which of ``users`` the CF model does not know and are in their first feedbacks."""
-        cold = self.engine.cold_start
-        if cold is None or not len(users):
+    def _early_users(self, users: np.ndarray) -> np.ndarray:
+        """Which of ``users`` are in their first feedbacks (known to the CF model or not)."""
+        if self.engine.cold_start is None or not len(users):
             return np.zeros(len(users), dtype=bool)
-        model = cold.model  # type: ignore[attr-defined]
-        rows = self._rows[users]
-        early = self.engine.users.n_feedback[rows] <= REFINE_MAX_FEEDBACK
-        unknown = model.rows([f"u{i}" for i in users.tolist()]) < 0
-        return early & unknown
+        return self.engine.users.n_feedback[self._rows[users]] <= REFINE_MAX_FEEDBACK

@@ -21,6 +21,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -83,20 +84,23 @@ class Installed:
         }
 
     def cluster_of(self, engine: Engine, key: str, *, forgotten: bool = False) -> int | None:
-        """A user's group: the model's cluster for a known user; for a new one (or one erased
-        since the model was trained: ``forgotten``), the cluster whose prior mean is nearest the
-        user's prior mean (the cold-start or refined choice); None for a user the engine does
-        not hold."""
+        """A user's group: the model's cluster for a known user, unless their first
+        feedbacks moved them to another cluster's prior (``refine_cluster_priors``); for a new
+        one (or one erased since the model was trained: ``forgotten``), the cluster whose prior
+        mean is nearest the user's prior mean (the cold-start or refined choice); None for a
+        new user the engine does not hold."""
         known = None if forgotten else self.model.cluster_of(key)
-        if known is not None:
-            return known
         means = self.cold.cluster_means
         with engine.lock:
             row = engine.users.ids.get(key)
             if row is None:
-                return None
+                return known
             mean = engine.users.prior_mean[row, : means.shape[1]].astype(np.float64)
-        return int(np.argmin(((means - mean) ** 2).sum(axis=1)))
+        nearest = int(np.argmin(((means - mean) ** 2).sum(axis=1)))
+        if known is None:
+            return nearest
+        moved = np.allclose(means[nearest], mean, rtol=1e-5, atol=1e-6)  # a swap copies it
+        return nearest if moved else known
 
 
 class ModelProcessor(Processor):
@@ -166,7 +170,13 @@ class ModelProcessor(Processor):
         engine = self.engine
         with engine.lock:
             pmap = PriorMap(engine, model, self.priors, baseline=baseline)
-            cold = ClusterPrior(pmap, model, self.priors.cold)
+            cold = ClusterPrior(
+                pmap,
+                model,
+                self.priors.cold,
+                priors=self.priors,
+                base_precision=engine.users.prior_precision,
+            )
             engine.set_arm_embeddings(pmap.embeddings)
             engine.set_cold_start(cold)
             self.installed = Installed(model, pmap, cold, baseline.copy(), offset)
@@ -210,17 +220,13 @@ class ModelProcessor(Processor):
         self._refine(installed, sorted(k for k in expired if self._refinable(installed, k)))
 
     def _refinable(self, installed: Installed, key: str, *, first: bool = False) -> bool:
-        """A new user still in their first feedbacks (a cheap test before a flush);
-        ``first``: before their first one too."""
+        """A user still in their first feedbacks (a cheap test before a flush); ``first``:
+        before their first one too. Known users too: their own CF prior is a candidate."""
         book = self.books.get(key)
         if book is None:
             return False
         feedbacks = book.counters["feedback_events"] + book.counters["default_rewards"]
-        return (
-            (first or feedbacks > 0)
-            and feedbacks <= REFINE_MAX_FEEDBACK
-            and installed.model.rows([key])[0] < 0
-        )
+        return (first or feedbacks > 0) and feedbacks <= REFINE_MAX_FEEDBACK
 
     def _observe(self, installed: Installed, key: str, event: Event) -> None:
         """Add a new user's request to their cluster evidence (in their book)."""
@@ -246,22 +252,23 @@ class ModelProcessor(Processor):
         cold = installed.cold
         for key in keys:
             cold.set_request_evidence(key, self.books[key].extra.get("cluster_evidence"))
-        refine_cluster_priors(self.engine, cold, keys)
+        refine_cluster_priors(self.engine, cold, keys, own=partial(self._own_prior, cold))
         for key in keys:
             cold.forget(key)
+
+    def _own_prior(self, cold: ClusterPrior, key: str) -> tuple[int, np.ndarray, float] | None:
+        """A model user's own CF prior, unless they were erased since the model was trained."""
+        return None if self.is_forgotten(key) else cold.own_prior(key)
 
     def _prime(self, installed: Installed, key: str) -> None:
         """Give a model user the engine meets for the first time their own CF prior (the
         prior ``warm_start`` gives known users)."""
-        model = installed.model
-        [row] = model.rows([key])
-        if row < 0 or self.is_forgotten(key):
+        own = self._own_prior(installed.cold, key)
+        if own is None:
             return
-        events = min(int(model.user_events[row]), self.priors.max_events)
-        precision = self.engine.users.prior_precision + self.priors.per_event * events
-        mean = installed.pmap.means(np.array([row]))
+        _, mean, precision = own
         self._flush()  # as for a cold-start prior: a new row, set before anything reads it
-        self.engine.set_prior([key], mean, precision, reset=True)
+        self.engine.set_prior([key], mean[None, :], precision, reset=True)
 
     # ------------------------------------------------------------------ state transfer
     def _shared_document(self, partition: int) -> dict[str, Any]:

@@ -250,11 +250,21 @@ def test_refine_swaps_a_wrong_cluster_prior_and_keeps_the_evidence(world) -> Non
     [chosen] = collab.refine_cluster_priors(engine, prior, ["t/newbie"])
     assert chosen == target
     np.testing.assert_allclose(evidence(), before, atol=1e-3)
-    # a user the model knows keeps their own prior
-    known = world.known[0].uid
-    collab.warm_start(engine, world.model, users=[known])
-    engine.learn([Feedback(known, best, 1.0, d.context)])
-    assert collab.refine_cluster_priors(engine, prior, [known]).tolist() == [-1]
+    # A known user's own CF prior stands for their cluster: rewards their persona gives keep
+    # them on it, the engineers' rewards move a user of another persona to the engineers.
+    for user in (
+        next(u for u in world.known if u.persona == "engineer"),
+        next(u for u in world.known if world.model.cluster_of(u.uid) != target),
+    ):
+        collab.warm_start(engine, world.model, users=[user.uid])
+        own = prior.own_prior(user.uid)
+        assert own is not None and own[0] == world.model.cluster_of(user.uid)
+        engine.learn([Feedback(user.uid, f.arm, f.reward, d.context) for f in feedback])
+        [chosen] = collab.refine_cluster_priors(engine, prior, [user.uid])
+        assert chosen == target, user.persona
+        if own[0] == target:  # kept: their own prior, not the cluster's
+            mean = engine.users.prior_mean[engine.users.ids[user.uid], : len(own[1])]
+            np.testing.assert_allclose(mean, own[1], rtol=1e-5, atol=1e-6)
 
 
 def test_refine_reads_every_request_not_only_the_first(world) -> None:

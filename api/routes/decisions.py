@@ -21,6 +21,7 @@ from fastapi import APIRouter, Response
 from pydantic import ValidationError
 
 from api.deps import ServiceDep, TenantDep
+from api.loads import Loads
 from api.schemas import DecisionCreate, DecisionPublic
 from api.service import InputError, Service
 
@@ -48,11 +49,10 @@ async def create_decision(body: DecisionCreate, tenant: TenantDep, service: Serv
 
 async def resident(service: Service, keys: list[str]) -> None:
     """Bring back the users the serving engine does not hold (new ones, or ones that left
-    memory while idle) in a thread: that reads the store and may wait for the learner's lock,
-    which on the event loop would hold up every other request too."""
-    missing = [key for key in keys if key not in service.engine.users]
-    if missing:
-        await asyncio.to_thread(service.backend.resident, missing)
+    memory while idle), off the event loop and batched with other requests' (``api.loads``):
+    that reads the store and may wait for the learner's lock, which on the event loop would
+    hold up every other request too."""
+    await Loads.of(service).resident(keys)
 
 
 def encode(out: dict[str, Any]) -> bytes:

@@ -136,6 +136,7 @@ def test_bringing_a_user_back_reads_the_store_without_the_learners_lock(tmp_path
         time.sleep(0.1)
         assert lr.lock.acquire(timeout=2), "load held the learner's lock while reading"
         lr.lock.release()
-    loader.join()
+        loader.join(timeout=5)  # its read does not wait for the writers' lock either
+        assert not loader.is_alive(), "the read waited for the store's writers"
     assert loaded == [["acme/away"]]
     lr.store.close()

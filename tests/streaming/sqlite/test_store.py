@@ -308,7 +308,8 @@ def test_queued_decisions_are_committed_without_a_reader(tmp_path: Path) -> None
             for i in range(20):
                 store.append_later([decision(f"d{burst}-{i}", user=f"u{i}")])
                 time.sleep(0.001)
-            assert soon(lambda: len(store.snapshot.query("SELECT 1 FROM events")) == 20 * burst)
+            rows = 20 * burst
+            assert soon(lambda n=rows: len(store.snapshot.query("SELECT 1 FROM events")) == n)
             time.sleep(0.05)  # nothing comes: the flusher waits for the next append
     finally:
         store.close()

@@ -174,17 +174,16 @@ def fit(
     data = build_matrix(interactions, len(ids), weighting)
     _check_enough(data.matrix, min_users, max(n_clusters, 1))
     step("factorize")
-    seed = int(rng.integers(2**31 - 1))
+    factorize = partial(
+        trainer,
+        factors=factors,
+        iterations=iterations,
+        regularization=regularization,
+        num_threads=num_threads,
+        seed=int(rng.integers(2**31 - 1)),
+    )
     with threadpool_limits(1, "blas"):  # implicit parallelizes itself; nested BLAS threads thrash
-        user_f, arm_f = trainer(
-            data.matrix,
-            factors=factors,
-            iterations=iterations,
-            regularization=regularization,
-            num_threads=num_threads,
-            seed=seed,
-            show_progress=show_progress,
-        )
+        user_f, arm_f = factorize(data.matrix, show_progress=show_progress)
     step("calibrate")
     calibration = _calibrate(data.matrix, data.cell_reward, user_f, arm_f, rng)
     step("cluster")
@@ -217,15 +216,7 @@ def fit(
                 interactions,
                 data,
                 weighting,
-                partial(
-                    trainer,
-                    factors=factors,
-                    iterations=iterations,
-                    regularization=regularization,
-                    num_threads=num_threads,
-                    seed=seed,
-                    show_progress=False,
-                ),
+                partial(factorize, show_progress=False),
                 labels,
                 stats.rewards,
                 rng,

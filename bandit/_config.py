@@ -12,6 +12,7 @@ cache therefore lives in a folder named by a hash of every kernel source (unless
 
 import hashlib
 import os
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,5 +43,17 @@ def serial(func: Callable[..., Any]) -> Any:
 
 
 def parallel(func: Callable[..., Any]) -> Any:
-    """Batch kernels (training, simulation): ``prange`` loops across both cores."""
-    return numba.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")(func)
+    """Batch kernels (training, simulation): ``prange`` loops across both cores.
+
+    Compiled from a copy of ``func`` named ``<name>_parallel``. numba's on-disk cache keys a
+    kernel by its function's module and name, not by ``parallel``, so the serial and parallel
+    builds of one function shared their cache entries and whichever compiled first ran for
+    both: a cache written by a parallel build made ``decide_serial`` start the OpenMP pool,
+    whose idle workers then spun on the other core (a server's, or the load generator's).
+    """
+    twin = types.FunctionType(
+        func.__code__, func.__globals__, f"{func.__name__}_parallel", func.__defaults__
+    )
+    twin.__qualname__ = f"{func.__qualname__}_parallel"
+    twin.__module__, twin.__doc__ = func.__module__, func.__doc__
+    return numba.njit(cache=True, fastmath=True, parallel=True, error_model="numpy")(twin)

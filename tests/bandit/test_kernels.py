@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from bandit import _kernels as K
 from bandit.state import packed_identity, unpack
 from tests.bandit import naive
+
+REPO = Path(__file__).resolve().parents[2]
 
 D = 6
 N_ARMS = 5
@@ -313,3 +320,40 @@ def test_explain_terms_match_twin(rng: np.random.Generator, case: str) -> None:
     assert p_max == ref_max
     if case == "tied features":  # the tie goes to the lower feature index first
         assert out[0, 1] == 2.0 and out[0, 3] == 4.0 and out[0, 2] == out[0, 4]
+
+
+_POOL_PROBE = """
+import sys
+from bandit import DecisionRequest, Engine
+engine = Engine(random_state=0)
+if sys.argv[1] == "parallel-first":
+    rows = engine.users.rows([f"w{i}" for i in range(64)])
+    engine.decide_arrays(rows, engine.context.featurize(["hi"] * 64))
+engine.decide([DecisionRequest("u", "hi")])
+pools = ("omppool", "workqueue", "tbbpool")
+print(any(f"numba.np.ufunc.{pool}" in sys.modules for pool in pools))
+"""
+
+
+@pytest.mark.skipif(
+    os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="no compiled kernels, no cache, no pool"
+)
+def test_a_serial_kernel_never_loads_its_parallel_builds_cache(tmp_path: Path) -> None:
+    """numba's disk cache keys a kernel by its function's name: a parallel build written
+    first must not be what the serial kernel loads next time (it would start the thread
+    pool, whose idle workers spin on the other core)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+
+    def run(mode: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", _POOL_PROBE, mode],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        return out.stdout.strip()
+
+    assert run("parallel-first") == "True"  # both built, the parallel one first
+    assert run("serial-only") == "False"

@@ -279,8 +279,8 @@ class ClusterPrior:
 
     def own_prior(self, user_id: str) -> tuple[int, np.ndarray, float] | None:
         """A known user's cluster and own CF prior as ``warm_start`` gives it (mean, shape
-        (width + e,), and precision ``base_precision + per_event * events``); None for a
-        user the model does not know."""
+        (width + e,), and precision ``own_precision``); None for a user the model does not
+        know."""
         [row] = self.model.rows([user_id])
         if row < 0:
             return None

@@ -55,8 +55,9 @@ class ServingOptions:
     def engine(self, random_state: int | None) -> Engine:
         """An engine of these settings that decides every batch on one core: a server's
         batches are small unless it is behind, and then its other core is busy too (the
-        learner, the store, the traffic itself), where the parallel kernels' OpenMP workers
-        would spin after each batch."""
+        learner, the store, the traffic itself). The serial kernels also release the GIL
+        while they run; the parallel ones hold it, and their OpenMP workers wait spinning
+        after each batch."""
         engine = Engine(self.catalog, self.engine_config, random_state=random_state)
         engine.parallel_min_batch = None
         return engine

@@ -136,46 +136,60 @@ def ts_distribution(
     for i in range(d):
         for a in range(n_arms):
             G[i, a] = GT[i, a]
+    # A masked arm's mean is -inf, so each draw's best allowed arm is a plain argmax from the
+    # first allowed arm (the first on ties, as ``argmax_masked``), without a branch on the mask.
     mean = np.empty(n_arms, dtype=np.float32)
+    first_allowed = -1
     for a in range(n_arms):
-        mean[a] = m[a]
+        mean[a] = m[a] if mask[a] else -np.inf
+        if mask[a] and first_allowed < 0:
+            first_allowed = a
     scores = np.empty((4, n_arms), dtype=np.float32)
-    coefs = np.empty((4, d), dtype=np.float32)
-    # The shared draws' coefficients, (L^T delta)_i = sum_j L[j, i] sv[j] e_j, as one small
-    # triangular matrix read along its rows (L is read down its columns otherwise).
+    # A block's draw coefficients, one column per draw (padded to a multiple of 4). The shared
+    # draws' part, (L^T delta)_i = sum_{j >= i} L[j, i] sv[j] e_j, is added one (i, j) pair at
+    # a time across the whole block: a contiguous axpy per pair instead of a scalar triangular
+    # product per draw.
+    width = (n_min + 3) // 4 * 4
+    C = np.empty((d, width), dtype=np.float32)
     p = sv.shape[0]
-    Ls = np.zeros((p, p), dtype=np.float32)
-    for i in range(p):
-        for j in range(i, p):
-            Ls[i, j] = L[j, i] * sv[j]
+    shared_draws = False
+    for j in range(p):
+        if sv[j] != 0.0:
+            shared_draws = True
+    E = np.empty((p, width), dtype=np.float32)
     for a in range(n_arms):
         out[a] = 0.0
     used = 0
     distinct = 0
     while used < n_max:
         before = max(distinct, 1)  # a first block that agrees on one arm is enough
-        end = used + n_min
-        for first in range(used, end, 4):
+        last = used + n_min - 1  # a block that is not a multiple of 4 repeats its last draw
+        for k in range(width):
+            row_k = min(used + k, last)
+            z = pool[offset + row_k]
+            for i in range(d):
+                C[i, k] = scale * z[i]
+            if shared_draws:
+                e = pool[offset2 + row_k]
+                for j in range(p):
+                    E[j, k] = sv[j] * e[j]
+        if shared_draws:
+            for j in range(p):
+                ej = E[j]
+                for i in range(j + 1):
+                    lji = np.float32(L[j, i])
+                    ci = C[i]
+                    for k in range(width):
+                        ci[k] += lji * ej[k]
+        for first in range(0, width, 4):
             s0, s1, s2, s3 = scores[0], scores[1], scores[2], scores[3]
             for a in range(n_arms):
                 s0[a] = mean[a]
                 s1[a] = mean[a]
                 s2[a] = mean[a]
                 s3[a] = mean[a]
-            last = end - 1  # a block that is not a multiple of 4 repeats its last draw
-            for k in range(4):
-                row_k = min(first + k, last)
-                z, e = pool[offset + row_k], pool[offset2 + row_k]
-                for i in range(d):
-                    coefs[k, i] = scale * z[i]
-                for i in range(p):
-                    c = np.float32(0.0)
-                    row = Ls[i]
-                    for j in range(i, p):
-                        c += row[j] * e[j]
-                    coefs[k, i] += c
             for i in range(d):
-                c0, c1, c2, c3 = coefs[0, i], coefs[1, i], coefs[2, i], coefs[3, i]
+                c0, c1, c2, c3 = C[i, first], C[i, first + 1], C[i, first + 2], C[i, first + 3]
                 row = G[i]
                 for a in range(n_arms):
                     g = row[a]
@@ -183,8 +197,14 @@ def ts_distribution(
                     s1[a] += c1 * g
                     s2[a] += c2 * g
                     s3[a] += c3 * g
-            for j in range(min(4, end - first)):  # ...and counts it once
-                best = argmax_masked(scores[j], mask)
+            for j in range(min(4, n_min - first)):  # ...and counts it once
+                sj = scores[j]
+                best = first_allowed
+                top = sj[best]
+                for a in range(best + 1, n_arms):
+                    if sj[a] > top:
+                        top = sj[a]
+                        best = a
                 if out[best] == 0.0:
                     distinct += 1
                 out[best] += 1.0

@@ -110,7 +110,10 @@ def test_ucb_matches_twin(rng: np.random.Generator, mask: np.ndarray, shared_sd:
 
 
 @pytest.mark.parametrize("scale", [0.0, 0.3, 5.0])
-@pytest.mark.parametrize("mask", [np.ones(N_ARMS, bool), np.array([1, 0, 0, 0, 0], bool)])
+@pytest.mark.parametrize(
+    "mask",
+    [np.ones(N_ARMS, bool), np.array([1, 0, 0, 0, 0], bool), np.array([0, 1, 0, 1, 1], bool)],
+)
 # The kernel scores four draws at a time: blocks that are not a multiple of four, and draws
 # that end exactly at the end of the pool, must count each draw once and read nothing past it.
 @pytest.mark.parametrize(

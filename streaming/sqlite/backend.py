@@ -273,7 +273,7 @@ class FolderModels(ModelHost):
             with serving.lock:
                 serving.set_arm_embeddings(installed.pmap.embeddings)
                 serving.set_cold_start(installed.cold)
-                learner.sync(keys)
+                learner.sync(keys, shared=True)
                 learner.copy_to_serving(keys)
                 self.installed = installed
             learner.save_later(keys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bandit import ContextSpec, Engine
@@ -51,6 +52,36 @@ def test_thread_applies_the_log_and_syncs_the_serving_engine(tmp_path: Path) -> 
     assert int(serving.users.n_feedback[serving.users.ids["acme/ana"]]) == 5
     lr.stop()
     assert lr.checkpoints.offset() == offset
+    lr.store.close()
+
+
+def test_the_serving_shared_model_follows_feedback_and_is_not_recopied_for_decisions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = Engine(random_state=1)
+    lr = learner(tmp_path / "s.sqlite", serving)
+    lr.recover()
+    copies = []
+    copy_from = type(serving.shared).copy_from
+
+    def counted(self: object, other: object) -> None:
+        copies.append(1)
+        copy_from(self, other)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(serving.shared), "copy_from", counted)
+    lr.store.append(events(3))
+    lr.step()
+    source = lr.processor.engine.shared
+    t = source.index("acme")
+    assert source.updates[t] == 3
+    np.testing.assert_array_equal(serving.shared.mean[serving.shared.index("acme")], source.mean[t])
+    assert copies, "feedback moved the shared model: the serving engine gets it"
+    copies.clear()
+    lr.store.append(decisions("ana", 20, start=100))
+    lr.step()
+    assert not copies, "decisions teach the shared model nothing: no copy"
+    lr.sync(set(), shared=True)
+    assert copies == [1]
     lr.store.close()
 
 

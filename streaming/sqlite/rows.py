@@ -4,6 +4,7 @@ that reads without waiting for writers."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -15,6 +16,8 @@ from typing import Any
 import orjson
 
 from streaming.events import Event
+
+log = logging.getLogger("streaming.sqlite.store")
 
 INSERT = (
     "INSERT OR IGNORE INTO events (tenant, event_id, user_id, kind, ts, body) "
@@ -98,6 +101,18 @@ def event_row(e: Event) -> tuple[Any, ...]:
     except orjson.JSONEncodeError:
         body = e.to_bytes().decode("utf-8")
     return (e.tenant, e.event_id, e.user_id, e.kind, float(e.ts), body)
+
+
+def encoded_rows(events: list[Event]) -> list[tuple[Any, ...]]:
+    """The rows of queued events. One that cannot be encoded (the edge's schemas should make
+    that impossible) is logged and left out: kept, it would fail every later commit too."""
+    rows = []
+    for e in events:
+        try:
+            rows.append(event_row(e))
+        except (TypeError, ValueError):
+            log.exception("store: event %s of %s cannot be encoded; not stored", e.event_id, e.key)
+    return rows
 
 
 def drop_through(recent: OrderedDict[int, Event], offset: int) -> None:

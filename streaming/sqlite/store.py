@@ -38,6 +38,7 @@ from streaming.sqlite.rows import (
     GroupCommit,
     SnapshotReader,
     drop_through,
+    encoded_rows,
     event_row,
     filters,
     insert_each,
@@ -84,7 +85,7 @@ class Store:
         with self._lock:
             prepare(self._db, self.path)
         self._synchronous = "NORMAL"
-        self._later: list[tuple[tuple[Any, ...], Event]] = []
+        self._later: list[Event] = []  # encoded into rows by the flusher, off the request path
         self._later_lock = threading.Lock()
         self._queued = threading.Event()  # the flusher sleeps on it while nothing is queued
         # Events committed by group commit, by offset, until a reader passes them: the learner
@@ -134,9 +135,8 @@ class Store:
         most the last ``flush_interval_s`` of them (feedback for such a decision then gets
         404); acknowledged feedback never takes this path.
         """
-        rows = [(event_row(e), e) for e in events]
         with self._later_lock:
-            self._later.extend(rows)
+            self._later.extend(events)
             over = len(self._later) - MAX_QUEUED
             if over > 0:  # the disk refuses writes for long: keep memory bounded
                 del self._later[:over]
@@ -248,7 +248,7 @@ class Store:
         # The queue is empty here unless its commit just failed (a full disk): a decision
         # served meanwhile is still known, so its feedback gets the write's 503, not a 404.
         with self._later_lock:
-            for _, e in reversed(self._later):  # feedback follows its decision closely
+            for e in reversed(self._later):  # feedback follows its decision closely
                 if (
                     e.event_id == event_id
                     and e.tenant == tenant
@@ -387,6 +387,7 @@ class Store:
             return
         with self._later_lock:
             queued, self._later = self._later, []
+        rows = encoded_rows(queued)
         stored = last = 0
         try:
             self._set_sync("NORMAL")
@@ -395,9 +396,9 @@ class Store:
             # Multi-row INSERTs rather than ``executemany``: each statement releases and
             # retakes the GIL once, where ``executemany`` does so per row, and each retake can
             # make a request on the event loop wait for the GIL.
-            for start in range(0, len(queued), ROWS_PER_INSERT):
-                chunk = queued[start : start + ROWS_PER_INSERT]
-                cur.execute(insert_rows(len(chunk)), [v for row, _ in chunk for v in row])
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start : start + ROWS_PER_INSERT]
+                cur.execute(insert_rows(len(chunk)), [v for row in chunk for v in row])
                 stored += cur.rowcount
                 last = cur.lastrowid or last
             cur.execute("COMMIT")
@@ -409,11 +410,11 @@ class Store:
                 self.write_error = exc
             raise
         self.write_error = None
-        if stored == len(queued):
+        if stored == len(rows) == len(queued):
             # Every row was new, so AUTOINCREMENT gave them consecutive offsets ending at
             # ``last`` (the lock keeps other writers out); otherwise nothing is remembered.
             recent = self._recent
-            for off, (_, event) in enumerate(queued, start=last - stored + 1):
+            for off, event in enumerate(queued, start=last - stored + 1):
                 recent[off] = event
             if len(recent) > _RECENT_MAX:  # nobody reads the log: keep the newest only
                 drop_through(recent, last - _RECENT_MAX)

@@ -313,3 +313,19 @@ def test_queued_decisions_are_committed_without_a_reader(tmp_path: Path) -> None
             time.sleep(0.05)  # nothing comes: the flusher waits for the next append
     finally:
         store.close()
+
+
+def test_a_queued_event_that_cannot_be_encoded_is_left_out_not_retried_forever(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Queued events are encoded by the flusher: one it cannot encode is logged and dropped,
+    and the events around it are committed (kept, it would fail every later commit)."""
+    bad = decision("bad")
+    bad.payload["audit"] = {"g": object()}  # neither orjson nor the standard library takes it
+    store.append_later([decision("d1"), bad, decision("d2", user="bo")])
+    store.flush()
+    assert [e.event_id for _, e in store.read(0)] == ["d1", "d2"]
+    assert "cannot be encoded" in caplog.text
+    store.append_later([decision("d3")])
+    store.flush()
+    assert [e.event_id for _, e in store.read(0)] == ["d1", "d2", "d3"]

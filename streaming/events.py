@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +45,10 @@ class _cached:
 
 
 def new_id(prefix: str = "") -> str:
-    """A fresh random id (uuid4 hex), optionally prefixed (``"d_"`` for decisions)."""
-    return prefix + uuid.uuid4().hex
+    """A fresh random id, 128 bits from the OS's generator as 32 hex digits (the length of a
+    uuid4's hex, without building a UUID object on every decision), optionally prefixed
+    (``"d_"`` for decisions)."""
+    return prefix + os.urandom(16).hex()
 
 
 @dataclass(frozen=True)

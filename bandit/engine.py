@@ -37,7 +37,7 @@ from bandit.directives import DirectiveCompiler
 from bandit.explain import Reason
 from bandit.inputs import arm_pairs, decision_arrays, feedback_arrays
 from bandit.persist import load_engine, save_engine
-from bandit.profile import forget_user, set_pins, set_user_features, user_profile
+from bandit.profile import forget_user, forget_users, set_pins, set_user_features, user_profile
 from bandit.random import check_random_state
 from bandit.records import Decision, DecisionRequest, Feedback
 from bandit.replay import explain_logged
@@ -385,6 +385,10 @@ class Engine:
     def forget(self, user_id: str) -> bool:
         """Erase everything the engine holds about a user. Returns whether it knew them."""
         return forget_user(self, user_id)
+
+    def forget_many(self, user_ids: Sequence[str]) -> None:
+        """``forget`` for many users at once (users leaving memory)."""
+        forget_users(self, user_ids)
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """What the engine has learned about a user, per dimension, with confidence.

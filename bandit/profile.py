@@ -11,7 +11,7 @@ profile whether the user taught it alone or shares it with others.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,3 +112,12 @@ def forget_user(engine: Engine, user_id: str) -> bool:
         had_pins = engine.pins.pop(user_id, None) is not None
         had_features = engine.user_features.pop(user_id, None) is not None
         return engine.users.remove(user_id) or had_pins or had_features
+
+
+def forget_users(engine: Engine, user_ids: Sequence[str]) -> None:
+    """``Engine.forget_many``: ``forget_user`` for many users, under one hold of the lock."""
+    with engine.lock:
+        for user_id in user_ids:
+            engine.pins.pop(user_id, None)
+            engine.user_features.pop(user_id, None)
+        engine.users.remove_many(user_ids)

@@ -402,17 +402,19 @@ class Learner:
         # profiles want it too, and each acquisition may wait its turn behind them.
         for start in range(0, len(leaving), EVICT_SLICE):
             with self.lock:
-                for key, used in leaving[start : start + EVICT_SLICE]:
-                    if not self._settled(key):
-                        continue
-                    with residency.releasing(key, used) as ok:
-                        if ok:
-                            self.processor.engine.forget(key)
-                            self.processor.books.pop(key, None)
-                            self.processor.memory.pop(key, None)  # notes, pause come back too
-                            if self.serving is not None:
-                                self.serving.forget(key)
-                            n += 1
+                settled = [
+                    (k, used)
+                    for k, used in leaving[start : start + EVICT_SLICE]
+                    if self._settled(k)
+                ]
+                with residency.releasing(settled) as keys:
+                    self.processor.engine.forget_many(keys)
+                    for key in keys:
+                        self.processor.books.pop(key, None)
+                        self.processor.memory.pop(key, None)  # notes, pause come back too
+                    if self.serving is not None:
+                        self.serving.forget_many(keys)
+                    n += len(keys)
         self.evicted += n
         return n
 

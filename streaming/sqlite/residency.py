@@ -81,14 +81,15 @@ class Residency:
         return out
 
     @contextmanager
-    def releasing(self, key: str, used: float) -> Iterator[bool]:
-        """Hold the lock while a user leaves: yields whether it may (not used since
-        ``used``), and forgets it when the block ends without error."""
+    def releasing(self, leaving: Iterable[tuple[str, float]]) -> Iterator[list[str]]:
+        """Hold the lock while users leave: yields those of ``(key, last use)`` that may (not
+        used since), and forgets them when the block ends without error."""
         with self._lock:
-            ok = self._used.get(key) == used
+            used = self._used
+            ok = [key for key, last in leaving if used.get(key) == last]
             yield ok
-            if ok:
-                del self._used[key]
+            for key in ok:
+                del used[key]
 
     def forget(self, key: str) -> None:
         with self._lock:

@@ -36,6 +36,26 @@ def test_remove_erases_and_reuses_the_row() -> None:
     assert not engine.forget("never-seen")
 
 
+def test_forget_many_erases_every_user_given_and_no_other() -> None:
+    engine = Engine(random_state=0)
+    users = ["a", "b", "c", "keep"]
+    decisions = engine.decide([__import__("bandit").DecisionRequest(u, "hello") for u in users])
+    engine.learn(
+        [Feedback(u, d.arm, 1.0, d.context) for u, d in zip(users, decisions, strict=True)]
+    )
+    engine.pin("b", {"tone": "warm"})
+    rows = [engine.users.ids[u] for u in users]
+    kept = engine.users.B[rows[3]].copy()
+    engine.forget_many(["a", "b", "never-seen", "c"])
+    assert [u in engine.users for u in users] == [False, False, False, True]
+    assert "b" not in engine.pins
+    assert np.all(engine.users.B[rows[:3]] == 0) and np.all(engine.users.n_feedback[rows[:3]] == 0)
+    np.testing.assert_array_equal(engine.users.B[rows[3]], kept)
+    assert engine.users.n_feedback[rows[3]] == 1
+    reused = engine.users.rows(["x", "y", "z"]).tolist()
+    assert sorted(reused) == sorted(rows[:3])  # the freed rows are reused
+
+
 def test_save_load_and_schema_version(tmp_path) -> None:  # type: ignore[no-untyped-def]
     state = UserState(n_features=4)
     rows = state.rows(["a", "b"])

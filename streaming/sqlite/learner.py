@@ -247,32 +247,42 @@ class Learner:
         """Save changed users, the shared model and the offsets, in one transaction.
 
         Users changed only by decisions are saved in shares (see the module docstring), or
-        all of them with ``full``. ``paced`` (the thread's checkpoints): sleep
-        ``slice_pause_s`` between slices of ``slice_size`` users, as ``step`` does between
-        slices of events: exporting one user takes a fraction of a millisecond of GIL. The
-        lock is held throughout (profile reads wait), so the pause is per slice, not per
-        user: at hundreds of users a second, a pause per user held it most of the time.
+        all of them with ``full``. ``paced`` (the thread's checkpoints): export them in slices
+        of ``slice_size`` users with a ``slice_pause_s`` sleep between, as ``step`` does
+        between slices of events.
+
+        The lock is held while users are exported, not while the thread pauses or the store
+        commits (an fsync): requests that bring users back or read profiles wait for it, and
+        waited through both. That is safe because everything that changes a user's state
+        runs on this thread (applying the log, expiry, eviction), except a model install,
+        which marks the users it changed as behind again: those marks are kept.
         """
         size = (self.slice_size or 1) if paced else 0
         with self.lock:
             behind = self._behind
             share = len(behind) if full else self._catch_up_share()
-            keys = self._dirty.union(itertools.islice(behind, share))
-            states: dict[str, bytes | None] = {}
-            for key in keys:
-                if size and states and len(states) % size == 0:
-                    time.sleep(self.slice_pause_s)
-                states[key] = self.processor.export_record(key)
-            shared = {0: self.processor.export_shared(0)}
+            keys = list(self._dirty.union(itertools.islice(behind, share)))
+            marks = {key: behind.get(key) for key in keys}
             offset = self.offset
+        states: dict[str, bytes | None] = {}
+        for start in range(0, len(keys), size or max(1, len(keys))):
+            if start:
+                time.sleep(self.slice_pause_s)
+            with self.lock:
+                for key in keys[start : start + (size or len(keys))]:
+                    states[key] = self.processor.export_record(key)
+        with self.lock:
+            shared = {0: self.processor.export_shared(0)}
             # The first user still behind after this save bounds the replay. Nothing is
             # forgotten before the save commits: a failed one (a full disk) is retried whole.
-            unsaved = next((o for k, o in behind.items() if k not in keys), None)
+            unsaved = next((o for k, o in behind.items() if k not in marks), None)
             replay_from = offset if unsaved is None else unsaved - 1
-            self.checkpoints.save(states, shared, replay_from, applied=offset)
-            for key in keys:
-                behind.pop(key, None)
-            self._dirty.clear()
+        self.checkpoints.save(states, shared, replay_from, applied=offset)
+        with self.lock:
+            for key, mark in marks.items():
+                if behind.get(key) == mark:  # not marked again meanwhile (a model install)
+                    behind.pop(key, None)
+            self._dirty.difference_update(marks)
             self.checkpointed = offset
         self._last_checkpoint = time.monotonic()
         with self._progress:

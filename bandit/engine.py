@@ -386,9 +386,10 @@ class Engine:
         """Erase everything the engine holds about a user. Returns whether it knew them."""
         return forget_user(self, user_id)
 
-    def forget_many(self, user_ids: Sequence[str]) -> None:
-        """``forget`` for many users at once (users leaving memory)."""
-        forget_users(self, user_ids)
+    def forget_many(self, user_ids: Sequence[str]) -> int:
+        """``forget`` for many users at once (users leaving memory); returns how many it
+        knew."""
+        return forget_users(self, user_ids)
 
     def profile(self, user_id: str) -> dict[str, Any]:
         """What the engine has learned about a user, per dimension, with confidence.

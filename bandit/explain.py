@@ -185,10 +185,8 @@ class _Words:
         return Reason(kind, text, weight, dim, level, feature, group=group)
 
     def note(self, note_id: str, text: str, score: float, pinned: bool) -> Reason:
-        if len(text) > NOTE_CHARS:
-            text = text[: NOTE_CHARS - 1] + "…"
         template = "note_pinned" if pinned and not score else "note"
-        words = reason_texts.template(template, self.locale).format(note=text, group="")
+        words = reason_texts.template(template, self.locale).format(note=_quoted(text), group="")
         return Reason("note", words, score, note_id=note_id)
 
 
@@ -231,8 +229,13 @@ def reason_text(
         template = "group_unnamed"
     values["group"] = group or ""
     if note is not None:
-        values["note"] = note if len(note) <= NOTE_CHARS else note[: NOTE_CHARS - 1] + "…"
+        values["note"] = _quoted(note)
     return reason_texts.template(template, locale).format(**values)
+
+
+def _quoted(note: str) -> str:
+    """A note as an explanation quotes it: cut to ``NOTE_CHARS`` characters."""
+    return note if len(note) <= NOTE_CHARS else note[: NOTE_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -108,16 +108,18 @@ def set_user_features(
 
 def forget_user(engine: Engine, user_id: str) -> bool:
     """``Engine.forget``: erase the user's state, pins and features."""
-    with engine.lock:
-        had_pins = engine.pins.pop(user_id, None) is not None
-        had_features = engine.user_features.pop(user_id, None) is not None
-        return engine.users.remove(user_id) or had_pins or had_features
+    return forget_users(engine, [user_id]) == 1
 
 
-def forget_users(engine: Engine, user_ids: Sequence[str]) -> None:
-    """``Engine.forget_many``: ``forget_user`` for many users, under one hold of the lock."""
+def forget_users(engine: Engine, user_ids: Sequence[str]) -> int:
+    """``Engine.forget_many``: erase the users' state, pins and features under one hold of
+    the lock, their rows reset in one pass; returns how many of them the engine knew."""
     with engine.lock:
+        known = set()
         for user_id in user_ids:
-            engine.pins.pop(user_id, None)
-            engine.user_features.pop(user_id, None)
+            had_pins = engine.pins.pop(user_id, None) is not None
+            had_features = engine.user_features.pop(user_id, None) is not None
+            if had_pins or had_features or user_id in engine.users:
+                known.add(user_id)
         engine.users.remove_many(user_ids)
+        return len(known)

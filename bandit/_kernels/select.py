@@ -31,6 +31,19 @@ def argmax_masked(scores: np.ndarray, mask: np.ndarray) -> int:
 
 
 @serial
+def argmax_from(scores: np.ndarray, first: int) -> int:
+    """Index of the highest score from ``first`` on (the first on ties): ``argmax_masked``
+    for scores whose masked arms are -inf, ``first`` the first allowed arm."""
+    best = first
+    top = scores[first]
+    for a in range(first + 1, scores.shape[0]):
+        if scores[a] > top:
+            top = scores[a]
+            best = a
+    return best
+
+
+@serial
 def greedy_family(
     code: int, param: float, m: np.ndarray, mask: np.ndarray, out: np.ndarray
 ) -> None:
@@ -136,8 +149,8 @@ def ts_distribution(
     for i in range(d):
         for a in range(n_arms):
             G[i, a] = GT[i, a]
-    # A masked arm's mean is -inf, so each draw's best allowed arm is a plain argmax from the
-    # first allowed arm (the first on ties, as ``argmax_masked``), without a branch on the mask.
+    # A masked arm's mean is -inf, so each draw's best allowed arm is ``argmax_from`` the
+    # first allowed arm, without a branch on the mask.
     mean = np.empty(n_arms, dtype=np.float32)
     first_allowed = -1
     for a in range(n_arms):
@@ -198,13 +211,7 @@ def ts_distribution(
                     s2[a] += c2 * g
                     s3[a] += c3 * g
             for j in range(min(4, n_min - first)):  # ...and counts it once
-                sj = scores[j]
-                best = first_allowed
-                top = sj[best]
-                for a in range(best + 1, n_arms):
-                    if sj[a] > top:
-                        top = sj[a]
-                        best = a
+                best = argmax_from(scores[j], first_allowed)
                 if out[best] == 0.0:
                     distinct += 1
                 out[best] += 1.0

@@ -265,11 +265,12 @@ class Learner:
             marks = {key: behind.get(key) for key in keys}
             offset = self.offset
         states: dict[str, bytes | None] = {}
-        for start in range(0, len(keys), size or max(1, len(keys))):
+        step = size or len(keys) or 1  # unpaced: one slice
+        for start in range(0, len(keys), step):
             if start:
                 time.sleep(self.slice_pause_s)
             with self.lock:
-                for key in keys[start : start + (size or len(keys))]:
+                for key in keys[start : start + step]:
                     states[key] = self.processor.export_record(key)
         with self.lock:
             shared = {0: self.processor.export_shared(0)}

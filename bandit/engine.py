@@ -35,7 +35,7 @@ from bandit.config import EngineConfig, configure
 from bandit.context import ContextSpec
 from bandit.directives import DirectiveCompiler
 from bandit.explain import Reason
-from bandit.inputs import arm_pairs, decision_arrays, feedback_arrays
+from bandit.inputs import arm_pairs, decision_arrays, feedback_arrays, feedback_records
 from bandit.persist import load_engine, save_engine
 from bandit.profile import forget_user, forget_users, set_pins, set_user_features, user_profile
 from bandit.random import check_random_state
@@ -275,16 +275,9 @@ class Engine:
         """Learn from rewards, in order (a user's later feedback sees their earlier)."""
         if not feedback:
             return
+        arrays = feedback_records(feedback, self.n_arms, self.n_context)
         with self._lock:
-            rows = self.users.rows([f.user_id for f in feedback])
-            self.learn_arrays(
-                rows,
-                np.array([f.arm for f in feedback]),
-                np.stack([f.context for f in feedback]),
-                np.array([f.reward for f in feedback], dtype=np.float64),
-                np.array([f.weight for f in feedback], dtype=np.float64),
-                np.array([np.nan if f.user_score is None else f.user_score for f in feedback]),
-            )
+            self._learn((self.users.rows([f.user_id for f in feedback]), *arrays))
 
     def learn_arrays(
         self,
@@ -307,16 +300,20 @@ class Engine:
         with self._lock:
             if n and (rows.min() < 0 or rows.max() >= len(self.users._row_ids)):
                 raise ValueError("rows: unknown user row")
-            sh = self.shared
-            arms_model = (self.X, self.catalog.attributes)
-            model = (*arms_model, sh.mean, sh.cov, sh.info, sh.info_mean, sh.eb, sh.updates)
-            users, sums = self.users.learning_arrays(), self.users.prior_sums()
-            c = self.config
-            keep = 1.0 - 1.0 / EB_HORIZON
-            args = K.learn_batch_args(
-                feedback, users, sums, model, c.forgetting, c.noise_sd**2, keep
-            )
-            K.learn_batch(*args)
+            self._learn(feedback)
+
+    def _learn(self, feedback: tuple[np.ndarray, ...]) -> None:
+        """``learn_batch`` on checked arrays ``(rows, arms, contexts, rewards, weights,
+        user_scores)``; the caller holds the lock."""
+        sh = self.shared
+        model = (self.X, self.catalog.attributes, sh.mean, sh.cov, sh.info, sh.info_mean)
+        users, sums = self.users.learning_arrays(), self.users.prior_sums()
+        c = self.config
+        keep = 1.0 - 1.0 / EB_HORIZON
+        args = K.learn_batch_args(
+            feedback, users, sums, (*model, sh.eb, sh.updates), c.forgetting, c.noise_sd**2, keep
+        )
+        K.learn_batch(*args)
 
     def learn_pairwise(
         self, user_ids: Sequence[str], winners: Sequence[int], losers: Sequence[int]

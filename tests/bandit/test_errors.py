@@ -253,7 +253,7 @@ INPUT_CASES = [
         r"contexts: expected shape \(1, 24\), got \(1, 5\)",
     ),
     (
-        lambda: ENGINE.decide_arrays(np.array([0]), CTX[None], np.zeros((1, 128), bool)),
+        lambda: ENGINE.decide_arrays(ENGINE.users.rows(["u"]), CTX[None], np.zeros((1, 128), bool)),
         ValueError,
         r"masks: every request needs at least one allowed arm",
     ),
@@ -280,3 +280,12 @@ INPUT_CASES = [
 def test_bad_inputs(call: Any, error: type[Exception], pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         call()
+
+
+def test_refused_feedback_leaves_no_user_behind() -> None:
+    engine = Engine(random_state=0)
+    with pytest.raises(ValueError, match="arms"):
+        engine.learn([Feedback("ghost", 999, 0.5, CTX)])
+    with pytest.raises(ValueError, match="contexts"):
+        engine.learn([Feedback("ghost", 0, 0.5, np.full_like(CTX, np.nan))])
+    assert "ghost" not in engine.users

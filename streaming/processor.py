@@ -372,6 +372,12 @@ class Processor(StateTransfer):
         book = self.books.get(key)
         return dict(book.pending) if book else {}
 
+    def holds_decision(self, key: str, decision_id: str) -> bool:
+        """Whether the user's book holds this decision (so the log has it); safe to call
+        from another thread, like ``pending_decision``."""
+        book = self.books.get(key)
+        return book is not None and decision_id in book.pending
+
     def pending_decision(self, key: str, decision_id: str) -> DecisionPayload | None:
         """A decision the user's book still holds for feedback, as the payload to answer a
         repeat of it with; None when it is not held (or was held before entries kept the

@@ -136,6 +136,12 @@ class EmbeddedBackend:
             self.learner.copy_to_serving(wanted)
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
+        # The learner's books first: feedback follows its decision by seconds to minutes,
+        # while the books hold it, and a look-up there is in memory; the store's read commits
+        # the queue and reads pages under the lock every write and read of the store shares.
+        # A decision not (or no longer) in the books may still be logged: the store decides.
+        if self.processor.holds_decision(f"{tenant}/{user_id}", decision_id):
+            return True
         event = self.store.get_event(tenant, decision_id, kind="decision", user_id=user_id)
         return event is not None
 

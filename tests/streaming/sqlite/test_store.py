@@ -329,3 +329,32 @@ def test_a_queued_event_that_cannot_be_encoded_is_left_out_not_retried_forever(
     store.append_later([decision("d3")])
     store.flush()
     assert [e.event_id for _, e in store.read(0)] == ["d1", "d2", "d3"]
+
+
+def test_a_decision_the_learner_holds_is_found_without_reading_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = open_backend(
+        f"sqlite:///{tmp_path}/h.sqlite", ServingOptions(Catalog.default(), data_dir=tmp_path)
+    )
+    assert isinstance(backend, EmbeddedBackend)
+    try:
+        backend.log_decisions([decision("held"), decision("queued", user="bo")])
+        backend.learner.step()  # the learner applies both: their users' books hold them
+        backend.processor.books["acme/bo"].pending.clear()  # as if settled and forgotten
+        reads: list[str] = []
+        get_event = backend.store.get_event
+
+        def counting(tenant: str, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            reads.append(event_id)
+            return get_event(tenant, event_id, *args, **kwargs)
+
+        monkeypatch.setattr(backend.store, "get_event", counting)
+        assert backend.has_decision("acme", "ana", "held")
+        assert reads == []  # from the books alone
+        assert backend.has_decision("acme", "bo", "queued")  # not in the books: the store has it
+        assert not backend.has_decision("acme", "ana", "never")
+        assert not backend.has_decision("acme", "bo", "held")  # another user's decision
+        assert reads == ["queued", "never", "held"]
+    finally:
+        backend.store.close()

@@ -2,8 +2,9 @@
 
 Only rows the learner will never read again are removed: offsets at or below the replay offset
 of the last checkpoint (``streaming.sqlite.checkpoints``), so recovery replays exactly what it
-did before. Rows go in small transactions, so decisions and feedback wait for the store's lock
-a few milliseconds at most; SQLite reuses the freed pages, so under steady traffic the file
+did before. Rows go in small transactions with pauses at least as long between them, so
+decisions and feedback wait for the store's lock a few milliseconds at most and have it at least
+half of the time; SQLite reuses the freed pages, so under steady traffic the file
 stops growing once the oldest rows it keeps are a retention period old. After erasures the
 thread also rebuilds the file (``VACUUM``), at most every ``vacuum_every_s``.
 """
@@ -21,7 +22,7 @@ from streaming.sqlite.checkpoints import Checkpoints
 from streaming.sqlite.store import Store
 
 log = logging.getLogger(__name__)
-CHUNK = 2000  # rows per delete transaction
+CHUNK = 500  # offsets per delete transaction
 
 
 class Compactor:
@@ -112,6 +113,7 @@ class Compactor:
         start = (first or upto + 1) - 1
         while start < upto and not self._stop.is_set():
             end = min(upto, start + CHUNK)
+            began = time.monotonic()
             with self.store.transaction(durable=False) as cur:
                 cur.execute(
                     "DELETE FROM events WHERE offset > ? AND offset <= ? AND kind=? AND ts < ?",
@@ -125,7 +127,11 @@ class Compactor:
             if newest is not None and newest >= before_ts:
                 break  # the log is in time order: later windows are newer still
             start = end
-            time.sleep(0.002)  # let requests have the store between windows
+            # Requests have the store between windows for at least as long as a window held
+            # it: a backlog of expired rows (a burst of traffic a retention period ago) is
+            # removed at half speed rather than taking the store's lock from feedback and
+            # decisions for as long as it lasts.
+            time.sleep(max(0.002, time.monotonic() - began))
         return removed
 
     def vacuum(self) -> None:

@@ -41,6 +41,10 @@ from streaming.sqlite.store import Store
 
 log = logging.getLogger(__name__)
 EVICT_SLICE = 64  # users leaving memory per hold of the lock
+# A paced checkpoint exports this many users per event a paced step applies per slice:
+# exporting a user (copying its arrays and encoding them) costs a fraction of applying an
+# event, and while a checkpoint runs the thread applies nothing, so the log waits.
+EXPORTS_PER_EVENT = 4
 
 
 class Learner:
@@ -201,10 +205,20 @@ class Learner:
         for start in range(0, len(rows), size):
             if start:
                 time.sleep(self.slice_pause_s)
-            self._apply(rows[start : start + size])
+            batch = rows[start : start + size]
+            # Users who left memory come back before the lock is taken (``load`` reads their
+            # records outside it): a read waits for the store, and requests that need the
+            # lock (bringing users back for decisions, profiles) would wait with it.
+            self._bring_back({e.key for _, e in batch})
+            self._apply(batch)
         with self._progress:
             self._progress.notify_all()
         return len(rows)
+
+    def _bring_back(self, keys: set[str]) -> None:
+        if self.residency is not None:
+            self.residency.touch(keys)  # before the read: see ``load``
+        self.load(keys)
 
     def _apply(self, rows: list[tuple[int, Event]]) -> None:
         with self.lock:
@@ -248,8 +262,8 @@ class Learner:
 
         Users changed only by decisions are saved in shares (see the module docstring), or
         all of them with ``full``. ``paced`` (the thread's checkpoints): export them in slices
-        of ``slice_size`` users with a ``slice_pause_s`` sleep between, as ``step`` does
-        between slices of events.
+        of ``slice_size * EXPORTS_PER_EVENT`` users with a ``slice_pause_s`` sleep between, as
+        ``step`` does between slices of events.
 
         The lock is held while users are exported, not while the thread pauses or the store
         commits (an fsync): requests that bring users back or read profiles wait for it, and
@@ -257,7 +271,7 @@ class Learner:
         runs on this thread (applying the log, expiry, eviction), except a model install,
         which marks the users it changed as behind again: those marks are kept.
         """
-        size = (self.slice_size or 1) if paced else 0
+        size = (self.slice_size or 1) * EXPORTS_PER_EVENT if paced else 0
         with self.lock:
             behind = self._behind
             share = len(behind) if full else self._catch_up_share()

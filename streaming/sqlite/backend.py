@@ -25,6 +25,7 @@ from streaming.memory import UserMemory
 from streaming.models import ModelHost, ModelProcessor
 from streaming.payloads import DecisionPayload
 from streaming.sqlite.learner import Learner
+from streaming.sqlite.recent import RecentDecisions
 from streaming.sqlite.residency import Residency
 from streaming.sqlite.retention import Compactor
 from streaming.sqlite.store import Store
@@ -54,6 +55,7 @@ class EmbeddedBackend:
             options.engine(0), options.rewards, **options.processor_params()
         )
         self.residency = Residency(options.max_resident_users, options.idle_evict_s)
+        self.recent = RecentDecisions()
         self.learner = Learner(
             self.store,
             self.processor,
@@ -100,6 +102,7 @@ class EmbeddedBackend:
         # decision changes nothing until its feedback arrives, and the learner's next poll
         # picks it up without costing this request a wake-up.
         self.store.append_later(events)
+        self.recent.add((e.key, e.event_id) for e in events)
 
     def log(self, event: Event) -> bool:
         try:
@@ -136,11 +139,11 @@ class EmbeddedBackend:
             self.learner.copy_to_serving(wanted)
 
     def has_decision(self, tenant: str, user_id: str, decision_id: str) -> bool:
-        # The learner's books first: feedback follows its decision by seconds to minutes,
-        # while the books hold it, and a look-up there is in memory; the store's read commits
-        # the queue and reads pages under the lock every write and read of the store shares.
-        # A decision not (or no longer) in the books may still be logged: the store decides.
-        if self.processor.holds_decision(f"{tenant}/{user_id}", decision_id):
+        # In memory first (see ``streaming.sqlite.recent``): the decisions logged lately, then
+        # the learner's books, which hold every decision it applied until it is settled. A
+        # decision in neither may still be logged: the store decides.
+        key = f"{tenant}/{user_id}"
+        if self.recent.has(key, decision_id) or self.processor.holds_decision(key, decision_id):
             return True
         event = self.store.get_event(tenant, decision_id, kind="decision", user_id=user_id)
         return event is not None
@@ -164,6 +167,7 @@ class EmbeddedBackend:
     def erase(self, tombstone: Event) -> None:
         """Erase the user's rows in the log and their state; returns once the learner applied
         and checkpointed the erasure."""
+        self.recent.forget(tombstone.key)
         try:
             self.store.delete_user(tombstone.tenant, tombstone.user_id)
             [offset] = self.store.append([tombstone], durable=True)
@@ -176,6 +180,7 @@ class EmbeddedBackend:
         ):
             raise TimeoutError("the learner did not apply the erasure in time")
         self.engine.forget(tombstone.key)  # in case a decision raced the erasure
+        self.recent.forget(tombstone.key)
         self.residency.forget(tombstone.key)
         # The files next to the log, then the log's own traces: deleted rows are zeroed in
         # place (secure_delete), and the WAL, which still holds their earlier page images,

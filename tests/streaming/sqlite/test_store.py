@@ -17,6 +17,7 @@ from streaming.bus import ServingOptions, open_backend
 from streaming.events import Event
 from streaming.sqlite.backend import EmbeddedBackend
 from streaming.sqlite.checkpoints import Checkpoints
+from streaming.sqlite.recent import RecentDecisions
 from streaming.sqlite.store import Store
 
 
@@ -331,7 +332,7 @@ def test_a_queued_event_that_cannot_be_encoded_is_left_out_not_retried_forever(
     assert [e.event_id for _, e in store.read(0)] == ["d1", "d2", "d3"]
 
 
-def test_a_decision_the_learner_holds_is_found_without_reading_the_store(
+def test_feedback_finds_its_decision_in_memory_before_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend = open_backend(
@@ -341,7 +342,6 @@ def test_a_decision_the_learner_holds_is_found_without_reading_the_store(
     try:
         backend.log_decisions([decision("held"), decision("queued", user="bo")])
         backend.learner.step()  # the learner applies both: their users' books hold them
-        backend.processor.books["acme/bo"].pending.clear()  # as if settled and forgotten
         reads: list[str] = []
         get_event = backend.store.get_event
 
@@ -350,11 +350,30 @@ def test_a_decision_the_learner_holds_is_found_without_reading_the_store(
             return get_event(tenant, event_id, *args, **kwargs)
 
         monkeypatch.setattr(backend.store, "get_event", counting)
+        assert backend.has_decision("acme", "ana", "held")  # logged lately
+        backend.recent = RecentDecisions()  # as after a restart: the books answer
         assert backend.has_decision("acme", "ana", "held")
-        assert reads == []  # from the books alone
-        assert backend.has_decision("acme", "bo", "queued")  # not in the books: the store has it
+        assert reads == []
+        backend.processor.books["acme/bo"].pending.clear()  # as if settled and forgotten
+        assert backend.has_decision("acme", "bo", "queued")  # the store has it
         assert not backend.has_decision("acme", "ana", "never")
         assert not backend.has_decision("acme", "bo", "held")  # another user's decision
         assert reads == ["queued", "never", "held"]
     finally:
         backend.store.close()
+
+
+def test_an_erased_users_decisions_are_not_found_afterwards(tmp_path: Path) -> None:
+    backend = open_backend(
+        f"sqlite:///{tmp_path}/e.sqlite", ServingOptions(Catalog.default(), data_dir=tmp_path)
+    )
+    assert isinstance(backend, EmbeddedBackend)
+    backend.start()
+    try:
+        backend.log_decisions([decision("d1"), decision("d2", user="bo")])
+        assert backend.has_decision("acme", "ana", "d1")
+        backend.erase(Event("profile", "x1", "acme", "ana", 3.0, {"op": "delete"}))
+        assert not backend.has_decision("acme", "ana", "d1")
+        assert backend.has_decision("acme", "bo", "d2")
+    finally:
+        backend.stop()

@@ -45,6 +45,7 @@ EVICT_SLICE = 64  # users leaving memory per hold of the lock
 # exporting a user (copying its arrays and encoding them) costs a fraction of applying an
 # event, and while a checkpoint runs the thread applies nothing, so the log waits.
 EXPORTS_PER_EVENT = 4
+BEHIND_SCALE = 4  # a paced step's slices are this much larger while a batch or more behind
 
 
 class Learner:
@@ -202,6 +203,12 @@ class Learner:
         if not rows:
             return 0
         size = self.slice_size if paced and self.slice_size else len(rows)
+        if len(rows) == self.batch:
+            # A full batch: more is waiting. Slices stay short, but fewer pauses let the
+            # learner catch up: behind, it keeps users from leaving memory, the store's
+            # recent events from being dropped, and feedback from finding decisions in the
+            # books.
+            size *= BEHIND_SCALE
         for start in range(0, len(rows), size):
             if start:
                 time.sleep(self.slice_pause_s)

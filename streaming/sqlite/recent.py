@@ -12,7 +12,7 @@ import itertools
 import threading
 from collections.abc import Iterable
 
-CAPACITY = 65_536  # ids kept: minutes of decisions at hundreds a second, ~10 MB
+CAPACITY = 65_536  # ids kept: minutes of decisions at hundreds a second
 
 
 class RecentDecisions:

@@ -205,9 +205,9 @@ class Learner:
         size = self.slice_size if paced and self.slice_size else len(rows)
         if len(rows) == self.batch:
             # A full batch: more is waiting. Slices stay short, but fewer pauses let the
-            # learner catch up: behind, it keeps users from leaving memory, the store's
-            # recent events from being dropped, and feedback from finding decisions in the
-            # books.
+            # learner catch up: while behind, users it has not settled cannot leave memory,
+            # the store keeps the recent events it has not read, and its books miss the
+            # newest decisions.
             size *= BEHIND_SCALE
         for start in range(0, len(rows), size):
             if start:

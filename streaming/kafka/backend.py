@@ -15,7 +15,8 @@ side by side behind a load balancer. By design, unlike the embedded backend:
   about a second, and decisions are served from the state held here (not logged).
 - A delete goes to the workers whichever replica takes it, even one that does not hold the
   user; it returns once the workers' tombstone reaches this replica.
-- Exports carry profile and state; the raw events stay in Kafka (its retention applies).
+- Exports carry profile and state; the raw events stay in Kafka (its retention applies),
+  sealed with keys of their user's that the delete erases (``streaming.kafka.sealing``).
   The replica that takes a delete also rewrites what ``attune train`` left in its data folder
   (exports, models) without the user, as the embedded backend does.
 - CF models come from the models topic: a new version gives the replica its arm embeddings and
@@ -90,7 +91,11 @@ class KafkaBackend:
             self.engine, options.rewards, combine_partitions=True, **options.processor_params()
         )
         self.view = ChangelogMaterializer(
-            self.config, self.processor, lock=self.engine.lock, on_apply=self._on_apply
+            self.config,
+            self.processor,
+            lock=self.engine.lock,
+            on_apply=self._on_apply,
+            on_erased=self._on_erased,
         )
         self.models = ReplicaModels(
             self.engine, self.config, options.poll_interval_s, self.processor.is_forgotten
@@ -124,6 +129,10 @@ class KafkaBackend:
             for key in keys & records.keys() if records else ():
                 records[key] += 1
             self._changed.notify_all()
+
+    def _on_erased(self, key: str) -> None:
+        if self.bus is not None:  # a delete another replica took: the user's keys are gone
+            self.bus.forget(key)
 
     def _bus(self) -> KafkaBus:
         assert self.bus is not None, "backend not started"

@@ -1,9 +1,12 @@
 """The Kafka backend of the bus: topic layout, topic administration and the event producer.
 
-Four topics share one prefix (``kafka://host:port?prefix=attune``):
+Five topics share one prefix (``kafka://host:port?prefix=attune``):
 
-- ``<prefix>.events``: decisions, feedback and profile commands, keyed by ``tenant/user`` so a
-  user's events stay in one partition, in order.
+- ``<prefix>.events``: decisions, feedback and profile commands, each sealed with a key of its
+  user's and sent to the partition of ``tenant/user``, so a user's events stay in one
+  partition, in order (``streaming.kafka.sealing``).
+- ``<prefix>.keys``: compacted, the users' keys, co-partitioned with the events; a worker
+  deletes an erased user's keys.
 - ``<prefix>.changelog``: compacted user state, co-partitioned with the events (a worker writes a
   user's record to the partition the user's events come from) plus one ``__partition__/<p>``
   record per partition holding the partition's shared model.
@@ -33,6 +36,8 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from streaming.kafka.sealing import KeyRing, UserKey, seal
 
 if TYPE_CHECKING:
     from streaming.events import Event
@@ -136,9 +141,13 @@ class KafkaConfig:
     def deadletters(self) -> str:
         return f"{self.prefix}.deadletters"
 
+    @property
+    def keys(self) -> str:
+        return f"{self.prefix}.keys"
+
 
 def ensure_topics(config: KafkaConfig, *, timeout_s: float = 30.0) -> None:
-    """Create attune's four topics if they are missing (existing ones are left as they are)."""
+    """Create attune's five topics if they are missing (existing ones are left as they are)."""
     admin = KafkaAdminClient(
         bootstrap_servers=config.servers,
         client_id="attune-admin",
@@ -150,6 +159,7 @@ def ensure_topics(config: KafkaConfig, *, timeout_s: float = 30.0) -> None:
         wanted: dict[str, dict[str, Any]] = {
             config.events: dict(sized),
             config.changelog: dict(sized, configs=_COMPACTED),
+            config.keys: dict(sized, configs=_COMPACTED),
             config.models: {
                 "num_partitions": 1,
                 "replication_factor": config.replication,
@@ -226,7 +236,12 @@ def event_bytes(event: Event) -> bytes:
 
 
 class KafkaBus:
-    """Publish events to ``<prefix>.events``, keyed by user.
+    """Publish events to ``<prefix>.events``, sealed with their user's key.
+
+    A user's first event here makes them a key: its record goes to ``<prefix>.keys`` before
+    the event, in the same wait. The keys already on the topic are read once, at start, so a
+    restarted replica goes on with the users' keys. After a delete event the user's keys are no
+    longer used here (``forget`` does the same for deletes another replica took).
 
     Parameters
     ----------
@@ -270,6 +285,13 @@ class KafkaBus:
         self._pending = 0  # sends not yet acknowledged or failed
         self._waiting_since = 0.0  # when the oldest of them was sent (roughly)
         self.dropped = 0  # decisions not sent because the broker was unavailable
+        self.ring = KeyRing(self.config)
+        self._unacked: dict[str, Any] = {}  # key id -> the future of its record, until acked
+        self._resend: list[UserKey] = []  # keys whose record failed, sent with the next event
+        try:
+            self.ring.catch_up(timeout_s)
+        finally:
+            self.ring.close()
 
     @classmethod
     def from_url(cls, url: str, **params: Any) -> KafkaBus:
@@ -296,8 +318,7 @@ class KafkaBus:
             raise KafkaTimeoutError("the Kafka broker is unavailable")
         deadline = time.monotonic() + self.timeout_s
         try:
-            topic = self.config.events
-            futures = [self._send(topic, e.key.encode(), e.to_bytes()) for e in events]
+            futures = [f for e in events for f in self._send_event(e)]
             for future in futures:
                 future.get(timeout=max(0.001, deadline - time.monotonic()))
         except KafkaError:
@@ -317,17 +338,61 @@ class KafkaBus:
         if not self.available:
             self.dropped += len(events)
             return False
-        topic = self.config.events
         for e in events:
-            self._send(topic, e.key.encode(), e.to_bytes())
+            self._send_event(e)
         return True
 
-    def _send(self, topic: str, key: bytes, value: bytes) -> Any:
+    def _send_event(self, event: Event) -> list[Any]:
+        """Send the event sealed (and first its user's new key, if it needs one). The futures
+        to wait on include the key's until the broker has it: an acknowledged event always has
+        its key on the topic."""
+        while self._resend:
+            lost = self._resend.pop()
+            if self.ring.get(lost.key_id) is not None:  # not since forgotten (erased)
+                self._send_key(lost)
+        user = event.key
+        key = self.ring.current(user)
+        if key is None:
+            key = self.ring.make(user)
+            self._send_key(key)
+        unacked = self._unacked.get(key.key_id)
+        futures = [] if unacked is None else [unacked]
+        value = seal(key, event.to_bytes())
+        now_ms = int(time.time() * 1000)  # the record's time: workers erase keys made until then
+        futures.append(self._send(self.config.events, None, value, key.partition, now_ms))
+        if event.is_delete:
+            self.ring.forget(user, now_ms)  # a user who comes back gets a new key, made later
+        return futures
+
+    def _send_key(self, key: UserKey) -> None:
+        """Send a key's record. One that does not reach the broker is sent again with the next
+        event: events sealed with it may have reached it (another topic), and workers wait
+        for their key."""
+        key_id = key.key_id
+        future = self._send(self.config.keys, key_id.encode(), key.record(), key.partition)
+        self._unacked[key_id] = future
+        future.add_callback(lambda _, k=key_id: self._unacked.pop(k, None))
+        future.add_errback(lambda _, k=key: self._resend.append(k))
+
+    def forget(self, user: str) -> None:
+        """Stop using the user's keys: another replica took their delete."""
+        self.ring.forget(user)
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int,
+        timestamp_ms: int | None = None,
+    ) -> Any:
         with self._lock:
             if not self._pending:
                 self._waiting_since = time.monotonic()
             self._pending += 1
-        future = self._producer.send(topic, key=key, value=value)
+        future = self._producer.send(
+            topic, key=key, value=value, partition=partition, timestamp_ms=timestamp_ms
+        )
         future.add_callback(self._answered).add_errback(self._failed)
         return future
 

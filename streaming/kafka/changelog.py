@@ -161,6 +161,8 @@ class ChangelogMaterializer:
         Held while a polled batch is applied, so readers see whole batches.
     on_apply : callable, optional
         Called with the set of keys after each applied batch (metrics, latency probes).
+    on_erased : callable, optional
+        Called with a user's key for each tombstone (the user was erased).
 
     Examples
     --------
@@ -175,11 +177,13 @@ class ChangelogMaterializer:
         *,
         lock: Any = None,
         on_apply: Callable[[set[str]], None] | None = None,
+        on_erased: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
         self.lock = lock if lock is not None else threading.RLock()
         self.on_apply = on_apply
+        self.on_erased = on_erased
         self.applied = 0
         self.errors = 0
         self._caught_up = threading.Event()
@@ -246,6 +250,8 @@ class ChangelogMaterializer:
                         else:
                             self.sink.import_user(name, rec.value)
                             keys.add(name)
+                            if rec.value is None and self.on_erased is not None:
+                                self.on_erased(name)
                     except Exception as exc:  # one bad record must not stop the view
                         self.errors += 1
                         log.warning("changelog record %s@%d skipped: %s", name, rec.offset, exc)

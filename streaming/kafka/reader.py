@@ -8,12 +8,19 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streaming.events import Event, EventError
 from streaming.kafka.bus import KafkaConfig
+from streaming.kafka.sealing import KeyRing
 
 
 def read_events(config: KafkaConfig) -> Iterator[Event]:
     """Every decodable event of ``<prefix>.events`` up to the end offsets at the start, each
     partition in order (a user's events are in one partition). Undecodable records are
-    skipped: the workers dead-letter them."""
+    skipped: the workers dead-letter them; so are the events of erased users, whose keys are
+    gone."""
+    ring = KeyRing(config)
+    try:
+        ring.catch_up()
+    finally:
+        ring.close()
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     try:
         parts = [
@@ -29,7 +36,7 @@ def read_events(config: KafkaConfig) -> Iterator[Event]:
             for records in consumer.poll(timeout_ms=500).values():
                 for rec in records:
                     try:
-                        yield Event.from_bytes(rec.value)
+                        yield ring.open(rec.value)
                     except EventError:
                         continue
     finally:

@@ -3,13 +3,14 @@
 The events topic cannot tell settled decisions from feedback, so it keeps everything as long
 as the longer of the two (``RetentionPolicy.events_s``); the dead-letter topic keeps
 ``dead_letters_s``. Segments roll at least daily (or at the retention, if shorter), so whole
-segments can expire. The changelog and models topics are compacted and keep the current record
-per key (learned state is kept); ``erasure_s`` is their ``max.compaction.lag.ms`` and
-``delete.retention.ms``: an erased user's older records are compacted away, and then their
-tombstone too, within about that long. Kafka compacts closed segments only, and closes one
-when a record arrives after that time: a changelog partition that sees no more writes keeps
-them until it does. The models topic does not wait: an erasure's republish deletes every
-older record (``publish_model``'s ``drop_older``).
+segments can expire. The changelog, keys and models topics are compacted and keep the current
+record per key (learned state and the users' keys are kept); ``erasure_s`` is their
+``max.compaction.lag.ms`` and ``delete.retention.ms``: an erased user's older records (their
+keys among them) are compacted away, and then their tombstones too, within about that long.
+Kafka compacts closed segments only, and closes one when a record arrives after that time: a
+changelog or keys partition that sees no more writes keeps them until it does. The models
+topic does not wait: an erasure's republish deletes every older record (``publish_model``'s
+``drop_older``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def topic_configs(policy: RetentionPolicy) -> dict[str, dict[str, str]]:
         "events": kept(policy.events_s),
         "deadletters": kept(policy.dead_letters_s),
         "changelog": compacted,
+        "keys": compacted,
         "models": {**compacted, **MODELS_CLEANUP},
     }
 
@@ -62,6 +64,7 @@ def apply_retention(config: KafkaConfig, policy: RetentionPolicy, *, timeout_s: 
             "events": config.events,
             "deadletters": config.deadletters,
             "changelog": config.changelog,
+            "keys": config.keys,
             "models": config.models,
         }
         admin.alter_configs(

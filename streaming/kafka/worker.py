@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,10 +39,14 @@ from streaming.kafka.bus import (
 from streaming.kafka.changelog import encode_partition, partition_key, read_partitions
 from streaming.kafka.metrics import WorkerMetrics, WorkerStats
 from streaming.kafka.poison import PartitionFailed, PoisonGuard
+from streaming.kafka.sealing import KeyRing, seal, sealed_key_id
 from streaming.kafka.transactions import end_transaction, send_offsets
 from streaming.models import install_pending_model
 
 log = logging.getLogger(__name__)
+
+KEY_WAIT_S = 60.0  # the longest a partition waits for a key its next event was sealed with
+MAX_KEY_WAITS = 10_000
 
 
 class WorkerIdTaken(RuntimeError):
@@ -135,6 +140,12 @@ class KafkaWorker:
         self.metrics = WorkerMetrics(worker_id)
         self.guard = PoisonGuard(max_attempts)
         ensure_topics(config)
+        # The users' keys open their sealed events; a key missing here is looked for on the
+        # keys topic (once per batch) before its event is dead-lettered.
+        self.ring = KeyRing(config)
+        self.ring.catch_up()
+        self._erased_keys: list[str] = []  # tombstoned in the open transaction
+        self._key_wait: OrderedDict[str, float] = OrderedDict()  # key id -> waited since
         self._dirty = _Dirty()
         self._watermark: dict[int, float] = {}
         self._transaction_timeout_ms = transaction_timeout_ms
@@ -238,6 +249,7 @@ class KafkaWorker:
                 producer, self._producer = self._producer, None
                 with contextlib.suppress(Exception):
                     producer.close(timeout=5)
+        self._erased_keys.clear()  # their tombstones were aborted with the transaction
         self._dirty.partitions.update(self.processors)
         self._dirty.partitions.update(tp.partition for tp in self._consumer.assignment())
         time.sleep(0.5)  # a broker that is restarting needs a moment; do not spin
@@ -257,7 +269,11 @@ class KafkaWorker:
         return producer
 
     def close(self) -> None:
-        for closer in (self._consumer.close, getattr(self._producer, "close", None)):
+        for closer in (
+            self._consumer.close,
+            getattr(self._producer, "close", None),
+            self.ring.close,
+        ):
             if closer is None:
                 continue
             try:
@@ -278,7 +294,11 @@ class KafkaWorker:
             processor = self.processors.get(p)
             if processor is None:  # not restored yet: leave its offset alone, it is refetched
                 continue
-            records = self.guard.limit(p, polled)
+            records = self._keyed_head(p, self.guard.limit(p, polled))
+            if not records:  # its first record waits for its key: fetched again
+                self._consumer.seek(tp, polled[0].offset)
+                time.sleep(0.05)
+                continue
             reason = self.guard.verdict(p, records[0].offset)
             if reason is not None:
                 rec = records[0]
@@ -298,6 +318,8 @@ class KafkaWorker:
         send_offsets(producer, offsets, self._consumer.group_metadata(), self._transaction_s)
         end_transaction(producer, commit=True, timeout_s=self._transaction_s)
         self._in_transaction = False
+        self.ring.drop(self._erased_keys)
+        self._erased_keys.clear()
         for tp, offset in offsets.items():
             polled = batch[tp]
             self.guard.passed(tp.partition, polled[0].offset)
@@ -316,9 +338,15 @@ class KafkaWorker:
         # CF models (streaming/models.py): a new version goes in at a batch boundary; the
         # partition record below carries its version in this transaction.
         changed = install_pending_model(processor, p, records[0].offset)
-        changed |= self._apply(processor, self._decode(records, p), p)
+        decoded = self._decode(records, p)
+        changed |= self._apply(processor, [event for event, _ in decoded], p)
         self._dead_letter_rejected(processor, p)
         producer, cfg = self._producer, self.config
+        deletes = [(event.key, rec.timestamp) for event, rec in decoded if event.is_delete]
+        if deletes:
+            self.ring.catch_up()  # keys made before the delete whose events come after it
+        for user, deleted_ms in deletes:
+            self._erase_keys(user, deleted_ms)
         for key in changed:
             producer.send(
                 cfg.changelog, key=key.encode(), value=processor.export_record(key), partition=p
@@ -337,26 +365,74 @@ class KafkaWorker:
         )
         return changed
 
-    def _decode(self, records: Sequence[Any], partition: int) -> list[Event]:
+    def _keyed_head(self, p: int, records: Sequence[Any]) -> Sequence[Any]:
+        """The records up to the first one whose key is neither held here nor on the keys
+        topic yet. A key's record and its events go to different topics, so an event can
+        arrive first; the partition then waits for it (fetching the rest again) for up to
+        ``KEY_WAIT_S``, longer than any publish waits for its acknowledgement, so an
+        acknowledged event is never dead-lettered for want of its key. A key still missing
+        after that was never written: ``_decode`` dead-letters its events."""
+        missing = [i for i, rec in enumerate(records) if self._missing_key(rec) is not None]
+        if not missing:
+            return records
+        self.ring.catch_up()
+        now, waits = time.monotonic(), self._key_wait
+        for i in missing:
+            key_id = sealed_key_id(records[i].value) or ""
+            if self.ring.get(key_id) is not None:  # it came
+                waits.pop(key_id, None)
+                continue
+            since = waits.setdefault(key_id, now)
+            if now - since < KEY_WAIT_S:
+                return records[:i]
+        while len(waits) > MAX_KEY_WAITS:  # keys long given up on
+            waits.popitem(last=False)
+        return records
+
+    def _missing_key(self, rec: Any) -> str | None:
+        """The id of the key that sealed ``rec`` if this worker does not hold it."""
+        try:
+            key_id = sealed_key_id(rec.value)
+        except EventError:
+            return None  # undecodable: dead-lettered by _decode
+        return key_id if key_id is not None and self.ring.get(key_id) is None else None
+
+    def _decode(self, records: Sequence[Any], partition: int) -> list[tuple[Event, Any]]:
+        """The records' events in log order, each with its record; the ones that do not
+        decode are dead-lettered."""
         events = []
         for rec in records:
             try:
-                event = Event.from_bytes(rec.value)
-                if rec.key is not None and rec.key.decode("utf-8", "replace") != event.key:
-                    raise EventError(
-                        f"message key {rec.key!r} does not match event key {event.key!r}"
-                    )
+                events.append((self._open(rec), rec))
             except EventError as exc:
                 self._send_dead_letter(rec.value, str(exc), partition, rec.offset, rec.key)
-                continue
-            events.append(event)
         return events
 
+    def _open(self, rec: Any) -> Event:
+        event = self.ring.open(rec.value)
+        if rec.key is not None and rec.key.decode("utf-8", "replace") != event.key:
+            raise EventError(f"message key {rec.key!r} does not match event key {event.key!r}")
+        return event
+
+    def _erase_keys(self, user: str, deleted_ms: int) -> None:
+        """Tombstone the user's keys made before their delete was sent (a user who came back
+        since has a newer key): the records of the open transaction's user erasure."""
+        for key in self.ring.keys_of(user):
+            if key.created_ms <= deleted_ms:
+                self._producer.send(
+                    self.config.keys, key=key.key_id.encode(), value=None, partition=key.partition
+                )
+                self._erased_keys.append(key.key_id)
+
     def _dead_letter_rejected(self, processor: Any, partition: int) -> None:
+        """The events the processor refused, sealed again with their user's key (if they came
+        sealed), so a dead letter is erased with its user."""
         for event, reason in processor.take_rejected():
-            self._send_dead_letter(
-                event_bytes(event), str(reason), partition, -1, event.key.encode()
-            )
+            raw, key = event_bytes(event), self.ring.current(event.key)
+            if key is None:
+                self._send_dead_letter(raw, str(reason), partition, -1, event.key.encode())
+            else:
+                self._send_dead_letter(seal(key, raw), str(reason), partition, -1, None)
 
     def _send_dead_letter(
         self, raw: bytes | None, reason: str, partition: int, offset: int, key: bytes | None

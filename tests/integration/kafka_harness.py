@@ -21,6 +21,7 @@ from streaming.composer import RewardComposer
 from streaming.events import Event, EventError
 from streaming.kafka.bus import KafkaConfig
 from streaming.kafka.changelog import decode_partition, read_partitions
+from streaming.kafka.sealing import KeyRing
 from streaming.kafka.worker import apply_in_order
 from streaming.processor import Processor
 from streaming.user_record import decode, unpack_array
@@ -130,8 +131,20 @@ def wait_drained(config: KafkaConfig, group: str, timeout_s: float) -> dict[int,
     raise AssertionError(f"not drained: committed {committed_offsets(config, group)}, ends {ends}")
 
 
+class _KeepingRing(KeyRing):
+    """Keeps the keys workers tombstoned on deletes: within a test their records are not
+    compacted away yet, and a reference replays the erased users' events as the workers did."""
+
+    def drop(self, key_ids: list[str]) -> None:
+        pass
+
+
 def read_events(config: KafkaConfig) -> dict[int, list[Event]]:
-    """Every event of the events topic, per partition, in log order (malformed ones skipped)."""
+    """Every event of the events topic, per partition, in log order (malformed ones skipped),
+    erased users' events included."""
+    ring = _KeepingRing(config)
+    ring.catch_up()
+    ring.close()
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     out: dict[int, list[Event]] = {p: [] for p in range(config.partitions)}
     try:
@@ -143,7 +156,7 @@ def read_events(config: KafkaConfig) -> dict[int, list[Event]]:
             for tp, recs in consumer.poll(timeout_ms=200, max_records=50_000).items():
                 for rec in recs:
                     with contextlib.suppress(EventError):
-                        out[tp.partition].append(Event.from_bytes(rec.value))
+                        out[tp.partition].append(ring.open(rec.value))
     finally:
         consumer.close()
     return out

@@ -1,14 +1,18 @@
 """Erasure on Kafka, read as raw records of every topic: what a DELETE promises, and when.
 
-- When the delete returns: the models topic holds nothing of the user (the replica republished
+The events topic is append-only, so each user's events are sealed with keys of their own
+(``streaming.kafka.sealing``) and the scan reads it twice: as raw records, and opened with
+every key the keys topic holds at the time of the scan.
+
+- When the delete returns: the events topic holds nothing of the user, raw or opened (the
+  worker tombstoned their keys; their sealed records stay until the topic's retention and open
+  with no key left in Kafka); the models topic holds nothing of them (the replica republished
   the model without them and deleted every older record), nor does the replica's data folder
   (the export ``attune train`` left there); the changelog's latest record for the user is a
-  tombstone, so no reader restores them.
-- Within about ``[retention] erasure_s`` of later writes to their changelog partition, the
-  changelog holds no record of them at all, the tombstone included (compaction).
-- The events topic keeps their raw events, the delete among them, until its retention removes
-  them (README, "Running on Kafka"): the test checks that the topic's retention is the policy's
-  and that ``attune train`` reads nothing of the user from it.
+  tombstone, so no reader restores them, and so is the keys topic's for each of their keys.
+- Within about ``[retention] erasure_s`` of later writes to those partitions, no topic holds
+  any record of them (compaction), tombstones included: neither their id, nor anything they
+  wrote, nor their factors, state or keys.
 - Every other topic (dead letters, Kafka's own) never holds them.
 
 Every trace is first found before the delete, so the scan can fail. The same id then comes
@@ -17,6 +21,8 @@ back as a new user.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import dataclasses
 import re
 import subprocess
@@ -28,17 +34,18 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType
 
 from api.app import create_app
 from api.settings import load_settings
 from collab import CFModel
 from collab.watch import model_from_bytes
+from streaming.events import EventError
 from streaming.join import decision_log
 from streaming.kafka.bus import KafkaConfig
 from streaming.kafka.changelog import read_partitions
 from streaming.kafka.model_topic import read_models
 from streaming.kafka.reader import read_events
+from streaming.kafka.sealing import KeyRing, sealed_key_id
 from streaming.user_record import decode
 from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
 from tests.faults.traces import find, folder_contents, text_traces, vector_traces
@@ -81,7 +88,8 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 60.0, step: float = 
 def topic_contents(bootstrap: str, prefix: str) -> dict[str, bytes]:
     """Every record (key, value, headers) of this deployment's topics and of Kafka's own
     (``__consumer_offsets``, ``__transaction_state``), from the start, aborted transactions
-    included; one blob per topic."""
+    included; one blob per topic. ``<prefix>.events (opened)`` is the events topic's records
+    opened with the keys the keys topic holds now (those that open)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         topics = [t for t in admin.list_topics() if t.startswith((f"{prefix}.", "__"))]
@@ -103,6 +111,14 @@ def topic_contents(bootstrap: str, prefix: str) -> dict[str, bytes]:
                     out[tp.topic] += [value or b"" for _, value in rec.headers or []]
     finally:
         consumer.close()
+    ring = KeyRing(KafkaConfig(bootstrap, prefix))
+    ring.catch_up()
+    ring.close()
+    opened = []
+    for value in out[f"{prefix}.events"][1::2]:
+        with contextlib.suppress(EventError):
+            opened.append(ring.open(value).to_bytes())
+    out[f"{prefix}.events (opened)"] = opened
     return {t: b"\0".join(parts) for t, parts in out.items()}
 
 
@@ -138,14 +154,21 @@ def _train(kafka_url: str, data_dir: Path, replica: TestClient) -> CFModel:
     return model
 
 
-def _retention_ms(bootstrap: str, topic: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def _records_sealed_with(bootstrap: str, config: KafkaConfig, key_id: str) -> int:
+    """Records of the events topic sealed with this key."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        tps = [TopicPartition(config.events, p) for p in range(config.partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        n = 0
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for records in consumer.poll(timeout_ms=200).values():
+                n += sum(1 for rec in records if sealed_key_id(rec.value) == key_id)
+        return n
     finally:
-        admin.close()
-    [configs] = [c for by_name in found.values() for c in by_name.values()]
-    return int(configs["retention.ms"]["value"])
+        consumer.close()
 
 
 def _profile(replica: TestClient, user: str) -> dict:
@@ -177,6 +200,10 @@ def test_an_erased_user_leaves_every_topic_and_comes_back_fresh(
         [row] = model.rows([KEY])
         assert row >= 0, "the model was trained on the user"
         state = decode(read_partitions(config, [0])[0].users[KEY] or b"")["engine"]
+        ring = KeyRing(config)
+        ring.catch_up()
+        ring.close()
+        [user_key] = ring.keys_of(KEY)  # one replica made it
         traces = {
             **text_traces("id", USER),
             **text_traces("note", NOTE),
@@ -184,34 +211,41 @@ def test_an_erased_user_leaves_every_topic_and_comes_back_fresh(
             **text_traces("session", SESSION),
             **vector_traces("factors", model.user_factors[row]),
             **vector_traces("state", state["B"]),
+            "key": [user_key.secret, base64.b64encode(user_key.secret)],
         }
+        opened = config.events + " (opened)"
 
         # The scan finds every trace first, in every topic that should hold it.
         before = find(topic_contents(kafka_bootstrap, config.prefix), traces)
         assert before.keys() == traces.keys(), f"not found: {traces.keys() - before.keys()}"
-        assert set(before["id"]) == {config.events, config.changelog, config.models}
+        assert set(before["id"]) == {opened, config.keys, config.changelog, config.models}
+        for text in ("note", "audit", "session"):  # sealed: found only when opened
+            assert opened in before[text] and config.events not in before[text], text
         assert before["factors"] == [config.models] and before["state"] == [config.changelog]
+        assert before["key"] == [config.keys]
         assert find(folder_contents(data), traces).keys() == {"id"}  # the training export
+        sealed = _records_sealed_with(kafka_bootstrap, config, user_key.key_id)
+        assert sealed > 0
 
         assert replica.delete(f"/v1/users/{USER}").status_code == 204
-        topics = topic_contents(kafka_bootstrap, config.prefix)
-        assert find({config.models: topics[config.models]}, traces) == {}
+        left = find(topic_contents(kafka_bootstrap, config.prefix), traces)
+        # Only superseded records of compacted topics, waiting for compaction.
+        assert {w for where in left.values() for w in where} <= {config.changelog, config.keys}
         assert find(folder_contents(data), traces) == {}
         assert KEY in read_partitions(config, [0])[0].users  # its latest record: a tombstone
         assert read_partitions(config, [0])[0].users[KEY] is None
-        # The events topic keeps the user's events until its retention, unread by training.
-        assert config.events in find(topics, traces)["id"]
-        assert _retention_ms(kafka_bootstrap, config.events) == EVENTS_S * 1000
+        # The sealed records stay until the events topic's retention, and open with no key.
+        assert _records_sealed_with(kafka_bootstrap, config, user_key.key_id) >= sealed
         assert not [r for r in decision_log(read_events(config)) if r["user_id"] == KEY]
 
-        # Later writes to the partition (another user's traffic) let compaction run: within
-        # about erasure_s the changelog holds no record of the user, the tombstone included.
-        def only_events_left() -> bool:
+        # Later writes to the partitions (another user's traffic, a new user's key) let
+        # compaction run: within about erasure_s no topic holds any record of the user.
+        def nothing_left() -> bool:
             _traffic(replica, users=1, turns=1)
-            left = find(topic_contents(kafka_bootstrap, config.prefix), traces)
-            return {w for where in left.values() for w in where} <= {config.events}
+            replica.post("/v1/decisions", json={"user_id": f"n{time.monotonic_ns()}"})
+            return find(topic_contents(kafka_bootstrap, config.prefix), traces) == {}
 
-        _wait(only_events_left, timeout_s=10 * ERASURE_S, step=0.5)
+        _wait(nothing_left, timeout_s=10 * ERASURE_S, step=0.5)
 
         # The same id again, while the replica still holds the model that knew them.
         control = "never-seen-0b1d"

@@ -27,6 +27,7 @@ from streaming.events import Event
 from streaming.kafka.bus import KafkaConfig
 from streaming.kafka.changelog import read_partitions
 from streaming.kafka.model_topic import read_models
+from streaming.kafka.sealing import KeyRing
 from streaming.kafka.worker import apply_in_order
 from streaming.models import ModelProcessor
 from tests.integration.kafka_harness import (
@@ -105,6 +106,9 @@ def _model_record(config: KafkaConfig) -> dict | None:
 
 
 def _events_with_offsets(config: KafkaConfig) -> list[tuple[int, Event]]:
+    ring = KeyRing(config)
+    ring.catch_up()
+    ring.close()
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     out: list[tuple[int, Event]] = []
     try:
@@ -114,7 +118,7 @@ def _events_with_offsets(config: KafkaConfig) -> list[tuple[int, Event]]:
         end = consumer.end_offsets([tp])[tp]
         while consumer.position(tp) < end:
             for recs in consumer.poll(timeout_ms=200).values():
-                out.extend((rec.offset, Event.from_bytes(rec.value)) for rec in recs)
+                out.extend((rec.offset, ring.open(rec.value)) for rec in recs)
     finally:
         consumer.close()
     return out

@@ -7,13 +7,17 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from streaming.events import Event
-from streaming.kafka.bus import KafkaBus, KafkaConfig
+from streaming.kafka import worker as worker_module
+from streaming.kafka.bus import KafkaBus, KafkaConfig, ensure_topics, make_producer
+from streaming.kafka.sealing import UserKey, seal
 from streaming.kafka.worker import KafkaWorker
+from streaming.user_record import decode
 from tests.integration.kafka_harness import (
     assert_same_state,
     changelog_state,
@@ -136,3 +140,40 @@ def test_partitions_moving_to_a_new_worker_continue_exactly(
         r.close()
     assert all(r.worker.stats.events > 0 for r in running)
     assert_same_state(changelog_state(config), reference_state(config))
+
+
+def test_an_event_that_arrives_before_its_key_waits_for_it(
+    config: KafkaConfig, running: list[_Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's record and its user's events go to different topics, so an event can arrive
+    first: the worker holds the partition until its key comes, and dead-letters (still sealed)
+    only the events of a key that never comes."""
+    monkeypatch.setattr(worker_module, "KEY_WAIT_S", 4.0)
+    ensure_topics(config)
+    late, never = (UserKey.new(f"acme/{u}", config.partitions) for u in ("late", "never"))
+    base = list(synthetic_events(40, n_users=1, random_state=3))
+    producer = make_producer(config)
+    for key in (never, late):
+        for e in base:
+            e = replace(e, user_id=key.user.split("/")[1])  # event ids are per user
+            producer.send(config.events, value=seal(key, e.to_bytes()), partition=key.partition)
+    producer.flush()
+    running.append(_Running(config, "k0"))
+    time.sleep(1.5)  # the worker has the events, not the late key
+    producer.send(
+        config.keys, key=late.key_id.encode(), value=late.record(), partition=late.partition
+    )
+    producer.flush()
+    producer.close()
+    deadline = time.monotonic() + 60
+    while running[0].worker.stats.events < 2 * len(base):
+        assert time.monotonic() < deadline, "the worker did not get through the events"
+        time.sleep(0.2)
+    running[0].close()
+    users = {k: v for users, _ in changelog_state(config).values() for k, v in users.items()}
+    assert decode(users["acme/late"] or b"")["counters"]["decisions"] > 0
+    assert "acme/never" not in users
+    letters = _dead_letters(config, len(base))
+    assert len(letters) == len(base)
+    assert all(f"no key {never.key_id}" in d["reason"] for d in letters)
+    assert not any("never" in (d["value"] or "") for d in letters)  # hex of sealed bytes

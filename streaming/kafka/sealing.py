@@ -23,6 +23,7 @@ injected with ``KafkaBus.publish_raw``) is read as plain JSON.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import threading
@@ -95,6 +96,13 @@ class UserKey:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _cipher(secret: bytes) -> AESGCM:
+    """The cipher of a key, kept for the users seen lately (making one costs about as much as
+    opening an event)."""
+    return AESGCM(secret)
+
+
 def seal(key: UserKey, plaintext: bytes) -> bytes:
     """``plaintext`` as a sealed record value.
 
@@ -105,7 +113,7 @@ def seal(key: UserKey, plaintext: bytes) -> bytes:
     """
     key_id = bytes.fromhex(key.key_id)
     nonce = os.urandom(NONCE_BYTES)
-    return MAGIC + key_id + nonce + AESGCM(key.secret).encrypt(nonce, plaintext, key_id)
+    return MAGIC + key_id + nonce + _cipher(key.secret).encrypt(nonce, plaintext, key_id)
 
 
 def sealed_key_id(raw: bytes) -> str | None:
@@ -122,7 +130,7 @@ def unseal(key: UserKey, raw: bytes) -> bytes:
     key_id = raw[len(MAGIC) : len(MAGIC) + KEY_ID_BYTES]
     try:
         nonce = raw[len(MAGIC) + KEY_ID_BYTES : HEADER]
-        return AESGCM(key.secret).decrypt(nonce, raw[HEADER:], key_id)
+        return _cipher(key.secret).decrypt(nonce, raw[HEADER:], key_id)
     except InvalidTag:
         raise EventError(f"a sealed event does not open with key {key.key_id}") from None
 

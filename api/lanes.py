@@ -206,5 +206,7 @@ class Choice(NamedTuple):
 
 
 def _unworded(reason: Reason) -> dict[str, Any]:
-    """A reason without its text (and its empty fields): what re-wording it needs."""
-    return {k: v for k, v in reason.to_dict().items() if v is not None and k != "text"}
+    """A reason without its text (and its empty fields): what re-wording it needs. Read from
+    the tuple itself, not from ``to_dict``, which would build a dict only to filter it."""
+    fields = zip(Reason._fields, reason, strict=True)
+    return {k: v for k, v in fields if v is not None and k != "text"}

@@ -52,7 +52,19 @@ class Reason(NamedTuple):
     group: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return dict(zip(self._fields, self, strict=True))
+        # Spelled out rather than ``dict(zip(...))``: every decision turns each of its reasons
+        # into a dict for its answer, and a literal is the cheaper way to build one.
+        kind, text, weight, dimension, level, feature, note_id, group = self
+        return {
+            "kind": kind,
+            "text": text,
+            "weight": weight,
+            "dimension": dimension,
+            "level": level,
+            "feature": feature,
+            "note_id": note_id,
+            "group": group,
+        }
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_KEY_PREFIX = "__partition__/"
+KEYS_TIMEOUT_S = 120.0  # the longest a new bus reads the keys topic (once, at start)
 MODEL_CHUNK_BYTES = 4 * 1024 * 1024
 MAX_MODEL_BYTES = MODEL_CHUNK_BYTES + 64 * 1024  # one record of the models topic
 _COMPACTED = {
@@ -289,7 +290,7 @@ class KafkaBus:
         self._unacked: dict[str, Any] = {}  # key id -> the future of its record, until acked
         self._resend: list[UserKey] = []  # keys whose record failed, sent with the next event
         try:
-            self.ring.catch_up(timeout_s)
+            self.ring.catch_up(max(timeout_s, KEYS_TIMEOUT_S))
         finally:
             self.ring.close()
 

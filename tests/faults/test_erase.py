@@ -22,7 +22,14 @@ from streaming.user_record import decode
 from tests.attune_serve import OPERATOR, ServeProcess
 from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
 from tests.faults.server import cli, traffic
-from tests.faults.traces import find, folder_contents, text_traces, vector_traces
+from tests.faults.traces import (
+    find,
+    folder_contents,
+    rows_bytes,
+    text_traces,
+    vector_traces,
+    whole_vector_traces,
+)
 
 SETTINGS = "[models]\npoll_interval_s = 0.2\n" + ROLE_FEATURE
 
@@ -71,18 +78,30 @@ def _saved_state(data: Path) -> dict[str, np.ndarray]:
     return engine
 
 
-def _traces(model: CFModel, state: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
+def _others_saved(data: Path) -> bytes:
+    """Every other user's saved record, as the file holds them."""
+    db = sqlite3.connect(data / "attune.sqlite")
+    try:
+        rows = db.execute("SELECT data FROM user_state WHERE key != ?", (KEY,)).fetchall()
+    finally:
+        db.close()
+    return b"\0".join(bytes(r[0]) for r in rows)
+
+
+def _traces(model: CFModel, state: dict[str, np.ndarray], others: bytes) -> dict[str, list[bytes]]:
     [row] = model.rows([KEY])
     assert row >= 0, "the model was trained on the user"
+    other_factors = rows_bytes(np.delete(model.user_factors, row, axis=0))
     traces = {
         **text_traces("id", USER),
         **text_traces("note", NOTE),
         **text_traces("audit", TICKET),
         **text_traces("session", SESSION),
-        **vector_traces("factors", model.user_factors[row]),
+        **vector_traces("factors", model.user_factors[row], avoid=other_factors),
     }
-    # B sums the user's reward-weighted contexts: theirs alone (prior means are per group).
-    traces.update(vector_traces("state", state["B"]))
+    # B sums the user's reward-weighted contexts (prior means are per group): small sums that
+    # other users' records share a few at a time, so the trace is the whole array.
+    traces.update(whole_vector_traces("state", state["B"], avoid=others))
     return traces
 
 
@@ -114,7 +133,7 @@ def test_an_erased_user_leaves_no_bytes_behind_and_comes_back_fresh(tmp_path: Pa
             out = str(data / "exports" / "log.parquet")
             exported = cli("export-log", "--data-dir", str(data), "--out", out)
             assert exported.returncode == 0, exported.stderr
-            traces = _traces(model, _saved_state(data))
+            traces = _traces(model, _saved_state(data), _others_saved(data))
             old = _profile(http, USER)
             assert old["pins"] and old["features"] and old["notes"], old
 

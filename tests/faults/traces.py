@@ -27,18 +27,46 @@ def text_traces(name: str, text: str) -> dict[str, list[bytes]]:
     return {name: [text.encode(e) for e in TEXT_ENCODINGS]}
 
 
-def vector_traces(name: str, values: np.ndarray) -> dict[str, list[bytes]]:
+def vector_traces(name: str, values: np.ndarray, avoid: bytes = b"") -> dict[str, list[bytes]]:
     """The first run of ``WINDOW`` distinct values of ``values`` other than 0 and ±1 (what
     every user's arrays share), as float32 and float64 bytes, raw and as the base64 text JSON
-    records hold. The run starts at a multiple of 3 values: its bytes then start at a multiple
-    of 3 bytes, so their base64 is a substring of the whole array's."""
+    records hold, that is found nowhere in ``avoid``: the same arrays of the other users, who
+    can share values with this one (the same messages and the same thumbs give the same
+    reward-weighted contexts), and a trace must be this user's alone. The run starts at a
+    multiple of 3 values: its bytes then start at a multiple of 3 bytes, so their base64 is a
+    substring of the whole array's."""
     flat = np.asarray(values, dtype=np.float64).ravel()
     for i in range(0, len(flat) - WINDOW + 1, 3):
         run = flat[i : i + WINDOW]
         if np.all(np.abs(run) != 0) and np.all(np.abs(run) != 1) and len(set(run)) == WINDOW:
             raw = [run.astype(np.float32).tobytes(), run.tobytes()]
-            return {name: raw + [base64.b64encode(r) for r in raw]}
-    raise ValueError(f"{name}: no run of {WINDOW} distinct values other than 0, ±1 in {flat}")
+            patterns = raw + [base64.b64encode(r) for r in raw]
+            if not any(p in avoid for p in patterns):
+                return {name: patterns}
+    raise ValueError(f"{name}: no run of {WINDOW} distinct values (not 0, ±1) of this user only")
+
+
+def whole_vector_traces(
+    name: str, values: np.ndarray, avoid: bytes = b""
+) -> dict[str, list[bytes]]:
+    """The whole of ``values`` as one pattern (float32 and float64, raw and base64), for
+    arrays whose entries are small sums other users share (a user's reward-weighted
+    contexts): any run of a few of them can be another user's too, all of them only when the
+    two histories are the same, which ``avoid`` (the other users' arrays) rules out."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    raw = [flat.astype(np.float32).tobytes(), flat.tobytes()]
+    patterns = raw + [base64.b64encode(r) for r in raw]
+    if any(p in avoid for p in patterns):
+        raise ValueError(f"{name}: another user's array is the same")
+    return {name: patterns}
+
+
+def rows_bytes(rows: np.ndarray) -> bytes:
+    """Other users' vectors (one per row) as ``vector_traces`` looks for them: float32 and
+    float64 bytes, raw and in base64."""
+    rows = np.asarray(rows, dtype=np.float64)
+    raw = [rows.astype(np.float32).tobytes(), rows.tobytes()]
+    return b"\0".join(raw + [base64.b64encode(r) for r in raw])
 
 
 def file_contents(path: Path) -> bytes:

@@ -286,13 +286,9 @@ class KafkaBus:
         self._pending = 0  # sends not yet acknowledged or failed
         self._waiting_since = 0.0  # when the oldest of them was sent (roughly)
         self.dropped = 0  # decisions not sent because the broker was unavailable
-        self.ring = KeyRing(self.config)
+        self.ring = KeyRing.loaded(self.config, max(timeout_s, KEYS_TIMEOUT_S))
         self._unacked: dict[str, Any] = {}  # key id -> the future of its record, until acked
         self._resend: list[UserKey] = []  # keys whose record failed, sent with the next event
-        try:
-            self.ring.catch_up(max(timeout_s, KEYS_TIMEOUT_S))
-        finally:
-            self.ring.close()
 
     @classmethod
     def from_url(cls, url: str, **params: Any) -> KafkaBus:

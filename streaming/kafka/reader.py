@@ -16,11 +16,7 @@ def read_events(config: KafkaConfig) -> Iterator[Event]:
     partition in order (a user's events are in one partition). Undecodable records are
     skipped: the workers dead-letter them; so are the events of erased users, whose keys are
     gone."""
-    ring = KeyRing(config)
-    try:
-        ring.catch_up()
-    finally:
-        ring.close()
+    ring = KeyRing.loaded(config)
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     try:
         parts = [

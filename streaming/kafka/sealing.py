@@ -151,6 +151,16 @@ class KeyRing:
         self._consumer: Any = None
         self._parts: list[TopicPartition] = []
 
+    @classmethod
+    def loaded(cls, config: KafkaConfig, timeout_s: float = 30.0) -> KeyRing:
+        """A ring of the keys on the topic now, its reader closed (for a one-off read)."""
+        ring = cls(config)
+        try:
+            ring.catch_up(timeout_s)
+        finally:
+            ring.close()
+        return ring
+
     def __len__(self) -> int:
         return len(self._by_id)
 

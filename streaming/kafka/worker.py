@@ -372,13 +372,12 @@ class KafkaWorker:
         ``KEY_WAIT_S``, longer than any publish waits for its acknowledgement, so an
         acknowledged event is never dead-lettered for want of its key. A key still missing
         after that was never written: ``_decode`` dead-letters its events."""
-        missing = [i for i, rec in enumerate(records) if self._missing_key(rec) is not None]
+        missing = [(i, k) for i, rec in enumerate(records) if (k := self._missing_key(rec))]
         if not missing:
             return records
         self.ring.catch_up()
         now, waits = time.monotonic(), self._key_wait
-        for i in missing:
-            key_id = sealed_key_id(records[i].value) or ""
+        for i, key_id in missing:
             if self.ring.get(key_id) is not None:  # it came
                 waits.pop(key_id, None)
                 continue

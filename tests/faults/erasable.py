@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import numpy as np
+
+from collab import CFModel
+from tests.faults.traces import rows_bytes, text_traces, vector_traces, whole_vector_traces
+
 USER = "erase-me-7f3a9c"
 KEY = f"acme/{USER}"
 NOTE = "NOTE-7f3a9c: answers in Rust, please"
@@ -61,3 +66,22 @@ def give_history(http: Client, turns: int = 8) -> list[str]:
     r = http.post(f"/v1/users/{USER}/notes", json={"text": NOTE, "key": "language"})
     assert r.status_code == 201, r.text
     return decisions
+
+
+def user_traces(model: CFModel, state_b: np.ndarray, others: bytes) -> dict[str, list[bytes]]:
+    """The byte patterns of ``USER`` an erasure must leave nowhere: their id, what they wrote
+    (note, audit, session), their CF factors and their learned state ``B``. Values another user
+    shares (the same history) are no trace of this one: the factors' run is one no other row
+    of the model holds, and since ``B``'s entries are small sums (reward-weighted contexts),
+    its trace is the whole array, which ``others`` (the other users' records) must not hold."""
+    [row] = model.rows([KEY])
+    assert row >= 0, "the model was trained on the user"
+    other_factors = rows_bytes(np.delete(model.user_factors, row, axis=0))
+    return {
+        **text_traces("id", USER),
+        **text_traces("note", NOTE),
+        **text_traces("audit", TICKET),
+        **text_traces("session", SESSION),
+        **vector_traces("factors", model.user_factors[row], avoid=other_factors),
+        **whole_vector_traces("state", state_b, avoid=others),
+    }

@@ -20,16 +20,9 @@ from collab import CFModel
 from collab.watch import load_latest
 from streaming.user_record import decode
 from tests.attune_serve import OPERATOR, ServeProcess
-from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
+from tests.faults.erasable import KEY, ROLE_FEATURE, USER, give_history, user_traces
 from tests.faults.server import cli, traffic
-from tests.faults.traces import (
-    find,
-    folder_contents,
-    rows_bytes,
-    text_traces,
-    vector_traces,
-    whole_vector_traces,
-)
+from tests.faults.traces import find, folder_contents
 
 SETTINGS = "[models]\npoll_interval_s = 0.2\n" + ROLE_FEATURE
 
@@ -88,23 +81,6 @@ def _others_saved(data: Path) -> bytes:
     return b"\0".join(bytes(r[0]) for r in rows)
 
 
-def _traces(model: CFModel, state: dict[str, np.ndarray], others: bytes) -> dict[str, list[bytes]]:
-    [row] = model.rows([KEY])
-    assert row >= 0, "the model was trained on the user"
-    other_factors = rows_bytes(np.delete(model.user_factors, row, axis=0))
-    traces = {
-        **text_traces("id", USER),
-        **text_traces("note", NOTE),
-        **text_traces("audit", TICKET),
-        **text_traces("session", SESSION),
-        **vector_traces("factors", model.user_factors[row], avoid=other_factors),
-    }
-    # B sums the user's reward-weighted contexts (prior means are per group): small sums that
-    # other users' records share a few at a time, so the trace is the whole array.
-    traces.update(whole_vector_traces("state", state["B"], avoid=others))
-    return traces
-
-
 def _profile(http: httpx.Client, user: str) -> dict:
     r = http.get(f"/v1/users/{user}/profile")
     assert r.status_code == 200, r.text
@@ -133,7 +109,7 @@ def test_an_erased_user_leaves_no_bytes_behind_and_comes_back_fresh(tmp_path: Pa
             out = str(data / "exports" / "log.parquet")
             exported = cli("export-log", "--data-dir", str(data), "--out", out)
             assert exported.returncode == 0, exported.stderr
-            traces = _traces(model, _saved_state(data), _others_saved(data))
+            traces = user_traces(model, _saved_state(data)["B"], _others_saved(data))
             old = _profile(http, USER)
             assert old["pins"] and old["features"] and old["notes"], old
 

@@ -142,9 +142,7 @@ class _KeepingRing(KeyRing):
 def read_events(config: KafkaConfig) -> dict[int, list[Event]]:
     """Every event of the events topic, per partition, in log order (malformed ones skipped),
     erased users' events included."""
-    ring = _KeepingRing(config)
-    ring.catch_up()
-    ring.close()
+    ring = _KeepingRing.loaded(config)
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     out: dict[int, list[Event]] = {p: [] for p in range(config.partitions)}
     try:

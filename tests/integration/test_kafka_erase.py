@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -48,15 +47,8 @@ from streaming.kafka.model_topic import read_models
 from streaming.kafka.reader import read_events
 from streaming.kafka.sealing import KeyRing, sealed_key_id
 from streaming.user_record import decode
-from tests.faults.erasable import KEY, NOTE, ROLE_FEATURE, SESSION, TICKET, USER, give_history
-from tests.faults.traces import (
-    find,
-    folder_contents,
-    rows_bytes,
-    text_traces,
-    vector_traces,
-    whole_vector_traces,
-)
+from tests.faults.erasable import KEY, ROLE_FEATURE, USER, give_history, user_traces
+from tests.faults.traces import find, folder_contents
 from tests.integration.kafka_harness import AUTH, REPO, WorkerProcess, fresh_bus_url, wait_drained
 from tests.integration.kafka_harness import KEY as API_KEY
 
@@ -119,9 +111,7 @@ def topic_contents(bootstrap: str, prefix: str) -> dict[str, bytes]:
                     out[tp.topic] += [value or b"" for _, value in rec.headers or []]
     finally:
         consumer.close()
-    ring = KeyRing(KafkaConfig(bootstrap, prefix))
-    ring.catch_up()
-    ring.close()
+    ring = KeyRing.loaded(KafkaConfig(bootstrap, prefix))
     opened = []
     for value in out[f"{prefix}.events"][1::2]:
         with contextlib.suppress(EventError):
@@ -205,28 +195,12 @@ def test_an_erased_user_leaves_every_topic_and_comes_back_fresh(
         give_history(replica)
         wait_drained(config, config.prefix + ".workers", 60)
         model = _train(kafka_url, data, replica)
-        [row] = model.rows([KEY])
-        assert row >= 0, "the model was trained on the user"
         users = read_partitions(config, [0])[0].users
         state = decode(users[KEY] or b"")["engine"]
         others = b"\0".join(v or b"" for k, v in users.items() if k != KEY)
-        ring = KeyRing(config)
-        ring.catch_up()
-        ring.close()
-        [user_key] = ring.keys_of(KEY)  # one replica made it
+        [user_key] = KeyRing.loaded(config).keys_of(KEY)  # one replica made it
         traces = {
-            **text_traces("id", USER),
-            **text_traces("note", NOTE),
-            **text_traces("audit", TICKET),
-            **text_traces("session", SESSION),
-            # Values another user shares (the same history) are no trace of this one; the
-            # state's entries are small sums, so its trace is the whole array.
-            **vector_traces(
-                "factors",
-                model.user_factors[row],
-                avoid=rows_bytes(np.delete(model.user_factors, row, axis=0)),
-            ),
-            **whole_vector_traces("state", state["B"], avoid=others),
+            **user_traces(model, state["B"], others),
             "key": [user_key.secret, base64.b64encode(user_key.secret)],
         }
         opened = config.events + " (opened)"

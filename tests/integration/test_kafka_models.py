@@ -106,9 +106,7 @@ def _model_record(config: KafkaConfig) -> dict | None:
 
 
 def _events_with_offsets(config: KafkaConfig) -> list[tuple[int, Event]]:
-    ring = KeyRing(config)
-    ring.catch_up()
-    ring.close()
+    ring = KeyRing.loaded(config)
     consumer = KafkaConsumer(bootstrap_servers=config.servers, enable_auto_commit=False)
     out: list[tuple[int, Event]] = []
     try:

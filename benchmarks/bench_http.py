@@ -426,8 +426,9 @@ def main() -> None:
         result[f"server_cpu_ms_per_request@{tag}"] = round(r["server_cpu_ms_per_request"], 3)
     result["decide_p50_ms"] = {int(r["rate"]): round(r["p50_ms"], 3) for r in raw["rates"]}
     result["decide_p99_ms"] = {int(r["rate"]): round(r["p99_ms"], 3) for r in raw["rates"]}
-    result["decisions_per_s"] = round(raw["max"]["decisions_per_s"], 1)
-    result["saturation"] = raw["max"]
+    if "max" in raw:  # absent with --saturate-connections 0
+        result["decisions_per_s"] = round(raw["max"]["decisions_per_s"], 1)
+        result["saturation"] = raw["max"]
     if ref is not None:
         [r] = ref["rates"]
         result["reference"] = {
@@ -453,10 +454,11 @@ def main() -> None:
             f"p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms  (reference: bare uvicorn)  "
             f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/request"
         )
-    print(
-        f"max sustained: {raw['max']['decisions_per_s']:.0f} decisions/s "
-        f"({args.saturate_connections} connections, closed loop)"
-    )
+    if "max" in raw:
+        print(
+            f"max sustained: {raw['max']['decisions_per_s']:.0f} decisions/s "
+            f"({args.saturate_connections} connections, closed loop)"
+        )
 
 
 if __name__ == "__main__":

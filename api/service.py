@@ -201,8 +201,8 @@ class Service:
         outs: list[dict[str, Any] | Exception] = []
         for (tenant, body), request, d, given in zip(requests, built, decisions, ids, strict=True):
             decision_id = given or new_id("d_")
-            payload = lane.payload(d, decision_id, body, request.paused).to_dict()
-            events.append(Event("decision", decision_id, tenant, body.user_id, now, payload))
+            payload = lane.payload(d, decision_id, body, request.paused)
+            events.append(Event.decision_of(decision_id, tenant, body.user_id, now, payload))
             self.metrics.count_decision(tenant)
             out = lane.response(decision_id, d.user_id, Choice.of(d), body)
             if given is not None:

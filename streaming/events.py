@@ -109,6 +109,17 @@ class Event:
                 f"version {EVENT_VERSION})"
             )
 
+    @classmethod
+    def decision_of(
+        cls, event_id: str, tenant: str, user_id: str, ts: float, payload: DecisionPayload
+    ) -> Event:
+        """A decision event of ``payload``, its parsed payload already in place: a reader in
+        this process (the embedded learner, which reads the events it was handed, not their
+        rows) then does not parse and check again what the service has just built."""
+        event = cls("decision", event_id, tenant, user_id, ts, payload.to_dict())
+        event.__dict__["decision"] = DecisionPayload.from_own_dict(event.payload)
+        return event
+
     @_cached  # read several times per event on the worker's path
     def key(self) -> str:
         """``tenant/user_id``: the engine's user id and the bus's message key."""

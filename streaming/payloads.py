@@ -83,18 +83,28 @@ class DecisionPayload(NamedTuple):
         if not isinstance(context, list):
             raise ValueError("context: expected a list of numbers")
         _optional_strings(doc, _DECISION_STRINGS)
-        score, audit = get("user_score"), get("audit") or {}
+        if "propensity" in doc:
+            _number(doc, "propensity")
         user_features = get("user_features") or _EMPTY
         if not isinstance(user_features, Mapping):
             raise ValueError("user_features: expected an object of declared user features")
         reasons = get("reasons") or ()
         if not isinstance(reasons, list | tuple) or not all(isinstance(r, dict) for r in reasons):
             raise ValueError("reasons: expected a list of objects")
+        return cls.from_own_dict(doc)
+
+    @classmethod
+    def from_own_dict(cls, doc: Mapping[str, Any]) -> DecisionPayload:
+        """``from_dict`` without its checks, for a document ``to_dict`` wrote in this process:
+        the service keeps it parsed on the event (``Event.decision_of``), so the embedded
+        learner does not check again what the service has just built."""
+        get = doc.get
+        score, audit = get("user_score"), get("audit") or {}
         return cls(
-            arm=arm,
-            context=context,
+            arm=doc["arm"],
+            context=doc["context"],
             decision_id=get("decision_id"),
-            propensity=_number(doc, "propensity") if "propensity" in doc else 1.0,
+            propensity=float(doc["propensity"]) if "propensity" in doc else 1.0,
             action_dist=get("action_dist") or (),
             strategy_id=get("strategy_id"),
             levels=get("levels") or _EMPTY,
@@ -104,8 +114,8 @@ class DecisionPayload(NamedTuple):
             seed=get("seed"),
             audit=audit if isinstance(audit, dict) else _EMPTY,
             session_id=get("session_id"),
-            user_features=user_features,
-            reasons=reasons,
+            user_features=get("user_features") or _EMPTY,
+            reasons=get("reasons") or (),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from streaming.events import Event, EventError, split_key
+from streaming.payloads import DecisionPayload
 
 GOOD = Event(
     "feedback", "f1", "acme", "ana/x", 12.5, {"decision_id": "d1", "kind": "thumbs", "value": "up"}
@@ -46,3 +47,35 @@ def test_malformed_events_raise_event_error(raw: bytes, message: str) -> None:
 
 def test_event_error_is_a_value_error() -> None:
     assert issubclass(EventError, ValueError)
+
+
+def _payloads() -> list[DecisionPayload]:
+    full = DecisionPayload(
+        arm=3,
+        context=[0.5, 1.0, 0.0],
+        decision_id="d_1",
+        propensity=0.25,
+        action_dist=[0.25, 0.75],
+        strategy_id="s3",
+        levels={"depth": "deep"},
+        user_score=float("nan"),  # to_dict writes None: the one field it changes
+        policy="lints",
+        locale="ja",
+        seed=7,
+        audit={"group": "b"},
+        session_id="s1",
+        user_features={"expertise": "expert"},
+        reasons=[{"kind": "pin", "dimension": "depth"}],
+    )
+    return [full, DecisionPayload(arm=0, context=[1.0]), full._replace(user_score=2.0, audit={})]
+
+
+@pytest.mark.parametrize("payload", _payloads())
+def test_a_decision_event_is_parsed_as_its_row_would_be(payload: DecisionPayload) -> None:
+    # The embedded learner reads the event the service made, never its row: what it finds
+    # parsed must be what parsing the row gives.
+    event = Event.decision_of("d_1", "acme", "ana", 1.5, payload)
+    from_row = Event.from_bytes(event.to_bytes())
+    assert event == from_row
+    assert event.decision == from_row.decision
+    assert event.decision.user_score == payload.to_dict()["user_score"]

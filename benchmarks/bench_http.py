@@ -16,6 +16,11 @@ engine, no log). Its percentiles (``reference_p50_ms``, ``reference_p99_ms``) ar
 machine's floor for the method at that moment; on a VM whose speed drifts between runs,
 attune's numbers are only comparable side by side with them.
 
+``--reference-spin-us N`` makes the reference spend N µs of CPU on every request before it
+answers: a server as costly per request as attune, but always equally so and with no other
+thread. Set N to attune's ``server_cpu_ms_per_request`` to tell a tail that the cost itself
+explains (the reference's tail grows too) from one that its variation adds.
+
 ``--notes N`` gives each of the benchmark's users N memory notes before the server starts
 (written to the store's log, so the server's recovery applies them), and every decision then
 retrieves notes for its message.
@@ -214,17 +219,24 @@ def generate(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------- reference server
-def serve_reference(port: int, body_file: str) -> None:
+def serve_reference(port: int, body_file: str, spin_us: float = 0.0) -> None:
     """A bare ASGI app under attune's uvicorn settings, answering every request with the
-    stored response body: the floor of what this benchmark can measure."""
+    stored response body: the floor of what this benchmark can measure. ``spin_us`` makes it
+    spend that much CPU on each request first, on the event loop as attune decides: a server
+    with attune's cost per request, always the same and with no other thread."""
     import uvicorn
 
     body = Path(body_file).read_bytes()
+    spin_s = spin_us / 1e6
     headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         while (await receive()).get("more_body", False):
             pass
+        if spin_s:
+            done = time.perf_counter() + spin_s
+            while time.perf_counter() < done:
+                pass
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -377,6 +389,12 @@ def main() -> None:
         help="give every decision request its own request_id (the idempotent path)",
     )
     p.add_argument("--generate", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--reference-spin-us",
+        type=float,
+        default=0.0,
+        help="the reference also spends this much CPU per request (µs), always the same",
+    )
     p.add_argument("--serve-reference", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
@@ -385,7 +403,7 @@ def main() -> None:
         generate(args)
         return
     if args.serve_reference:
-        serve_reference(args.port, args.serve_reference)
+        serve_reference(args.port, args.serve_reference, args.reference_spin_us)
         return
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as data_dir:
@@ -404,6 +422,7 @@ def main() -> None:
             body_file.write_bytes(sample)
             port = free_port()
             argv = [sys.executable, __file__, "--serve-reference", str(body_file)]
+            argv += ["--reference-spin-us", str(args.reference_spin_us)]
             server = start_server(port, data_dir, [*argv, "--port", str(port)])
             try:
                 top = max(args.rates)
@@ -433,6 +452,7 @@ def main() -> None:
         [r] = ref["rates"]
         result["reference"] = {
             "what": "bare ASGI app, same uvicorn settings, stored attune response",
+            "spin_us_per_request": args.reference_spin_us,
             "rate": r["rate"],
             "reference_p50_ms": round(r["p50_ms"], 3),
             "reference_p99_ms": round(r["p99_ms"], 3),

@@ -39,8 +39,7 @@ def vector_traces(name: str, values: np.ndarray, avoid: bytes = b"") -> dict[str
     for i in range(0, len(flat) - WINDOW + 1, 3):
         run = flat[i : i + WINDOW]
         if np.all(np.abs(run) != 0) and np.all(np.abs(run) != 1) and len(set(run)) == WINDOW:
-            raw = [run.astype(np.float32).tobytes(), run.tobytes()]
-            patterns = raw + [base64.b64encode(r) for r in raw]
+            patterns = _encodings(run)
             if not any(p in avoid for p in patterns):
                 return {name: patterns}
     raise ValueError(f"{name}: no run of {WINDOW} distinct values (not 0, ±1) of this user only")
@@ -53,9 +52,7 @@ def whole_vector_traces(
     arrays whose entries are small sums other users share (a user's reward-weighted
     contexts): any run of a few of them can be another user's too, all of them only when the
     two histories are the same, which ``avoid`` (the other users' arrays) rules out."""
-    flat = np.asarray(values, dtype=np.float64).ravel()
-    raw = [flat.astype(np.float32).tobytes(), flat.tobytes()]
-    patterns = raw + [base64.b64encode(r) for r in raw]
+    patterns = _encodings(np.asarray(values, dtype=np.float64).ravel())
     if any(p in avoid for p in patterns):
         raise ValueError(f"{name}: another user's array is the same")
     return {name: patterns}
@@ -64,9 +61,14 @@ def whole_vector_traces(
 def rows_bytes(rows: np.ndarray) -> bytes:
     """Other users' vectors (one per row) as ``vector_traces`` looks for them: float32 and
     float64 bytes, raw and in base64."""
-    rows = np.asarray(rows, dtype=np.float64)
-    raw = [rows.astype(np.float32).tobytes(), rows.tobytes()]
-    return b"\0".join(raw + [base64.b64encode(r) for r in raw])
+    return b"\0".join(_encodings(np.asarray(rows, dtype=np.float64)))
+
+
+def _encodings(values: np.ndarray) -> list[bytes]:
+    """float64 ``values`` as float32 and float64 bytes, raw and as the base64 text JSON
+    records hold."""
+    raw = [values.astype(np.float32).tobytes(), values.tobytes()]
+    return raw + [base64.b64encode(r) for r in raw]
 
 
 def file_contents(path: Path) -> bytes:

@@ -33,7 +33,7 @@ import numpy as np
 
 from bandit import Engine
 from streaming import notes as note_ops
-from streaming.book import Book
+from streaming.book import Book, recent_of
 from streaming.composer import RewardComposer
 from streaming.events import Event
 from streaming.memory import UserMemory
@@ -275,13 +275,7 @@ class Processor(StateTransfer):
             "seed": p.seed,
         }
         book.remember_decision(
-            {
-                "decision_id": event.event_id,
-                "ts": event.ts,
-                "strategy_id": p.strategy_id,
-                "locale": p.locale,
-                "reasons": list(p.reasons),
-            }
+            recent_of(event.event_id, event.ts, p.strategy_id, p.locale, p.reasons)
         )
         horizon = event.ts - self.horizon_s
         while pending:  # oldest first: over the cap, or settled and past the horizon

@@ -1,0 +1,67 @@
+"""A user's book: the recent decisions it keeps, in memory and in its document."""
+
+from __future__ import annotations
+
+import gc
+
+import orjson
+
+from bandit import ContextSpec, Engine
+from streaming.book import RECENT_DECISIONS, Book, recent_of
+from streaming.composer import RewardComposer
+from streaming.events import Event
+from streaming.processor import Processor
+
+CTX = [1.0, 0.5] + [0.0] * (ContextSpec().n_columns - 2)
+REASONS = [
+    {"kind": "preference", "weight": 0.25, "dimension": "depth", "level": "expert"},
+    {"kind": "note", "weight": 1.5, "note_id": "n1"},
+]
+
+
+def decision(did: str, ts: float, reasons: list[dict] = REASONS) -> Event:
+    payload = {"arm": 3, "context": CTX, "strategy_id": "s3", "locale": "ja", "reasons": reasons}
+    return Event("decision", did, "acme", "ana", ts, payload)
+
+
+def test_recent_decisions_are_kept_newest_last_and_bounded() -> None:
+    p = Processor(Engine(random_state=0), RewardComposer())
+    p.apply([decision(f"d{i}", float(i)) for i in range(RECENT_DECISIONS + 3)])
+    doc = p.books["acme/ana"].document(None, {}, {})
+    assert [r["decision_id"] for r in doc["recent"]] == [f"d{i}" for i in range(3, 13)]
+    assert doc["recent"][-1] == {
+        "decision_id": "d12",
+        "ts": 12.0,
+        "strategy_id": "s3",
+        "locale": "ja",
+        "reasons": REASONS,
+    }
+
+
+def test_the_document_round_trips_through_json() -> None:
+    book = Book()
+    book.remember_decision(recent_of("d1", 1.5, "s3", "es", REASONS))
+    book.remember_decision(recent_of("d2", 2.5, None, None, []))
+    doc = orjson.loads(orjson.dumps(book.document(None, {}, {})))
+    again = Book.from_document(doc)
+    assert again.recent == book.recent
+    assert again.document(None, {}, {})["recent"] == doc["recent"]
+    assert doc["recent"][1] == {
+        "decision_id": "d2",
+        "ts": 2.5,
+        "strategy_id": None,
+        "locale": None,
+        "reasons": [],
+    }
+
+
+def test_recent_decisions_leave_the_collectors_sight() -> None:
+    # Every resident user keeps ten of them: tracked, each would be walked by every full
+    # collection (streaming/book.py says why they are plain tuples of strings and numbers).
+    p = Processor(Engine(random_state=0), RewardComposer())
+    p.apply([decision(f"d{i}", float(i), [dict(r) for r in REASONS]) for i in range(4)])
+    loaded = Book.from_document(p.books["acme/ana"].document(None, {}, {}))
+    gc.collect()
+    entries = [*p.books["acme/ana"].recent, *loaded.recent]
+    assert len(entries) == 8
+    assert not any(gc.is_tracked(entry) for entry in entries)

@@ -473,6 +473,11 @@ class Learner:
         source, target = self.processor.engine, self.serving
         assert target is not None
         counts = source.shared.updates[: len(source.shared.tenants)]
+        copy_shared = shared or not np.array_equal(counts, self._shared_counts)
+        if not keys and not copy_shared:
+            # Nothing to copy (a slice of decisions): not even a wait for the serving
+            # engine's lock, which every decision holds while it decides.
+            return
         # The serving engine's lock: decisions run on other threads and UserState is not
         # safe to grow from two threads at once.
         with target.lock:
@@ -481,6 +486,6 @@ class Learner:
                     target.users.put(key, source.users.get(key))
                 else:
                     target.users.remove(key)
-            if shared or not np.array_equal(counts, self._shared_counts):
+            if copy_shared:
                 target.shared.copy_from(source.shared)
                 self._shared_counts = counts.copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,31 @@ def test_the_serving_shared_model_follows_feedback_and_is_not_recopied_for_decis
     assert not copies, "decisions teach the shared model nothing: no copy"
     lr.sync(set(), shared=True)
     assert copies == [1]
+    lr.store.close()
+
+
+def test_a_step_of_decisions_does_not_wait_for_the_serving_engine(tmp_path: Path) -> None:
+    # Every decision holds the serving engine's lock while it decides; a slice of the log that
+    # holds only decisions has nothing to copy into it, so it must not queue for that lock.
+    serving = Engine(random_state=1)
+    lr = learner(tmp_path / "w.sqlite", serving)
+    lr.recover()
+    lr.store.append(decisions("ana", 1))
+    lr.step()  # the tenant's first event adds it to the shared model: that is copied
+    lr.store.append(decisions("ana", 5, start=1))
+    done = threading.Event()
+    with serving.lock:
+        stepping = threading.Thread(target=lambda: (lr.step(), done.set()), daemon=True)
+        stepping.start()
+        assert done.wait(10), "the step waited for the serving engine's lock"
+        assert lr.processor.counters("acme/ana")["decisions"] == 6
+        lr.store.append(events(1, start=50))  # feedback changes ana: that step must copy
+        stepping = threading.Thread(target=lr.step, daemon=True)
+        stepping.start()
+        stepping.join(0.5)
+        assert stepping.is_alive(), "feedback was copied without the serving engine's lock"
+    stepping.join(10)
+    assert int(serving.users.n_feedback[serving.users.ids["acme/ana"]]) == 1
     lr.store.close()
 
 

@@ -250,6 +250,9 @@ class Processor(StateTransfer):
         p = event.decision
         arm = _arm(p.arm, self.engine.n_arms, "arm")
         context = _context(p.context, self.engine.n_context)
+        # Encoded before anything changes: reasons orjson cannot encode (an integer past 64
+        # bits in an event from the bus) reject the event whole.
+        recent = recent_of(event.event_id, event.ts, p.strategy_id, p.locale, p.reasons)
         key = event.key
         self._ensure_user(key, context)
         users, row = self.engine.users, self._row(key)
@@ -274,9 +277,7 @@ class Processor(StateTransfer):
             "locale": p.locale,
             "seed": p.seed,
         }
-        book.remember_decision(
-            recent_of(event.event_id, event.ts, p.strategy_id, p.locale, p.reasons)
-        )
+        book.remember_decision(recent)
         horizon = event.ts - self.horizon_s
         while pending:  # oldest first: over the cap, or settled and past the horizon
             first = pending[next(iter(pending))]

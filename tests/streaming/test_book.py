@@ -65,3 +65,14 @@ def test_recent_decisions_leave_the_collectors_sight() -> None:
     entries = [*p.books["acme/ana"].recent, *loaded.recent]
     assert len(entries) == 8
     assert not any(gc.is_tracked(entry) for entry in entries)
+
+
+def test_reasons_that_cannot_be_encoded_reject_the_decision_whole() -> None:
+    p = Processor(Engine(random_state=0), RewardComposer())
+    p.apply([decision("d1", 1.0)])
+    p.apply([decision("d2", 2.0, [{"kind": "preference", "weight": 2**70}])])
+    [(event, reason)] = p.take_rejected()
+    assert event.event_id == "d2" and "Integer exceeds 64-bit range" in reason
+    assert list(p.books["acme/ana"].pending) == ["d1"]
+    assert p.counters("acme/ana")["decisions"] == 1
+    assert [r[0] for r in p.books["acme/ana"].recent] == ["d1"]

@@ -42,9 +42,9 @@ def recent_of(
     return (decision_id, ts, strategy_id, locale, orjson.dumps(reasons).decode())
 
 
-def _recent_document(entry: Recent) -> dict[str, Any]:
-    doc = dict(zip(RECENT_FIELDS, entry, strict=True))
-    doc["reasons"] = orjson.loads(entry[4])
+def _recent_document(entry: Recent, raw: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = dict(zip(RECENT_FIELDS, entry, strict=True))
+    doc["reasons"] = orjson.Fragment(entry[4]) if raw else orjson.loads(entry[4])
     return doc
 
 
@@ -69,9 +69,19 @@ class Book:
         del self.recent[:-RECENT_DECISIONS]
 
     def document(
-        self, engine: dict[str, Any] | None, pins: dict[str, str], features: dict[str, Any]
+        self,
+        engine: dict[str, Any] | None,
+        pins: dict[str, str],
+        features: dict[str, Any],
+        *,
+        raw: bool = False,
     ) -> dict[str, Any]:
-        """The user's document: the book plus the engine's arrays, pins and features."""
+        """The user's document: the book plus the engine's arrays, pins and features.
+
+        ``raw``: for orjson to encode (the binary record, written for every changed user on
+        each checkpoint or Kafka batch), the recent decisions' reasons stay the JSON they are
+        kept as (``orjson.Fragment``) instead of being parsed only to be encoded again.
+        """
         return {
             "engine": engine,
             "pins": pins,
@@ -82,7 +92,7 @@ class Book:
             "counters": self.counters,
             "notes": self.notes,
             "paused": self.paused,
-            "recent": [_recent_document(entry) for entry in self.recent],
+            "recent": [_recent_document(entry, raw) for entry in self.recent],
             "extra": self.extra,
         }
 

@@ -50,7 +50,7 @@ class StateTransfer:
 
     def export_record(self, key: str) -> bytes | None:
         """Like ``export_user``, in the compact binary changelog format (version 2)."""
-        doc = self._document(key)
+        doc = self._document(key, raw=True)
         return None if doc is None else user_record.encode_binary(doc)
 
     def import_user(self, key: str, data: bytes | None, *, partition: int = 0) -> None:
@@ -85,7 +85,8 @@ class StateTransfer:
                     heapq.heappush(notes_heap, (note["expires"], key, note_id))
             self._remember(key, book)
 
-    def _document(self, key: str) -> dict[str, Any] | None:
+    def _document(self, key: str, *, raw: bool = False) -> dict[str, Any] | None:
+        """The user's document (``Book.document``; ``raw`` for orjson to encode), or None."""
         self._flush()
         book = self.books.get(key)
         in_engine = key in self.engine.users
@@ -96,6 +97,7 @@ class StateTransfer:
             engine.users.get(key) if in_engine else None,
             engine.pins.get(key, {}),
             engine.user_features.get(key, {}),
+            raw=raw,
         )
 
     def export_shared(self, partition: int = 0) -> bytes:

@@ -7,6 +7,7 @@ import gc
 import orjson
 
 from bandit import ContextSpec, Engine
+from streaming import user_record
 from streaming.book import RECENT_DECISIONS, Book, recent_of
 from streaming.composer import RewardComposer
 from streaming.events import Event
@@ -76,3 +77,17 @@ def test_reasons_that_cannot_be_encoded_reject_the_decision_whole() -> None:
     assert list(p.books["acme/ana"].pending) == ["d1"]
     assert p.counters("acme/ana")["decisions"] == 1
     assert [r[0] for r in p.books["acme/ana"].recent] == ["d1"]
+
+
+def test_the_binary_record_carries_the_reasons_the_json_export_does() -> None:
+    # The binary record embeds the kept JSON as it is (Book.document(raw=True)); decoded, it
+    # must be the document the user's JSON export holds.
+    p = Processor(Engine(random_state=0), RewardComposer())
+    p.apply([decision(f"d{i}", float(i)) for i in range(3)])
+    record = user_record.decode(p.export_record("acme/ana") or b"")
+    export = user_record.decode(p.export_user("acme/ana") or b"")
+    assert record["recent"] == export["recent"]
+    assert [r["reasons"] for r in record["recent"]] == [REASONS] * 3
+    q = Processor(Engine(random_state=0), RewardComposer())
+    q.import_user("acme/ana", p.export_record("acme/ana"))
+    assert q.books["acme/ana"].recent == p.books["acme/ana"].recent
